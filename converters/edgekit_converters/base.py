@@ -1,0 +1,26 @@
+"""The converter contract: export, then validate parity (a typed error on mismatch)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+
+class Converter(ABC):
+    name: ClassVar[str]
+    format: ClassVar[str]
+    model_file: ClassVar[str]
+    runtime: ClassVar[str]  # the adapter used to validate parity
+
+    @abstractmethod
+    def export(self, ctx, config, out_dir: Path) -> Path:
+        """Write the model into ``out_dir``; return the model file path."""
+
+    def convert(self, ctx, config, out_dir: Path) -> dict:
+        """Export, then check parity with the reference. Returns the validation record."""
+        from edgekit.plugins import get_runtime
+
+        path = self.export(ctx, config, out_dir)
+        session = get_runtime(self.runtime).load(path, threads=ctx.threads)
+        return ctx.check_parity(session, f"{self.name} export", config.atol, config.min_cosine)

@@ -1,0 +1,117 @@
+"""Artifacts: immutable directories described by a ``manifest.json``.
+
+An artifact records its format, precision, the digest of its own files, the
+digest of its parent artifact and of the recipe that made it, and the tool
+versions. Stages never modify an artifact: they read one and write a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import ArtifactError
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def digest_files(files: dict[str, str]) -> str:
+    """One digest over a {relative path: sha256} mapping."""
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A directory of model files plus what is known about them."""
+
+    name: str
+    path: Path
+    format: str  # "hf-checkpoint", "onnx", ...
+    precision: str  # "fp32", "int8", ...
+    model_file: str | None  # the file a runtime loads, relative to path; None: the directory itself
+    digest: str
+    task: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.model_file if self.model_file else self.path
+
+    @property
+    def size_bytes(self) -> int:
+        if self.model_file:
+            return self.model_path.stat().st_size
+        return int(self.meta.get("size_bytes", 0))
+
+    @staticmethod
+    def load(path: Path) -> "Artifact":
+        manifest_path = Path(path) / MANIFEST
+        if not manifest_path.is_file():
+            raise ArtifactError(f"{path}: not an edgekit artifact (no {MANIFEST})")
+        try:
+            m = json.loads(manifest_path.read_text(encoding="utf-8"))
+            return Artifact(
+                name=m["name"], path=Path(path), format=m["format"], precision=m["precision"],
+                model_file=m["model_file"], digest=m["digest"], task=m["task"], meta=m,
+            )
+        except (json.JSONDecodeError, KeyError) as err:
+            raise ArtifactError(f"{manifest_path}: malformed manifest ({err})") from None
+
+
+def write_manifest(
+    directory: Path,
+    *,
+    name: str,
+    format: str,
+    precision: str,
+    model_file: str,
+    task: str,
+    parent: Artifact,
+    recipe_digest: str,
+    stage: dict[str, Any],
+    tool_versions: dict[str, str],
+    extra: dict[str, Any] | None = None,
+) -> Artifact:
+    """Hash every file in ``directory`` and write its manifest; returns the artifact."""
+    files = {
+        str(p.relative_to(directory)): sha256_file(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    if model_file not in files:
+        raise ArtifactError(f"stage {stage.get('kind')} wrote no {model_file} in {directory}")
+    digest = digest_files(files)
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "name": name,
+        "format": format,
+        "precision": precision,
+        "task": task,
+        "model_file": model_file,
+        "files": files,
+        "digest": digest,
+        "parent": {"name": parent.name, "digest": parent.digest, "format": parent.format},
+        "recipe_digest": recipe_digest,
+        "stage": stage,
+        "tool_versions": tool_versions,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return Artifact(
+        name=name, path=directory, format=format, precision=precision,
+        model_file=model_file, digest=digest, task=task, meta=manifest,
+    )

@@ -1,0 +1,83 @@
+"""Text data for calibration and for held-out evaluation.
+
+The shipped set lives in ``calibration_data/`` (see its MANIFEST): one file to
+calibrate, a disjoint held-out file used only to measure fidelity. Users bring
+their own as ``.txt`` (one sample a line), ``.jsonl`` (a ``text`` field) or
+``.csv`` (a ``text`` column).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.errors import CalibrationError
+
+CALIBRATION_FILE = "sotu_calibration.txt"
+HELDOUT_FILE = "sotu_heldout.txt"
+
+
+def data_dir() -> Path:
+    """The shipped calibration_data folder (in the wheel, or in a source checkout)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_calibration_data", here.parent / "calibration_data"):
+        if (candidate / CALIBRATION_FILE).is_file():
+            return candidate
+    raise CalibrationError("the shipped calibration_data folder is missing from this install")
+
+
+def load_texts(path: str | Path) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise CalibrationError(f"text file not found: {path}")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CalibrationError(f"{path}: not UTF-8 text") from None
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        texts = []
+        for i, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                raise CalibrationError(f"{path}:{i}: not a JSON object") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                raise CalibrationError(f"{path}:{i}: no string field 'text'")
+            texts.append(obj["text"])
+    elif suffix == ".csv":
+        reader = csv.DictReader(raw.splitlines())
+        if not reader.fieldnames or "text" not in reader.fieldnames:
+            raise CalibrationError(f"{path}: CSV has no 'text' column (columns: {reader.fieldnames})")
+        texts = [row["text"] for row in reader]
+    elif suffix in (".txt", ""):
+        texts = raw.splitlines()
+    else:
+        raise CalibrationError(f"{path}: unsupported text format {suffix!r} (use .txt, .jsonl or .csv)")
+    texts = [t.strip() for t in texts if t and t.strip()]
+    if not texts:
+        raise CalibrationError(f"{path}: no text samples in the file")
+    return texts
+
+
+@dataclass(frozen=True)
+class TextData:
+    calibration: list[str]
+    heldout: list[str]
+    calibration_source: str
+    heldout_source: str
+
+
+def load_text_data(calibration: str | Path | None = None, evaluation: str | Path | None = None) -> TextData:
+    cal_path = Path(calibration) if calibration else data_dir() / CALIBRATION_FILE
+    eval_path = Path(evaluation) if evaluation else data_dir() / HELDOUT_FILE
+    return TextData(
+        calibration=load_texts(cal_path),
+        heldout=load_texts(eval_path),
+        calibration_source=str(cal_path) if calibration else f"builtin:{CALIBRATION_FILE}",
+        heldout_source=str(eval_path) if evaluation else f"builtin:{HELDOUT_FILE}",
+    )

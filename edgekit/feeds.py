@@ -1,0 +1,85 @@
+"""Building model inputs: from text through a tokenizer, or synthesized from specs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from edgekit.errors import InputError
+
+_NUMERIC = {"float32", "float16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool"}
+
+
+def _static_len(specs, axis: int) -> int | None:
+    for s in specs:
+        if len(s.shape) > axis and isinstance(s.shape[axis], int):
+            return s.shape[axis]
+    return None
+
+
+def tokenize(tokenizer, texts: Sequence[str], specs, seq_len: int, fixed: bool = False) -> dict[str, np.ndarray]:
+    """Token feeds for ``texts`` shaped and typed as ``specs`` declare.
+
+    Pads to the longest text (capped at ``seq_len``) unless ``fixed`` or the
+    model has a static sequence axis, in which case every row has that length.
+    """
+    static = _static_len(specs, 1)
+    length = static or seq_len
+    enc = tokenizer(
+        list(texts),
+        padding="max_length" if (fixed or static) else "longest",
+        truncation=True,
+        max_length=length,
+        return_tensors="np",
+    )
+    feeds = {}
+    for spec in specs:
+        if spec.name not in enc:
+            raise InputError(f"model input {spec.name!r} is not produced by the tokenizer")
+        feeds[spec.name] = np.ascontiguousarray(enc[spec.name].astype(spec.dtype))
+    return feeds
+
+
+def text_batches(tokenizer, texts: Sequence[str], specs, seq_len: int, batch_size: int) -> Iterator[dict]:
+    static_batch = _static_len(specs, 0)
+    step = static_batch or batch_size
+    for i in range(0, len(texts), step):
+        chunk = list(texts[i : i + step])
+        if static_batch and len(chunk) < static_batch:
+            chunk += [chunk[-1]] * (static_batch - len(chunk))
+        yield tokenize(tokenizer, chunk, specs, seq_len)
+
+
+def synthesize(specs, batch_size: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs for a model with no tokenizer, from its declared names, dtypes and shapes.
+
+    Dynamic axis 0 takes ``batch_size``, any other dynamic axis ``seq_len``.
+    Integer inputs named like masks are ones, like token types zeros, other
+    integers small ids; floats are standard normal.
+    """
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        if spec.dtype not in _NUMERIC:
+            raise InputError(f"cannot synthesize input {spec.name!r} of type {spec.dtype}; pass --tokenizer")
+        shape = tuple(
+            d if isinstance(d, int) and d > 0 else (batch_size if axis == 0 else seq_len)
+            for axis, d in enumerate(spec.shape)
+        )
+        name = spec.name.lower()
+        if spec.dtype == "bool":
+            arr = np.ones(shape, dtype=bool)
+        elif spec.dtype.startswith(("int", "uint")):
+            if "mask" in name:
+                arr = np.ones(shape, dtype=spec.dtype)
+            elif "type" in name or "position" in name and "ids" not in name:
+                arr = np.zeros(shape, dtype=spec.dtype)
+            elif "position" in name:
+                arr = np.broadcast_to(np.arange(shape[-1]), shape).astype(spec.dtype)
+            else:
+                arr = rng.integers(1, 100, size=shape).astype(spec.dtype)
+        else:
+            arr = rng.standard_normal(shape).astype(spec.dtype)
+        feeds[spec.name] = np.ascontiguousarray(arr)
+    return feeds

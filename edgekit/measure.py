@@ -1,0 +1,123 @@
+"""Benchmark rows: every model measured side by side, in one process, the same way."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from edgekit.benchmark import PeakRSS, interleaved
+from edgekit.feeds import synthesize, text_batches, tokenize
+from edgekit.fidelity import compare
+
+
+@dataclass
+class Target:
+    """One thing to measure: how to load it and what to call it in the report."""
+
+    name: str
+    format: str
+    precision: str
+    runtime: str
+    path: str
+    size_bytes: int
+    load: Callable[[], object]  # -> Session
+    is_reference: bool = False
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    batch_size: int = 1
+    seq_len: int = 128
+    threads: int = 2
+    warmup: int = 10
+    runs: int = 50
+    fidelity_samples: int = 300
+
+
+def timing_text(tokenizer, texts: Sequence[str], seq_len: int) -> str:
+    """Join held-out sentences until they fill ``seq_len`` tokens, so timing runs real full-length input."""
+    joined, i = "", 0
+    while i < len(texts) and len(tokenizer(joined)["input_ids"]) < seq_len:
+        joined = f"{joined} {texts[i]}".strip()
+        i += 1
+    return joined
+
+
+def _outputs(session, tokenizer, texts, seq_len) -> np.ndarray:
+    name = session.outputs[0].name
+    chunks = [session.run(f)[name] for f in text_batches(tokenizer, texts, session.inputs, seq_len, 16)]
+    out = np.concatenate(chunks)
+    return out[: len(texts)]
+
+
+def measure(
+    targets: Sequence[Target],
+    settings: BenchSettings,
+    *,
+    task: str | None = None,
+    tokenizer=None,
+    texts: Sequence[str] = (),
+    progress: bool = True,
+) -> list[dict]:
+    """Measure every target side by side. The reference (if any) comes first;
+    the others' fidelity is measured against its outputs on ``texts``.
+
+    Phase 1 loads each target in turn (peak memory of load + warm-up + the
+    fidelity pass); phase 2 times all of them interleaved in rounds.
+    """
+    ordered = sorted(targets, key=lambda t: not t.is_reference)
+    texts = list(texts[: settings.fidelity_samples])
+    reference_out = None
+    loaded = []
+    bar = tqdm(ordered, desc="load + fidelity", unit="model", disable=not progress, leave=False)
+    for target in bar:
+        bar.set_postfix_str(target.name)
+        gc.collect()
+        with PeakRSS() as mem:
+            session = target.load()
+            if tokenizer is not None:
+                text = timing_text(tokenizer, texts, settings.seq_len)
+                feeds = tokenize(tokenizer, [text] * settings.batch_size, session.inputs, settings.seq_len, fixed=True)
+            else:
+                feeds = synthesize(session.inputs, settings.batch_size, settings.seq_len)
+            session.run(feeds)
+            outputs = _outputs(session, tokenizer, texts, settings.seq_len) if tokenizer is not None and texts else None
+        if target.is_reference:
+            reference_out = outputs
+            fidelity = {"reference": True}
+        elif outputs is not None and reference_out is not None:
+            fidelity = compare(task or "", reference_out, outputs)
+        else:
+            fidelity = {}
+        loaded.append((target, session, feeds, mem, fidelity))
+    if progress:
+        tqdm.write(f"timing {len(loaded)} model(s): {settings.runs} runs each, interleaved in rounds")
+    latencies = interleaved([lambda s=s, f=f: s.run(f) for _, s, f, _, _ in loaded], settings.warmup, settings.runs)
+    rows = []
+    for (target, _session, feeds, mem, fidelity), latency in zip(loaded, latencies):
+        rows.append({
+            "name": target.name,
+            "format": target.format,
+            "precision": target.precision,
+            "runtime": target.runtime,
+            "path": target.path,
+            "size_bytes": target.size_bytes,
+            "batch_size": settings.batch_size,
+            "seq_len": settings.seq_len,
+            "threads": settings.threads,
+            "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
+            "latency_ms": latency.as_dict(),
+            "throughput_per_s": round(settings.batch_size * 1000.0 / latency.mean, 3),
+            "peak_rss_mb": round(mem.peak_mb, 1),
+            "rss_delta_mb": round(mem.delta_mb, 1),
+            "fidelity": fidelity,
+            "is_reference": target.is_reference,
+        })
+    ref_p50 = next((r["latency_ms"]["p50"] for r in rows if r["is_reference"]), None)
+    for r in rows:
+        r["speedup_vs_reference"] = round(ref_p50 / r["latency_ms"]["p50"], 3) if ref_p50 else None
+    return rows

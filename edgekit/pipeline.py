@@ -1,0 +1,141 @@
+"""Run a recipe on a checkpoint: stages write artifacts, then everything is benchmarked."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from edgekit.artifact import Artifact, digest_files, sha256_file, write_manifest
+from edgekit.calibration import load_text_data
+from edgekit.checkpoint import Checkpoint, load_checkpoint
+from edgekit.context import StageContext
+from edgekit.environment import environment, library_versions
+from edgekit.errors import RecipeError
+from edgekit.measure import BenchSettings, Target, measure
+from edgekit.output import OutputDir
+from edgekit.plugins import get_runtime, runtime_for_format
+from edgekit.recipe import BenchConfig, Recipe
+from edgekit.report import build_report, dumps, markdown
+from edgekit.stages import default_name, handler_for
+
+REFERENCE_NAME = "pytorch-fp32"
+
+
+def checkpoint_artifact(ckpt: Checkpoint) -> Artifact:
+    weights = sorted(p for p in ckpt.path.iterdir() if p.name.startswith(("model", "pytorch_model")) and p.is_file())
+    files = {p.name: sha256_file(p) for p in [ckpt.path / "config.json", *weights]}
+    return Artifact(
+        name=REFERENCE_NAME, path=ckpt.path, format="hf-checkpoint", precision="fp32", model_file=None,
+        digest=digest_files(files), task=ckpt.task,
+        meta={"size_bytes": sum(p.stat().st_size for p in weights)},
+    )
+
+
+@dataclass
+class CompressResult:
+    report: dict
+    artifacts: dict[str, Artifact]
+    output: Path
+
+
+def settings_dict(b: BenchConfig) -> dict:
+    return {k: getattr(b, k) for k in ("batch_size", "seq_len", "threads", "warmup", "runs", "fidelity_samples")}
+
+
+def compress(
+    checkpoint: str | Path,
+    recipe: Recipe,
+    output: str | Path,
+    *,
+    task: str | None = None,
+    calibration: str | Path | None = None,
+    evaluation: str | Path | None = None,
+    allow_unsafe_pickle: bool = False,
+    progress: bool = True,
+) -> CompressResult:
+    # everything that can be checked before work starts is checked first
+    ckpt = load_checkpoint(checkpoint, task=task, allow_unsafe_pickle=allow_unsafe_pickle)
+    data = load_text_data(calibration, evaluation)
+    bench = recipe.bench_config()
+    _check_stage_inputs(recipe)
+    with OutputDir(Path(output)) as out:
+        ctx = StageContext(checkpoint=ckpt, data=data, recipe_digest=recipe.digest(), threads=bench.threads,
+                           progress=progress)
+        root = checkpoint_artifact(ckpt)
+        artifacts: dict[str, Artifact] = {}
+        previous = root
+        work = [s for s in recipe.stages if not isinstance(s, BenchConfig)]
+        bar = tqdm(work, desc="compress", unit="stage", disable=not progress)
+        versions = library_versions()
+        for cfg in bar:
+            name = default_name(cfg)
+            bar.set_postfix_str(f"{cfg.kind} -> {name}")
+            parent = artifacts[cfg.input] if cfg.input else previous
+            if cfg.input == REFERENCE_NAME:
+                parent = root
+            staged = out.stage(name)
+            result = handler_for(cfg)(cfg, parent, ctx, staged)
+            write_manifest(
+                staged, name=name, format=result.format, precision=result.precision,
+                model_file=result.model_file, task=ckpt.task, parent=parent,
+                recipe_digest=recipe.digest(), stage=cfg.model_dump(mode="json"),
+                tool_versions=versions, extra={"validation": result.validation, **result.extra},
+            )
+            final = out.commit(staged, name)
+            artifacts[name] = previous = Artifact.load(final)
+        bar.close()
+
+        targets = [_target(a, bench.threads) for a in artifacts.values()]
+        if bench.reference:
+            targets.append(_reference_target(ctx, root, bench.threads))
+        rows = measure(
+            targets, BenchSettings(**settings_dict(bench)), task=ckpt.task, tokenizer=ckpt.tokenizer,
+            texts=data.heldout, progress=progress,
+        )
+        report = build_report(
+            model={"name": ckpt.name, "path": str(ckpt.path), "task": ckpt.task, "digest": root.digest,
+                   "model_type": ckpt.config.get("model_type")},
+            recipe={"name": recipe.name, "digest": recipe.digest(), "file": "recipe.yaml"},
+            environment=environment(bench.threads),
+            results=rows,
+            settings={**settings_dict(bench), "calibration": data.calibration_source, "heldout": data.heldout_source},
+            kind="compress",
+        )
+        out.write_text("recipe.yaml", recipe.to_yaml())
+        out.write_text("report.md", markdown(report))
+        out.write_text("report.json", dumps(report))
+        return CompressResult(report=report, artifacts=artifacts, output=out.path)
+
+
+def _check_stage_inputs(recipe: Recipe) -> None:
+    known = {REFERENCE_NAME}
+    for i, cfg in enumerate(recipe.stages):
+        if isinstance(cfg, BenchConfig):
+            continue
+        if cfg.input and cfg.input not in known:
+            raise RecipeError(f"recipe {recipe.name}: stages.{i}.input: no earlier artifact named {cfg.input!r}")
+        known.add(default_name(cfg))
+
+
+def _target(a: Artifact, threads: int) -> Target:
+    adapter = runtime_for_format(a.format)
+    return Target(
+        name=a.name, format=a.format, precision=a.precision, runtime=adapter.name, path=str(a.path),
+        size_bytes=a.size_bytes, load=lambda: adapter.load(a.model_path, threads=threads),
+    )
+
+
+def _reference_target(ctx: StageContext, root: Artifact, threads: int) -> Target:
+    adapter = get_runtime("torch")
+    return Target(
+        name=root.name, format=root.format, precision="fp32", runtime=adapter.name, path=str(root.path),
+        size_bytes=root.size_bytes, load=lambda: adapter.from_checkpoint(ctx.checkpoint, threads),
+        is_reference=True,
+    )
+
+
+def load_report(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,63 @@
+"""Discovery of runtime adapters and converters through entry points.
+
+Plugins register under the ``edgekit.runtimes`` and ``edgekit.converters``
+entry-point groups. Loading a plugin imports only its module; the heavy
+library it wraps is imported when it is used.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+from edgekit.errors import InternalError, RuntimeUnavailableError
+
+
+@lru_cache(maxsize=None)
+def _group(group: str) -> dict[str, object]:
+    found = {}
+    for ep in entry_points(group=group):
+        try:
+            found[ep.name] = ep.load()
+        except ImportError as err:  # a broken plugin is reported, not swallowed
+            raise InternalError(f"plugin {ep.name!r} ({ep.value}) failed to import: {err}") from None
+    if not found:
+        raise InternalError(f"no {group} plugins found: is edgekit installed (pip install -e .)?")
+    return found
+
+
+def runtime_adapters() -> dict[str, type]:
+    return dict(_group("edgekit.runtimes"))
+
+
+def converters() -> dict[str, type]:
+    return dict(_group("edgekit.converters"))
+
+
+def get_runtime(name: str):
+    """An instance of the named runtime adapter, checked to be usable here."""
+    adapters = runtime_adapters()
+    if name not in adapters:
+        raise RuntimeUnavailableError(f"unknown runtime {name!r}; known: {', '.join(sorted(adapters))}")
+    cls = adapters[name]
+    missing = cls.missing()
+    if missing:
+        raise RuntimeUnavailableError(
+            f"runtime {name!r} needs {', '.join(missing)}, which is not installed here"
+        )
+    return cls()
+
+
+def runtime_for_format(fmt: str, preferred: str | None = None):
+    if preferred:
+        adapter = get_runtime(preferred)
+        if fmt not in adapter.formats:
+            raise RuntimeUnavailableError(f"runtime {preferred!r} does not run {fmt} models")
+        return adapter
+    candidates = [n for n, cls in runtime_adapters().items() if fmt in cls.formats]
+    for name in candidates:
+        if runtime_adapters()[name].available():
+            return get_runtime(name)
+    if candidates:
+        return get_runtime(candidates[0])  # raises with what is missing
+    raise RuntimeUnavailableError(f"no runtime adapter runs {fmt} models")

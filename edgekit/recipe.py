@@ -1,0 +1,161 @@
+"""Recipes: a versioned, strictly validated, ordered list of stage configs.
+
+A recipe is pure data. It loads from YAML (a built-in name or a file) or is
+built in Python; an unknown key or a wrong type fails at load time with the
+path of the offending key. Which code runs a stage is decided by the stage
+registry (:mod:`edgekit.stages`), keyed by the config's type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgekit.errors import RecipeError
+
+RECIPE_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StageConfig(_Strict):
+    """Fields every stage has: the name of the artifact it writes and the one it reads."""
+
+    name: str | None = Field(None, description="name of the artifact this stage writes")
+    input: str | None = Field(None, description="artifact to read; default: the previous stage's")
+
+
+class ExportConfig(StageConfig):
+    kind: Literal["export"]
+    format: Literal["onnx"] = "onnx"
+    opset: int = Field(17, ge=14, le=21)
+    atol: float = Field(1e-4, gt=0, description="max abs difference allowed against PyTorch")
+    min_cosine: float = Field(0.99999, gt=0, le=1)
+
+
+class OptimizeConfig(StageConfig):
+    kind: Literal["optimize"]
+    fusions: Literal["transformer", "basic"] = "transformer"
+    gelu_approximation: bool = Field(False, description="replace erf Gelu by the faster tanh approximation")
+    atol: float = Field(1e-3, gt=0)
+    min_cosine: float = Field(0.9999, gt=0, le=1)
+
+
+class CalibrationConfig(_Strict):
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    percentile: float = Field(99.999, gt=90, le=100)
+    samples: int = Field(256, ge=1)
+    batch_size: int = Field(8, ge=1)
+    seq_len: int = Field(128, ge=8, description="batches are padded to this fixed length")
+
+
+class QuantizeConfig(StageConfig):
+    kind: Literal["quantize"]
+    method: Literal["dynamic", "static"]
+    per_channel: bool = True
+    weight_type: Literal["int8", "uint8"] = "int8"
+    activation_type: Literal["uint8", "int8"] = "uint8"
+    op_types: list[str] | None = Field(
+        None, description="op types to quantize; default depends on the method"
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="regular expressions; nodes whose name matches stay in float"
+    )
+    quantize_embeddings: bool = Field(True, description="also store the word-embedding table in int8")
+    calibration: CalibrationConfig = CalibrationConfig()
+    min_cosine: float = Field(0.9, ge=0, le=1, description="sanity floor on held-out texts; below it the stage fails")
+
+
+class BenchConfig(StageConfig):
+    kind: Literal["bench"]
+    batch_size: int = Field(1, ge=1)
+    seq_len: int = Field(128, ge=1)
+    threads: int = Field(2, ge=1)
+    warmup: int = Field(10, ge=0)
+    runs: int = Field(50, ge=1)
+    fidelity_samples: int = Field(300, ge=1, description="held-out texts used to measure fidelity")
+    reference: bool = Field(True, description="also measure the fp32 PyTorch reference")
+
+
+Stage = Annotated[
+    Union[ExportConfig, OptimizeConfig, QuantizeConfig, BenchConfig],
+    Field(discriminator="kind"),
+]
+
+
+class Recipe(_Strict):
+    version: Literal[1] = RECIPE_VERSION
+    name: str
+    description: str = ""
+    stages: list[Stage] = Field(min_length=1)
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+    def bench_config(self) -> BenchConfig:
+        benches = [s for s in self.stages if isinstance(s, BenchConfig)]
+        return benches[-1] if benches else BenchConfig(kind="bench")
+
+
+def _format_validation_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"recipe {source}: {loc}: {msg}{more}"
+
+
+def recipe_from_dict(data: object, source: str = "<dict>") -> Recipe:
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe {source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(_format_validation_error(source, err)) from None
+
+
+def builtin_recipe_names() -> list[str]:
+    folder = resources.files("edgekit") / "recipes"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_recipe(spec: str | Path) -> Recipe:
+    """Load a built-in recipe by name, or a YAML file by path."""
+    spec_str = str(spec)
+    path = Path(spec_str)
+    if spec_str in builtin_recipe_names():
+        text = (resources.files("edgekit") / "recipes" / f"{spec_str}.yaml").read_text(encoding="utf-8")
+        source = spec_str
+    elif path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise RecipeError(f"recipe file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        source = str(path)
+    else:
+        names = ", ".join(builtin_recipe_names())
+        raise RecipeError(f"unknown recipe {spec_str!r}: not a built-in ({names}) nor a YAML file")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RecipeError(f"recipe {source}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return recipe_from_dict(data, source)
+
+
+def describe_builtins() -> list[tuple[str, str]]:
+    return [(name, load_recipe(name).description) for name in builtin_recipe_names()]

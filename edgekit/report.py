@@ -1,0 +1,85 @@
+"""report.json (a contract other tools read) and report.md (for people)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+SCHEMA_VERSION = 1
+
+
+def build_report(*, model: dict, recipe: dict | None, environment: dict, results: list[dict],
+                 settings: dict, kind: str) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,  # "compress" or "bench"
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": model,
+        "recipe": recipe,
+        "settings": settings,
+        "environment": environment,
+        "results": results,
+    }
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f}"
+
+
+def _fid(row: dict) -> str:
+    f = row.get("fidelity") or {}
+    if f.get("reference"):
+        return "reference"
+    if "label_agreement" in f:
+        return f"agree {f['label_agreement']:.4f}, max|Δ| {f['max_abs_diff']:.3g}"
+    if "cosine_mean" in f:
+        return f"cos {f['cosine_mean']:.4f} (min {f['cosine_min']:.4f})"
+    return "-"
+
+
+def table_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for r in report["results"]:
+        lat = r["latency_ms"]
+        rows.append([
+            r["name"], r["format"], r["precision"], r["runtime"], _mb(r["size_bytes"]),
+            f"{lat['p50']:.2f}", f"{lat['p90']:.2f}", f"{lat['p99']:.2f}",
+            f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "-",
+            f"{r['peak_rss_mb']:.0f}", _fid(r),
+        ])
+    return rows
+
+
+HEADERS = ["artifact", "format", "precision", "runtime", "size MB", "p50 ms", "p90 ms", "p99 ms",
+           "speed-up", "peak RSS MB", "fidelity"]
+
+
+def text_table(report: dict) -> str:
+    rows = table_rows(report)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)] if rows else [len(h) for h in HEADERS]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(HEADERS), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def markdown(report: dict) -> str:
+    s = report["settings"]
+    env = report["environment"]
+    model = report["model"]
+    out = [
+        f"# edgekit {report['kind']} report: {model.get('name', '?')}",
+        "",
+        f"- task: `{model.get('task')}`; recipe: `{(report.get('recipe') or {}).get('name', '-')}`",
+        f"- measured at batch {s['batch_size']}, sequence {s['seq_len']}, {s['threads']} threads, "
+        f"{s['runs']} timed runs after {s['warmup']} warm-up; fidelity on {s.get('fidelity_samples', '-')} held-out samples",
+        f"- CPU: {env['cpu']['model']} ({env['cpu']['logical_cores']} logical cores; flags: {', '.join(env['cpu']['flags']) or '-'})",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "|".join("---" for _ in HEADERS) + "|",
+    ]
+    out += ["| " + " | ".join(r) + " |" for r in table_rows(report)]
+    return "\n".join(out) + "\n"
+
+
+def dumps(report: dict) -> str:
+    return json.dumps(report, indent=2) + "\n"

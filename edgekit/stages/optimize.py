@@ -1,0 +1,55 @@
+"""ONNX Runtime graph optimization: transformer fusions (Attention, LayerNorm, Gelu, ...)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+from edgekit.errors import RecipeError
+from edgekit.plugins import get_runtime
+from edgekit.recipe import OptimizeConfig
+from edgekit.stages import StageResult, register
+
+# model types whose graphs onnxruntime.transformers' BERT fusions understand
+_BERT_LIKE = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet"}
+
+
+@register(OptimizeConfig, lambda c: "onnx-fp32-opt")
+def run_optimize(config: OptimizeConfig, parent, ctx, out_dir) -> StageResult:
+    if parent.format != "onnx":
+        raise RecipeError(f"stage optimize reads ONNX, but its input {parent.name!r} is {parent.format}")
+    cfg = ctx.checkpoint.config
+    out = out_dir / "model.onnx"
+    fused: dict[str, int] = {}
+    model_type = cfg.get("model_type")
+    if config.fusions == "transformer" and model_type in _BERT_LIKE:
+        from onnxruntime.transformers.fusion_options import FusionOptions
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
+        options = FusionOptions("bert")
+        options.enable_gelu_approximation = config.gelu_approximation
+        opt = optimize_model(
+            input=str(parent.model_path),
+            optimization_options=options,
+            model_type="bert",
+            num_heads=int(cfg.get("num_attention_heads", cfg.get("n_heads", 0))),
+            hidden_size=int(cfg.get("hidden_size", cfg.get("dim", 0))),
+        )
+        fused = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
+        opt.save_model_to_file(str(out))
+    else:
+        # generic ORT graph optimizations, saved offline
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        so.optimized_model_filepath = str(out)
+        so.log_severity_level = 3
+        ort.InferenceSession(str(parent.model_path), so, providers=["CPUExecutionProvider"])
+        if not out.exists():
+            shutil.copy2(parent.model_path, out)
+    session = get_runtime("onnxruntime").load(out, threads=ctx.threads)
+    validation = ctx.check_parity(session, "optimize", config.atol, config.min_cosine)
+    return StageResult(format="onnx", precision="fp32", model_file="model.onnx", validation=validation,
+                       extra={"fused_operators": fused})

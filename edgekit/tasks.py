@@ -1,0 +1,64 @@
+"""What each task's exported model computes, and how its outputs are compared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TASKS = ("feature-extraction", "text-classification")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    output_name: str
+    description: str
+
+
+TASK_SPECS = {
+    "feature-extraction": TaskSpec("feature-extraction", "embeddings", "mean-pooled sentence embeddings"),
+    "text-classification": TaskSpec("text-classification", "logits", "class logits"),
+}
+
+
+def infer_task(config: dict) -> str:
+    """Classification when the config names a sequence-classification head, else embeddings."""
+    archs = config.get("architectures") or []
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return "text-classification"
+    return "feature-extraction"
+
+
+def build_task_module(model, task: str):
+    """Wrap a transformers model so its forward takes token tensors positionally
+    and returns the one task output (mean-pooled embeddings or logits)."""
+    import torch
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self, encoder, takes_token_types: bool) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.takes_token_types = takes_token_types
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if self.takes_token_types and token_type_ids is not None:
+                kwargs["token_type_ids"] = token_type_ids
+            hidden = self.encoder(**kwargs).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    class Logits(torch.nn.Module):
+        def __init__(self, classifier, takes_token_types: bool) -> None:
+            super().__init__()
+            self.classifier = classifier
+            self.takes_token_types = takes_token_types
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if self.takes_token_types and token_type_ids is not None:
+                kwargs["token_type_ids"] = token_type_ids
+            return self.classifier(**kwargs).logits
+
+    takes = getattr(model.config, "type_vocab_size", 0) > 0
+    wrapper = MeanPooled(model, takes) if task == "feature-extraction" else Logits(model, takes)
+    return wrapper.eval()

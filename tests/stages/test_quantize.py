@@ -1,0 +1,76 @@
+from collections import Counter
+
+import onnx
+import pytest
+
+from edgekit.artifact import Artifact
+from edgekit.calibration import load_text_data
+from edgekit.checkpoint import load_checkpoint
+from edgekit.context import StageContext
+from edgekit.errors import GateFailed, RecipeError
+from edgekit.recipe import QuantizeConfig
+from edgekit.stages.quantize import op_types, run_quantize
+
+
+@pytest.fixture
+def ctx(tiny_ckpt):
+    return StageContext(checkpoint=load_checkpoint(tiny_ckpt), data=load_text_data(), recipe_digest="t", threads=1)
+
+
+@pytest.fixture
+def fused(tiny_compressed):
+    return Artifact.load(tiny_compressed / "onnx-fp32-opt")
+
+
+def _ops(path):
+    return Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+
+
+def test_dynamic_quantizes_attention_and_embeddings(ctx, fused, tmp_path):
+    res = run_quantize(QuantizeConfig(kind="quantize", method="dynamic"), fused, ctx, tmp_path)
+    ops = _ops(tmp_path / "model.onnx")
+    assert ops["QAttention"] == 2 and ops["QEmbedLayerNormalization"] == 1 and ops["MatMulInteger"] >= 4
+    assert res.precision == "int8" and res.validation["cosine_mean"] > 0.99
+
+
+def test_static_is_qdq_matmul_only_with_exclusions(ctx, fused, tmp_path):
+    cfg = QuantizeConfig(kind="quantize", method="static", exclude=[r"layer\.\d+/output/dense/MatMul"],
+                         calibration={"samples": 16, "seq_len": 32})
+    res = run_quantize(cfg, fused, ctx, tmp_path)
+    model = onnx.load(str(tmp_path / "model.onnx"))
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0
+    # only activations feeding MatMuls are quantized: nothing on the attention-mask path
+    producer = {o: n.op_type for n in model.graph.node for o in n.output}
+    quantized_from = {producer.get(n.input[0], "initializer/input") for n in model.graph.node
+                      if n.op_type == "QuantizeLinear"}
+    assert quantized_from <= {"SkipLayerNormalization", "EmbedLayerNormalization", "BiasGelu", "Attention", "MatMul"}
+    assert len(res.extra["float_nodes"]) == 2  # one FFN output MatMul per layer
+    assert res.validation["cosine_mean"] > 0.99
+
+
+def test_default_op_types():
+    assert "Attention" in op_types(QuantizeConfig(kind="quantize", method="dynamic"))
+    static = op_types(QuantizeConfig(kind="quantize", method="static", quantize_embeddings=False))
+    assert static == ["MatMul", "Gemm"]
+
+
+def test_sanity_floor_catches_collapse(ctx, fused, tmp_path):
+    # all op types static int8: the attention-mask arithmetic gets squeezed too;
+    # with an impossible floor the stage must refuse to promote
+    cfg = QuantizeConfig(kind="quantize", method="dynamic", min_cosine=1.0)
+    with pytest.raises(GateFailed, match="not promoted"):
+        run_quantize(cfg, fused, ctx, tmp_path)
+
+
+def test_reads_only_onnx(ctx, tiny_ckpt, tmp_path):
+    from edgekit.pipeline import checkpoint_artifact
+
+    with pytest.raises(RecipeError, match="reads ONNX"):
+        run_quantize(QuantizeConfig(kind="quantize", method="dynamic"),
+                     checkpoint_artifact(load_checkpoint(tiny_ckpt)), ctx, tmp_path)
+
+
+def test_bad_exclude_pattern(ctx, fused, tmp_path):
+    with pytest.raises(RecipeError, match="not a valid regular expression"):
+        run_quantize(QuantizeConfig(kind="quantize", method="dynamic", exclude=["(unclosed"]), fused, ctx, tmp_path)
