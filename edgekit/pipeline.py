@@ -19,7 +19,7 @@ from edgekit.output import OutputDir
 from edgekit.plugins import get_runtime, runtime_for_format
 from edgekit.recipe import BenchConfig, Recipe
 from edgekit.report import build_report, dumps, markdown
-from edgekit.stages import default_name, handler_for
+from edgekit.stages import default_name, handler_for, output_format
 
 REFERENCE_NAME = "pytorch-fp32"
 
@@ -60,22 +60,17 @@ def compress(
     ckpt = load_checkpoint(checkpoint, task=task, allow_unsafe_pickle=allow_unsafe_pickle)
     data = load_text_data(calibration, evaluation)
     bench = recipe.bench_config()
-    _check_stage_inputs(recipe)
+    steps = plan(recipe)
     with OutputDir(Path(output)) as out:
         ctx = StageContext(checkpoint=ckpt, data=data, recipe_digest=recipe.digest(), threads=bench.threads,
                            progress=progress)
         root = checkpoint_artifact(ckpt)
         artifacts: dict[str, Artifact] = {}
-        previous = root
-        work = [s for s in recipe.stages if not isinstance(s, BenchConfig)]
-        bar = tqdm(work, desc="compress", unit="stage", disable=not progress)
+        bar = tqdm(steps, desc="compress", unit="stage", disable=not progress)
         versions = library_versions()
-        for cfg in bar:
-            name = default_name(cfg)
+        for cfg, name, parent_name in bar:
             bar.set_postfix_str(f"{cfg.kind} -> {name}")
-            parent = artifacts[cfg.input] if cfg.input else previous
-            if cfg.input == REFERENCE_NAME:
-                parent = root
+            parent = root if parent_name == REFERENCE_NAME else artifacts[parent_name]
             staged = out.stage(name)
             result = handler_for(cfg)(cfg, parent, ctx, staged)
             write_manifest(
@@ -85,7 +80,7 @@ def compress(
                 tool_versions=versions, extra={"validation": result.validation, **result.extra},
             )
             final = out.commit(staged, name)
-            artifacts[name] = previous = Artifact.load(final)
+            artifacts[name] = Artifact.load(final)
         bar.close()
 
         targets = [_target(a, bench.threads) for a in artifacts.values()]
@@ -110,14 +105,21 @@ def compress(
         return CompressResult(report=report, artifacts=artifacts, output=out.path)
 
 
-def _check_stage_inputs(recipe: Recipe) -> None:
-    known = {REFERENCE_NAME}
+def plan(recipe: Recipe) -> list[tuple[object, str, str]]:
+    """``(config, output name, input name)`` for every non-bench stage, checked before any work."""
+    formats = {REFERENCE_NAME: "hf-checkpoint"}
+    steps, previous = [], REFERENCE_NAME
     for i, cfg in enumerate(recipe.stages):
         if isinstance(cfg, BenchConfig):
             continue
-        if cfg.input and cfg.input not in known:
+        parent = cfg.input or previous
+        if parent not in formats:
             raise RecipeError(f"recipe {recipe.name}: stages.{i}.input: no earlier artifact named {cfg.input!r}")
-        known.add(default_name(cfg))
+        name = default_name(cfg, formats[parent])
+        formats[name] = output_format(cfg, formats[parent])
+        steps.append((cfg, name, parent))
+        previous = name
+    return steps
 
 
 def _target(a: Artifact, threads: int) -> Target:

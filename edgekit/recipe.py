@@ -35,8 +35,12 @@ class StageConfig(_Strict):
 
 class ExportConfig(StageConfig):
     kind: Literal["export"]
-    format: Literal["onnx"] = "onnx"
-    opset: int = Field(17, ge=14, le=21)
+    format: Literal["onnx", "tflite"] = "onnx"
+    opset: int = Field(17, ge=14, le=21, description="ONNX only")
+    seq_lens: list[int] = Field(
+        default_factory=lambda: [128], min_length=1,
+        description="TFLite only: one static-shape signature per sequence-length bucket",
+    )
     atol: float = Field(1e-4, gt=0, description="max abs difference allowed against PyTorch")
     min_cosine: float = Field(0.99999, gt=0, le=1)
 
@@ -59,7 +63,7 @@ class CalibrationConfig(_Strict):
 
 class QuantizeConfig(StageConfig):
     kind: Literal["quantize"]
-    method: Literal["dynamic", "static"]
+    method: Literal["dynamic", "static", "weight_only", "fp16"]
     per_channel: bool = True
     weight_type: Literal["int8", "uint8"] = "int8"
     activation_type: Literal["uint8", "int8"] = "uint8"
@@ -67,7 +71,10 @@ class QuantizeConfig(StageConfig):
         None, description="op types to quantize; default depends on the method"
     )
     exclude: list[str] = Field(
-        default_factory=list, description="regular expressions; nodes whose name matches stay in float"
+        default_factory=list, description="regular expressions; matching nodes are not statically quantized"
+    )
+    fallback: Literal["float", "dynamic"] = Field(
+        "float", description="what excluded nodes become: float, or dynamic int8 (TFLite)"
     )
     quantize_embeddings: bool = Field(True, description="also store the word-embedding table in int8")
     calibration: CalibrationConfig = CalibrationConfig()

@@ -44,9 +44,14 @@ def handler_for(config) -> Callable:
         raise RecipeError(f"no handler for stage kind {config.kind!r}") from None
 
 
-def default_name(config) -> str:
+def output_format(config, parent_format: str) -> str:
+    """Export changes the format; every other stage keeps its parent's."""
+    return getattr(config, "format", None) if config.kind == "export" else parent_format
+
+
+def default_name(config, parent_format: str) -> str:
     _load_builtin()
-    return config.name or _DEFAULT_NAMES[type(config)](config)
+    return config.name or _DEFAULT_NAMES[type(config)](config, parent_format)
 
 
 def _load_builtin() -> None:

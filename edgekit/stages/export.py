@@ -8,7 +8,7 @@ from edgekit.recipe import ExportConfig
 from edgekit.stages import StageResult, register
 
 
-@register(ExportConfig, lambda c: f"{c.format}-fp32")
+@register(ExportConfig, lambda c, fmt: f"{c.format}-fp32")
 def run_export(config: ExportConfig, parent, ctx, out_dir) -> StageResult:
     if parent.format != "hf-checkpoint":
         raise RecipeError(f"stage export reads a checkpoint, but its input {parent.name!r} is {parent.format}")

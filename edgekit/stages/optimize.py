@@ -14,7 +14,7 @@ from edgekit.stages import StageResult, register
 _BERT_LIKE = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet"}
 
 
-@register(OptimizeConfig, lambda c: "onnx-fp32-opt")
+@register(OptimizeConfig, lambda c, fmt: "onnx-fp32-opt")
 def run_optimize(config: OptimizeConfig, parent, ctx, out_dir) -> StageResult:
     if parent.format != "onnx":
         raise RecipeError(f"stage optimize reads ONNX, but its input {parent.name!r} is {parent.format}")

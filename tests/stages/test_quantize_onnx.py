@@ -9,7 +9,8 @@ from edgekit.checkpoint import load_checkpoint
 from edgekit.context import StageContext
 from edgekit.errors import GateFailed, RecipeError
 from edgekit.recipe import QuantizeConfig
-from edgekit.stages.quantize import op_types, run_quantize
+from edgekit.stages.quantize import run_quantize
+from edgekit.stages.quantize_onnx import op_types
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_sanity_floor_catches_collapse(ctx, fused, tmp_path):
 def test_reads_only_onnx(ctx, tiny_ckpt, tmp_path):
     from edgekit.pipeline import checkpoint_artifact
 
-    with pytest.raises(RecipeError, match="reads ONNX"):
+    with pytest.raises(RecipeError, match="reads ONNX or TFLite"):
         run_quantize(QuantizeConfig(kind="quantize", method="dynamic"),
                      checkpoint_artifact(load_checkpoint(tiny_ckpt)), ctx, tmp_path)
 

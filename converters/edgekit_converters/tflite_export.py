@@ -1,0 +1,102 @@
+"""PyTorch -> TFLite with litert-torch (no TensorFlow needed).
+
+One ``.tflite`` file holds one signature per sequence-length bucket
+(``seq_64``, ``seq_128``, ...), each with static shape ``[1, L]`` and int32
+token inputs bound by name; the weights are shared. The model is fed a
+ready-made additive 4-D attention mask built from the 0/1 mask inside the
+graph: left to transformers' own masking code, the graph gets GATHER_ND v5 and
+a -3.4e38 fill, which older runtimes reject.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+
+from edgekit_converters.base import Converter
+
+MASK_FILL = -1e4
+
+
+def signature_name(seq_len: int) -> str:
+    return f"seq_{seq_len}"
+
+
+def build_module(ckpt):
+    """The task model with int32 token inputs and an additive 4-D mask."""
+    import torch
+
+    task_module = ckpt.task_module()
+    inner = getattr(task_module, "encoder", None) or getattr(task_module, "classifier")
+    output_name = ckpt.task_spec.output_name
+    takes_types = "token_type_ids" in ckpt.input_names
+    pooled = ckpt.task == "feature-extraction"
+
+    class TFLiteTask(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            mask = attention_mask.to(torch.float32)
+            bias = (1.0 - mask)[:, None, None, :] * MASK_FILL
+            kwargs = {"input_ids": input_ids.to(torch.int64), "attention_mask": bias}
+            if takes_types and token_type_ids is not None:
+                kwargs["token_type_ids"] = token_type_ids.to(torch.int64)
+            out = self.model(**kwargs)
+            if pooled:
+                m = mask.unsqueeze(-1)
+                value = (out.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            else:
+                value = out.logits
+            return {output_name: value}
+
+    return TFLiteTask().eval()
+
+
+@contextlib.contextmanager
+def _quiet():
+    """litert-torch prints progress lines and absl logs; keep them out of edgekit's output."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    buf = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(buf):
+        warnings.simplefilter("ignore")
+        level = logging.getLogger().level
+        logging.getLogger().setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            logging.getLogger().setLevel(level)
+
+
+class TFLiteConverter(Converter):
+    name = "tflite"
+    format = "tflite"
+    model_file = "model.tflite"
+    runtime = "litert"
+
+    def export(self, ctx, config, out_dir: Path) -> Path:
+        import torch
+
+        with _quiet():
+            import litert_torch
+
+            ckpt = ctx.checkpoint
+            module = build_module(ckpt)
+            converter = None
+            for seq_len in sorted(set(config.seq_lens)):
+                sample = {
+                    name: torch.ones((1, seq_len), dtype=torch.int32) if name == "attention_mask"
+                    else torch.zeros((1, seq_len), dtype=torch.int32)
+                    for name in ckpt.input_names
+                }
+                sig = signature_name(seq_len)
+                converter = (litert_torch.signature(sig, module, sample_kwargs=sample) if converter is None
+                             else converter.signature(sig, module, sample_kwargs=sample))
+            out = out_dir / self.model_file
+            converter.convert().export(str(out))
+        return out
