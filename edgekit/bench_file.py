@@ -25,11 +25,46 @@ def _tokenizer(path: Path):
         raise ModelFileError(f"{path}: cannot load a tokenizer ({str(err).splitlines()[0]})") from None
 
 
+def _load_inputs(path: Path) -> dict:
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as err:
+        raise ModelFileError(f"{path}: not a readable .npz of named arrays ({err})") from None
+
+
+def _selfcheck(adapter, model: Path, threads: int) -> float | None:
+    """Replay the recorded inputs of an edgekit artifact; a mismatch is a failed check."""
+    from edgekit.errors import ParityError
+    from edgekit_runtimes import selfcheck
+
+    path = model.parent / selfcheck.FILE
+    if not path.is_file():
+        return None
+    worst = selfcheck.replay(adapter.load(model, threads=threads), path)
+    if worst < 0.999:
+        raise ParityError(f"{model}: {adapter.name} does not reproduce the outputs recorded at export "
+                          f"(cosine {worst:.4f})")
+    return worst
+
+
 def bench_file(model: Path, *, runtime: str | None, settings: BenchSettings, tokenizer: Path | None = None,
-               texts_file: Path | None = None, progress: bool = True) -> dict:
+               texts_file: Path | None = None, inputs_file: Path | None = None, progress: bool = True) -> dict:
     model = Path(model)
+    artifact_dir, precision = None, "unknown"
+    if model.is_dir() and (model / "manifest.json").is_file():  # an edgekit artifact directory
+        from edgekit.artifact import Artifact
+
+        artifact = Artifact.load(model)
+        artifact_dir, model, precision = model, artifact.model_path, artifact.precision
     fmt = detect_format(model)
     adapter = runtime_for_format(fmt, runtime)
+    if adapter.isolate:
+        from edgekit.probe import probe
+
+        probe(adapter.name, model, settings.threads, settings.batch_size, settings.seq_len)
 
     def load():
         try:
@@ -39,14 +74,19 @@ def bench_file(model: Path, *, runtime: str | None, settings: BenchSettings, tok
         except Exception as err:  # noqa: BLE001 - the runtime's own message, on one line
             raise ModelFileError(f"{model}: {adapter.name} cannot load it ({str(err).splitlines()[0][:300]})") from None
 
+    selfcheck = _selfcheck(adapter, model, settings.threads)
     tok = _tokenizer(tokenizer) if tokenizer else None
     texts = load_text_data(evaluation=texts_file).heldout if tok is not None else []
-    target = Target(name=model.stem, format=fmt, precision="unknown", runtime=adapter.name, path=str(model),
+    target = Target(name=artifact_dir.name if artifact_dir else model.stem, format=fmt, precision=precision, runtime=adapter.name, path=str(model),
                     size_bytes=model.stat().st_size, load=load)
-    rows = measure([target], settings, tokenizer=tok, texts=texts, progress=progress)
+    feeds = _load_inputs(inputs_file) if inputs_file else None
+    rows = measure([target], settings, tokenizer=tok, texts=texts, progress=progress, feeds_override=feeds)
+    if selfcheck is not None:
+        rows[0]["fidelity"] = {"selfcheck_cosine_min": selfcheck}
     return build_report(
         model={"name": model.name, "path": str(model), "task": None},
         recipe=None, environment=environment(settings.threads), results=rows,
-        settings={**settings.__dict__, "inputs": "tokenized text" if tok else "synthesized from input specs"},
+        settings={**settings.__dict__, "inputs": str(inputs_file) if inputs_file else
+                  "tokenized text" if tok else "synthesized from input specs"},
         kind="bench",
     )

@@ -83,6 +83,8 @@ def compress(checkpoint, recipe, output, task, calibration, evaluation, allow_un
 @click.option("--tokenizer", type=click.Path(path_type=Path),
               help="Tokenizer directory: time real text instead of inputs synthesized from the model's specs.")
 @click.option("--texts", type=click.Path(path_type=Path), help="Texts to time with (with --tokenizer).")
+@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path),
+              help="An .npz of named arrays to time with, checked against the model's input names and dtypes.")
 @click.option("--batch-size", "-b", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--seq-len", "-s", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--threads", "-t", default=2, show_default=True, type=click.IntRange(min=1))
@@ -90,12 +92,15 @@ def compress(checkpoint, recipe, output, task, calibration, evaluation, allow_un
 @click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the report JSON here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def bench(model, runtime, tokenizer, texts, batch_size, seq_len, threads, warmup, runs, output, quiet):
-    """Benchmark a model file (.onnx), including ones edgekit did not make.
+def bench(model, runtime, tokenizer, texts, inputs_file, batch_size, seq_len, threads, warmup, runs, output, quiet):
+    """Benchmark a model file (.onnx, .tflite) or an edgekit artifact directory.
 
-    Without --tokenizer, inputs are synthesized from the model's declared input
-    names, types and shapes: dynamic axis 0 gets --batch-size, other dynamic
-    axes --seq-len.
+    Works on models edgekit did not make. Without --tokenizer or --inputs,
+    inputs are synthesized from the model's declared input names, types and
+    shapes: dynamic axis 0 gets --batch-size, other dynamic axes --seq-len.
+    An artifact directory's recorded outputs (selfcheck.npz) are replayed
+    first; a mismatch exits with code 3. TFLite models are first loaded in a
+    child process, so a runtime that aborts cannot take edgekit down.
     """
     from edgekit.bench_file import bench_file
     from edgekit.measure import BenchSettings
@@ -103,7 +108,7 @@ def bench(model, runtime, tokenizer, texts, batch_size, seq_len, threads, warmup
 
     settings = BenchSettings(batch_size=batch_size, seq_len=seq_len, threads=threads, warmup=warmup, runs=runs)
     report = bench_file(model, runtime=runtime, settings=settings, tokenizer=tokenizer, texts_file=texts,
-                        progress=not quiet)
+                        inputs_file=inputs_file, progress=not quiet)
     click.echo(text_table(report))
     if output:
         from edgekit.output import OutputDir

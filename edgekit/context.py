@@ -32,12 +32,14 @@ class StageContext:
             self._reference_session = TorchEagerAdapter().from_checkpoint(self.checkpoint, self.threads)
         return self._reference_session
 
-    def parity_feeds(self, specs, max_len: int = 128) -> list[dict[str, np.ndarray]]:
+    def parity_feeds(self, session, max_len: int = 128) -> list[dict[str, np.ndarray]]:
+        """Held-out token batches shaped for ``session`` (capped at its longest sequence bucket)."""
+        limit = min(max_len, getattr(session, "max_seq_len", None) or max_len)
         texts = self.data.heldout
         batches = []
         for lo, hi in PARITY_BATCHES:
             chunk = texts[lo:hi] or texts[:1]
-            batches.append(tokenize(self.checkpoint.tokenizer, chunk, specs, max_len))
+            batches.append(tokenize(self.checkpoint.tokenizer, chunk, session.inputs, limit))
         return batches
 
     def reference_outputs(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -52,7 +54,7 @@ class StageContext:
         """Compare ``session`` with the PyTorch reference on held-out texts; raise on mismatch."""
         worst_abs, worst_cos = 0.0, 1.0
         out_name = self.checkpoint.task_spec.output_name
-        for feeds in self.parity_feeds(session.inputs):
+        for feeds in self.parity_feeds(session):
             got = session.run(feeds)
             if out_name not in got:
                 raise ParityError(f"{what}: output {out_name!r} missing (has {sorted(got)})")

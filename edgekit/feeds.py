@@ -83,3 +83,23 @@ def synthesize(specs, batch_size: int, seq_len: int, seed: int = 0) -> dict[str,
             arr = rng.standard_normal(shape).astype(spec.dtype)
         feeds[spec.name] = np.ascontiguousarray(arr)
     return feeds
+
+
+def check_feeds(feeds: dict[str, np.ndarray], specs) -> dict[str, np.ndarray]:
+    """User-supplied inputs must match the model's declared names, dtypes and static dims."""
+    names = {s.name for s in specs}
+    missing = sorted(names - set(feeds))
+    if missing:
+        raise InputError(f"inputs file lacks model input(s) {', '.join(missing)}")
+    unknown = sorted(set(feeds) - names)
+    if unknown:
+        raise InputError(f"inputs file has {', '.join(unknown)}, which the model does not take")
+    for spec in specs:
+        arr = feeds[spec.name]
+        if arr.dtype.name != spec.dtype:
+            raise InputError(f"input {spec.name!r} has dtype {arr.dtype.name}, the model takes {spec.dtype}")
+        if len(arr.shape) != len(spec.shape) or any(
+            isinstance(d, int) and d > 0 and d != n for d, n in zip(spec.shape, arr.shape)
+        ):
+            raise InputError(f"input {spec.name!r} has shape {list(arr.shape)}, the model takes {list(spec.shape)}")
+    return {s.name: np.ascontiguousarray(feeds[s.name]) for s in specs}

@@ -16,9 +16,14 @@ def detect_format(path: Path) -> str:
         raise ModelFileError(f"{path} is a directory; pass the model file (e.g. {path}/model.onnx)")
     fmt = FORMATS_BY_SUFFIX.get(path.suffix.lower())
     if fmt is None:
-        raise ModelFileError(f"{path}: unknown model format {path.suffix!r} (expected .onnx)")
+        raise ModelFileError(f"{path}: unknown model format {path.suffix!r} (expected .onnx or .tflite)")
     if fmt == "onnx":
         check_onnx(path)
+    elif fmt == "tflite":
+        from edgekit_runtimes.litert import is_flatbuffer
+
+        if not is_flatbuffer(path):
+            raise ModelFileError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
     return fmt
 
 

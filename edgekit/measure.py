@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edgekit.benchmark import PeakRSS, interleaved
-from edgekit.feeds import synthesize, text_batches, tokenize
+from edgekit.feeds import check_feeds, synthesize, text_batches, tokenize
 from edgekit.fidelity import compare
 
 
@@ -54,6 +55,36 @@ def _outputs(session, tokenizer, texts, seq_len) -> np.ndarray:
     return out[: len(texts)]
 
 
+def _load_all(bar, settings: BenchSettings, task, tokenizer, texts, feeds_override) -> list[tuple]:
+    """Load each target, run it on the held-out texts, record peak memory and fidelity."""
+    reference_out = None
+    loaded = []
+    for target in bar:
+        bar.set_postfix_str(target.name)
+        gc.collect()
+        with PeakRSS() as mem:
+            session = target.load()
+            seq_len = min(settings.seq_len, session.max_seq_len or settings.seq_len)
+            if feeds_override is not None:
+                feeds = check_feeds(feeds_override, session.inputs)
+            elif tokenizer is not None:
+                text = timing_text(tokenizer, texts, seq_len)
+                feeds = tokenize(tokenizer, [text] * settings.batch_size, session.inputs, seq_len, fixed=True)
+            else:
+                feeds = synthesize(session.inputs, settings.batch_size, seq_len)
+            session.run(feeds)
+            outputs = _outputs(session, tokenizer, texts, seq_len) if tokenizer is not None and texts else None
+        if target.is_reference:
+            reference_out = outputs
+            fidelity = {"reference": True}
+        elif outputs is not None and reference_out is not None:
+            fidelity = compare(task or "", reference_out, outputs)
+        else:
+            fidelity = {}
+        loaded.append((target, session, feeds, mem, fidelity))
+    return loaded
+
+
 def measure(
     targets: Sequence[Target],
     settings: BenchSettings,
@@ -62,6 +93,7 @@ def measure(
     tokenizer=None,
     texts: Sequence[str] = (),
     progress: bool = True,
+    feeds_override: dict | None = None,
 ) -> list[dict]:
     """Measure every target side by side. The reference (if any) comes first;
     the others' fidelity is measured against its outputs on ``texts``.
@@ -71,31 +103,10 @@ def measure(
     """
     ordered = sorted(targets, key=lambda t: not t.is_reference)
     texts = list(texts[: settings.fidelity_samples])
-    reference_out = None
-    loaded = []
-    bar = tqdm(ordered, desc="load + fidelity", unit="model", disable=not progress, leave=False)
-    for target in bar:
-        bar.set_postfix_str(target.name)
-        gc.collect()
-        with PeakRSS() as mem:
-            session = target.load()
-            if tokenizer is not None:
-                text = timing_text(tokenizer, texts, settings.seq_len)
-                feeds = tokenize(tokenizer, [text] * settings.batch_size, session.inputs, settings.seq_len, fixed=True)
-            else:
-                feeds = synthesize(session.inputs, settings.batch_size, settings.seq_len)
-            session.run(feeds)
-            outputs = _outputs(session, tokenizer, texts, settings.seq_len) if tokenizer is not None and texts else None
-        if target.is_reference:
-            reference_out = outputs
-            fidelity = {"reference": True}
-        elif outputs is not None and reference_out is not None:
-            fidelity = compare(task or "", reference_out, outputs)
-        else:
-            fidelity = {}
-        loaded.append((target, session, feeds, mem, fidelity))
+    with tqdm(ordered, desc="load + fidelity", unit="model", disable=not progress, leave=False) as bar:
+        loaded = _load_all(bar, settings, task, tokenizer, texts, feeds_override)
     if progress:
-        tqdm.write(f"timing {len(loaded)} model(s): {settings.runs} runs each, interleaved in rounds")
+        tqdm.write(f"timing {len(loaded)} model(s): {settings.runs} runs each, interleaved in rounds", file=sys.stderr)
     latencies = interleaved([lambda s=s, f=f: s.run(f) for _, s, f, _, _ in loaded], settings.warmup, settings.runs)
     rows = []
     for (target, _session, feeds, mem, fidelity), latency in zip(loaded, latencies):
@@ -116,6 +127,7 @@ def measure(
             "rss_delta_mb": round(mem.delta_mb, 1),
             "fidelity": fidelity,
             "is_reference": target.is_reference,
+            "runtime_details": _session.details(),
         })
     ref_p50 = next((r["latency_ms"]["p50"] for r in rows if r["is_reference"]), None)
     for r in rows:

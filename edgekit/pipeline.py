@@ -66,22 +66,12 @@ def compress(
                            progress=progress)
         root = checkpoint_artifact(ckpt)
         artifacts: dict[str, Artifact] = {}
-        bar = tqdm(steps, desc="compress", unit="stage", disable=not progress)
         versions = library_versions()
-        for cfg, name, parent_name in bar:
-            bar.set_postfix_str(f"{cfg.kind} -> {name}")
-            parent = root if parent_name == REFERENCE_NAME else artifacts[parent_name]
-            staged = out.stage(name)
-            result = handler_for(cfg)(cfg, parent, ctx, staged)
-            write_manifest(
-                staged, name=name, format=result.format, precision=result.precision,
-                model_file=result.model_file, task=ckpt.task, parent=parent,
-                recipe_digest=recipe.digest(), stage=cfg.model_dump(mode="json"),
-                tool_versions=versions, extra={"validation": result.validation, **result.extra},
-            )
-            final = out.commit(staged, name)
-            artifacts[name] = Artifact.load(final)
-        bar.close()
+        with tqdm(steps, desc="compress", unit="stage", disable=not progress) as bar:
+            for cfg, name, parent_name in bar:
+                bar.set_postfix_str(f"{cfg.kind} -> {name}")
+                parent = root if parent_name == REFERENCE_NAME else artifacts[parent_name]
+                artifacts[name] = _run_stage(cfg, name, parent, ctx, out, recipe.digest(), versions)
 
         targets = [_target(a, bench.threads) for a in artifacts.values()]
         if bench.reference:
@@ -103,6 +93,28 @@ def compress(
         out.write_text("report.md", markdown(report))
         out.write_text("report.json", dumps(report))
         return CompressResult(report=report, artifacts=artifacts, output=out.path)
+
+
+def _run_stage(cfg, name: str, parent: Artifact, ctx: StageContext, out: OutputDir, recipe_digest: str,
+               versions: dict) -> Artifact:
+    """Build one artifact in a staging directory, describe it, and move it into place whole."""
+    staged = out.stage(name)
+    result = handler_for(cfg)(cfg, parent, ctx, staged)
+    _record_selfcheck(staged / result.model_file, result.format, ctx)
+    write_manifest(
+        staged, name=name, format=result.format, precision=result.precision, model_file=result.model_file,
+        task=ctx.checkpoint.task, parent=parent, recipe_digest=recipe_digest, stage=cfg.model_dump(mode="json"),
+        tool_versions=versions, extra={"validation": result.validation, **result.extra},
+    )
+    return Artifact.load(out.commit(staged, name))
+
+
+def _record_selfcheck(model: Path, fmt: str, ctx: StageContext) -> None:
+    """Store a few inputs and this artifact's outputs beside it, for runtimes that verify on load."""
+    from edgekit_runtimes import selfcheck
+
+    session = runtime_for_format(fmt).load(model, threads=ctx.threads)
+    selfcheck.record(session, ctx.parity_feeds(session)[2:], model.parent / selfcheck.FILE)
 
 
 def plan(recipe: Recipe) -> list[tuple[object, str, str]]:

@@ -32,6 +32,8 @@ def _fid(row: dict) -> str:
         return "reference"
     if "label_agreement" in f:
         return f"agree {f['label_agreement']:.4f}, max|Δ| {f['max_abs_diff']:.3g}"
+    if "selfcheck_cosine_min" in f:
+        return f"self-check cos {f['selfcheck_cosine_min']:.4f}"
     if "cosine_mean" in f:
         return f"cos {f['cosine_mean']:.4f} (min {f['cosine_min']:.4f})"
     return "-"

@@ -62,3 +62,19 @@ def make_tiny_checkpoint(
         config.architectures = ["BertModel"]
     model.eval().save_pretrained(str(directory), safe_serialization=True)
     return directory
+
+
+def with_custom_op(src: str | Path, dst: str | Path, custom_code: str = "EdgekitMissingOp") -> Path:
+    """Copy a .tflite model, turning its first operator into a custom op no runtime knows."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    buf = Path(src).read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
+    code = model.operatorCodes[0]
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = custom_code
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    Path(dst).write_bytes(bytes(builder.Output()))
+    return Path(dst)

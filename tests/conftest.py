@@ -36,6 +36,32 @@ def tiny_compressed(tiny_ckpt, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_tflite(tiny_ckpt, tmp_path_factory) -> Path:
+    """The tiny encoder through the built-in tflite-int8 recipe (fp32, static int8, dynamic int8)."""
+    from edgekit.pipeline import compress
+    from tests.helpers import fast_recipe
+
+    out = tmp_path_factory.mktemp("tflite") / "out"
+    compress(tiny_ckpt, fast_recipe("tflite-int8"), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bucketed_tflite(tiny_ckpt, tmp_path_factory) -> Path:
+    """A .tflite with two sequence buckets (16 and 32), exported directly by the converter."""
+    from edgekit.calibration import load_text_data
+    from edgekit.checkpoint import load_checkpoint
+    from edgekit.context import StageContext
+    from edgekit.recipe import ExportConfig
+    from edgekit_converters.tflite_export import TFLiteConverter
+
+    out = tmp_path_factory.mktemp("bucketed")
+    ctx = StageContext(checkpoint=load_checkpoint(tiny_ckpt), data=load_text_data(), recipe_digest="t", threads=1)
+    TFLiteConverter().convert(ctx, ExportConfig(kind="export", format="tflite", seq_lens=[32, 16]), out)
+    return out
+
+
 @pytest.fixture
 def copy_ckpt(tmp_path):
     def _copy(src: Path) -> Path:

@@ -21,7 +21,9 @@ def _fast_recipe_file(tmp_path, name="ptq-dynamic"):
 
 def _one_line_error(res, code, *fragments):
     assert res.exit_code == code, (res.exit_code, res.output, res.stderr)
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    # a progress bar cleared with carriage returns leaves nothing a terminal shows
+    lines = [line.split("\r")[-1] for line in res.stderr.split("\n")]
+    lines = [line for line in lines if line.strip()]
     assert len(lines) == 1, res.stderr
     assert lines[0].startswith("edgekit: error: ")
     for frag in fragments:

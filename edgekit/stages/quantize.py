@@ -44,7 +44,7 @@ def sanity(session, ctx, floor: float, what: str) -> dict:
     """Cosine to the reference on held-out texts; a collapse below ``floor`` fails the stage."""
     out_name = ctx.checkpoint.task_spec.output_name
     coss = []
-    for feeds in ctx.parity_feeds(session.inputs):
+    for feeds in ctx.parity_feeds(session):
         coss.append(cosine_rows(ctx.reference_outputs(feeds), session.run(feeds)[out_name]))
     cos = np.concatenate(coss)
     result = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()), "floor": floor}

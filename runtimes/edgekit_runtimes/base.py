@@ -33,6 +33,11 @@ class Session(ABC):
 
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    max_seq_len: int | None = None  # longest sequence the model takes, when it has static buckets
+
+    def details(self) -> dict:
+        """Runtime facts worth a line in the report (e.g. whether a delegate took over)."""
+        return {}
 
     @abstractmethod
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -47,6 +52,7 @@ class RuntimeAdapter(ABC):
     formats: ClassVar[tuple[str, ...]]
     requires: ClassVar[tuple[str, ...]]  # importable module names
     description: ClassVar[str] = ""
+    isolate: ClassVar[bool] = False  # probe unknown models in a subprocess before loading them in-process
 
     @classmethod
     def missing(cls) -> list[str]:

@@ -9,6 +9,7 @@ one row at a time when the signature has batch size 1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -24,6 +25,24 @@ def is_flatbuffer(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(8)
     return len(head) == 8 and head[4:8] == TFLITE_IDENTIFIER
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """The interpreter prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++ to fd 2."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded interpreters)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class _Signature:
@@ -54,7 +73,11 @@ class TFLiteSession(Session):
         ]
         self.outputs = [TensorSpec(n, dt, ("batch", None)) for n, dt in first.outputs.items()]
         self.buckets = [s.seq_len for s in self._sigs]
+        self.max_seq_len = self.buckets[-1]
         self.delegated = self._has_delegate()
+
+    def details(self) -> dict:
+        return {"xnnpack_delegate": self.delegated, "signatures": [s.name for s in self._sigs]}
 
     def _has_delegate(self) -> bool:
         """True when a delegate (XNNPACK by default) took over part of the executed plan."""
@@ -101,6 +124,7 @@ class LiteRTAdapter(RuntimeAdapter):
     requires = ("ai_edge_litert",)
     description = "LiteRT interpreter (ai-edge-litert), XNNPACK delegate on"
     module = "ai_edge_litert.interpreter"
+    isolate = True  # a native abort in the interpreter must not take edgekit down: probe in a subprocess first
 
     def _interpreter_class(self):
         import importlib
@@ -116,10 +140,10 @@ class LiteRTAdapter(RuntimeAdapter):
         if not is_flatbuffer(path):
             raise ValueError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _native_stderr_silenced():
             warnings.simplefilter("ignore")
             interp = self._interpreter_class()(model_path=str(path), num_threads=threads)
-        interp.allocate_tensors()
+            interp.allocate_tensors()
         return TFLiteSession(interp)
 
 
@@ -137,9 +161,29 @@ class LegacyTFLiteRuntimeAdapter(LiteRTAdapter):
     requires = ("tflite_runtime",)
     description = "legacy tflite-runtime (old devices only; self-checked on load)"
     module = "tflite_runtime.interpreter"
-    verify_on_load = True
+    min_selfcheck_cosine = 0.999
 
     def load(self, path: Path, threads: int = 1) -> Session:
+        from edgekit.errors import ParityError
+        from edgekit_runtimes import selfcheck
+
         warnings.warn("tflite-runtime is unmaintained: prefer ai-edge-litert; outputs are self-checked on load",
                       stacklevel=2)
-        return super().load(path, threads)
+        path = Path(path)
+        model = path / "model.tflite" if path.is_dir() else path
+        try:
+            session = super().load(model, threads)
+        except ValueError as err:
+            if "op" in str(err).lower() or "version" in str(err).lower():
+                raise ParityError(f"{model}: tflite-runtime cannot run this model ({str(err).splitlines()[0]}); "
+                                  "use ai-edge-litert") from None
+            raise
+        check = model.parent / selfcheck.FILE
+        if not check.is_file():
+            raise ParityError(f"{model}: no {selfcheck.FILE} beside it; tflite-runtime only runs models it can "
+                              "verify (edgekit artifacts carry one)")
+        worst = selfcheck.replay(session, check)
+        if worst < self.min_selfcheck_cosine:
+            raise ParityError(f"{model}: tflite-runtime gives wrong output for this model (cosine {worst:.3f} to "
+                              "the recorded outputs); refusing it - use ai-edge-litert")
+        return session
