@@ -34,22 +34,14 @@ class TestLiteRT(RuntimeAdapterContract):
         return _reference(tiny_ckpt)
 
 
-class TestLegacyTFLiteRuntime(RuntimeAdapterContract):
-    """Runs where the legacy package can be installed (numpy<2); skipped here otherwise."""
+class TestLegacyTFLiteRuntime(TestLiteRT):
+    """The same contract, same model. Runs where the legacy package installs (numpy<2); skipped otherwise."""
 
     @pytest.fixture
     def adapter(self):
         if not LegacyTFLiteRuntimeAdapter.available():
             pytest.skip("tflite-runtime is not installable next to numpy 2 (it needs numpy<2)")
         return LegacyTFLiteRuntimeAdapter()
-
-    @pytest.fixture
-    def model_path(self, tiny_tflite):
-        return tiny_tflite / "tflite-fp32" / "model.tflite"
-
-    @pytest.fixture
-    def reference(self, tiny_ckpt):
-        return _reference(tiny_ckpt)
 
 
 def test_xnnpack_delegate_is_in_the_executed_plan(tiny_tflite):

@@ -1,18 +1,10 @@
 import pytest
 
 from edgekit.artifact import Artifact
-from edgekit.calibration import load_text_data
-from edgekit.checkpoint import load_checkpoint
-from edgekit.context import StageContext
 from edgekit.errors import RecipeError
 from edgekit.recipe import QuantizeConfig
 from edgekit.stages.quantize import run_quantize
 from edgekit_runtimes.litert import LiteRTAdapter
-
-
-@pytest.fixture
-def ctx(tiny_ckpt):
-    return StageContext(checkpoint=load_checkpoint(tiny_ckpt), data=load_text_data(), recipe_digest="t", threads=1)
 
 
 @pytest.fixture

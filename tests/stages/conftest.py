@@ -1,0 +1,11 @@
+import pytest
+
+from edgekit.calibration import load_text_data
+from edgekit.checkpoint import load_checkpoint
+from edgekit.context import StageContext
+
+
+@pytest.fixture
+def ctx(tiny_ckpt):
+    """A stage context on the tiny encoder, one thread."""
+    return StageContext(checkpoint=load_checkpoint(tiny_ckpt), data=load_text_data(), recipe_digest="t", threads=1)
