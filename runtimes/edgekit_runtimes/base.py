@@ -8,7 +8,9 @@ are core code shared by every adapter.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,3 +68,22 @@ class RuntimeAdapter(ABC):
     @abstractmethod
     def load(self, path: Path, threads: int = 1) -> Session:
         """Load the model at ``path`` (a file or an artifact directory)."""
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Silence what native libraries print straight to file descriptor 2 (e.g. LiteRT's
+    "INFO: Created TensorFlow Lite XNNPACK delegate", absl's start-up lines)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded interpreters)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

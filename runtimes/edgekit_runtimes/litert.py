@@ -9,14 +9,13 @@ one row at a time when the signature has batch size 1.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from edgekit_runtimes.base import RuntimeAdapter, Session, TensorSpec
+from edgekit_runtimes.base import RuntimeAdapter, Session, TensorSpec, native_stderr_silenced
 
 TFLITE_IDENTIFIER = b"TFL3"
 
@@ -25,24 +24,6 @@ def is_flatbuffer(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(8)
     return len(head) == 8 and head[4:8] == TFLITE_IDENTIFIER
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """The interpreter prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++ to fd 2."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no real stderr (embedded interpreters)
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 class _Signature:
@@ -140,7 +121,7 @@ class LiteRTAdapter(RuntimeAdapter):
         if not is_flatbuffer(path):
             raise ValueError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        with warnings.catch_warnings(), _native_stderr_silenced():
+        with warnings.catch_warnings(), native_stderr_silenced():
             warnings.simplefilter("ignore")
             interp = self._interpreter_class()(model_path=str(path), num_threads=threads)
             interp.allocate_tensors()
