@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from edgekit.calibration import load_text_data
@@ -50,9 +51,8 @@ def _selfcheck(adapter, model: Path, threads: int) -> float | None:
     return worst
 
 
-def bench_file(model: Path, *, runtime: str | None, settings: BenchSettings, tokenizer: Path | None = None,
-               texts_file: Path | None = None, inputs_file: Path | None = None, progress: bool = True) -> dict:
-    model = Path(model)
+def _prepare(model: Path, runtime: str | None, settings: BenchSettings):
+    """Resolve an artifact directory or file, pick its adapter, probe it in isolation when asked."""
     artifact_dir, precision = None, "unknown"
     if model.is_dir() and (model / "manifest.json").is_file():  # an edgekit artifact directory
         from edgekit.artifact import Artifact
@@ -65,28 +65,51 @@ def bench_file(model: Path, *, runtime: str | None, settings: BenchSettings, tok
         from edgekit.probe import probe
 
         probe(adapter.name, model, settings.threads, settings.batch_size, settings.seq_len)
+    name = artifact_dir.name if artifact_dir else model.stem
+    return model, name, fmt, precision, adapter
 
+
+def _target(model: Path, name: str, fmt: str, precision: str, adapter, threads: int) -> Target:
     def load():
         try:
-            return adapter.load(model, threads=settings.threads)
+            return adapter.load(model, threads=threads)
         except EdgekitError:
             raise
         except Exception as err:  # noqa: BLE001 - the runtime's own message, on one line
             raise ModelFileError(f"{model}: {adapter.name} cannot load it ({str(err).splitlines()[0][:300]})") from None
 
-    selfcheck = _selfcheck(adapter, model, settings.threads)
+    return Target(name=name, format=fmt, precision=precision, runtime=adapter.name, path=str(model),
+                  size_bytes=model.stat().st_size, load=load)
+
+
+def bench_file(models: Path | list[Path], *, runtime: str | None, settings: BenchSettings,
+               tokenizer: Path | None = None, texts_file: Path | None = None, inputs_file: Path | None = None,
+               batch_sizes: list[int] | None = None, seq_lens: list[int] | None = None,
+               threads: list[int] | None = None, progress: bool = True) -> dict:
+    """Benchmark one or more model files side by side, over every combination of the sweep lists."""
+    models = [Path(m) for m in (models if isinstance(models, list) else [models])]
+    prepared = [_prepare(m, runtime, settings) for m in models]
+    checks = {name: _selfcheck(adapter, path, settings.threads) for path, name, _, _, adapter in prepared}
     tok = _tokenizer(tokenizer) if tokenizer else None
     texts = load_text_data(evaluation=texts_file).heldout if tok is not None else []
-    target = Target(name=artifact_dir.name if artifact_dir else model.stem, format=fmt, precision=precision, runtime=adapter.name, path=str(model),
-                    size_bytes=model.stat().st_size, load=load)
     feeds = _load_inputs(inputs_file) if inputs_file else None
-    rows = measure([target], settings, tokenizer=tok, texts=texts, progress=progress, feeds_override=feeds)
-    if selfcheck is not None:
-        rows[0]["fidelity"] = {"selfcheck_cosine_min": selfcheck}
+    rows = []
+    for t in threads or [settings.threads]:
+        for b in batch_sizes or [settings.batch_size]:
+            for s in seq_lens or [settings.seq_len]:
+                point = replace(settings, batch_size=b, seq_len=s, threads=t)
+                targets = [_target(path, name, fmt, prec, adapter, t) for path, name, fmt, prec, adapter in prepared]
+                rows += measure(targets, point, tokenizer=tok, texts=texts, progress=progress, feeds_override=feeds)
+    for row in rows:
+        if checks.get(row["name"]) is not None:
+            row["fidelity"] = {"selfcheck_cosine_min": checks[row["name"]]}
+    sweep = {"batch_sizes": batch_sizes or [settings.batch_size], "seq_lens": seq_lens or [settings.seq_len],
+             "threads": threads or [settings.threads]}
     return build_report(
-        model={"name": model.name, "path": str(model), "task": None},
+        model={"name": models[0].name if len(models) == 1 else ", ".join(p[1] for p in prepared),
+               "path": str(models[0]), "task": None},
         recipe=None, environment=environment(settings.threads), results=rows,
-        settings={**settings.__dict__, "inputs": str(inputs_file) if inputs_file else
+        settings={**settings.__dict__, "sweep": sweep, "inputs": str(inputs_file) if inputs_file else
                   "tokenized text" if tok else "synthesized from input specs"},
         kind="bench",
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from edgekit import __version__
-from edgekit.errors import EdgekitError, ExitCode
+from edgekit.errors import EdgekitError, ExitCode, GateFailed
 
 
 def _fail(message: str, code: int) -> None:
@@ -31,6 +31,7 @@ def cli() -> None:
     Typical use:
       edgekit compress minilm --recipe ptq-dynamic --output out/dyn
       edgekit bench out/dyn/onnx-int8-dynamic/model.onnx
+      edgekit report out/dyn/report.json --baseline base.json --max-latency-regression 10
       edgekit recipes        # the built-in recipes
       edgekit runtimes       # runtime adapters and whether they work here
 
@@ -77,25 +78,42 @@ def compress(checkpoint, recipe, output, task, calibration, evaluation, allow_un
     click.echo(f"\nwrote {len(result.artifacts)} artifacts and report.json, report.md, recipe.yaml to {result.output}")
 
 
+def _int_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        items = [int(v) for v in str(value).split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected whole numbers separated by commas, got {value!r}") from None
+    if not items or min(items) < 1:
+        raise click.BadParameter(f"expected positive whole numbers, got {value!r}")
+    return items
+
+
 @cli.command()
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--runtime", help="Runtime adapter (see `edgekit runtimes`); default: the first that runs the format.")
 @click.option("--tokenizer", type=click.Path(path_type=Path),
               help="Tokenizer directory: time real text instead of inputs synthesized from the model's specs.")
 @click.option("--texts", type=click.Path(path_type=Path), help="Texts to time with (with --tokenizer).")
 @click.option("--inputs", "inputs_file", type=click.Path(path_type=Path),
               help="An .npz of named arrays to time with, checked against the model's input names and dtypes.")
-@click.option("--batch-size", "-b", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--seq-len", "-s", default=128, show_default=True, type=click.IntRange(min=1))
-@click.option("--threads", "-t", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", "-b", default="1", show_default=True, callback=_int_list,
+              help="Batch size, or a comma-separated sweep (1,8,32).")
+@click.option("--seq-len", "-s", default="128", show_default=True, callback=_int_list,
+              help="Sequence length, or a sweep (32,64,128,256).")
+@click.option("--threads", "-t", default="2", show_default=True, callback=_int_list,
+              help="Thread count, or a sweep (1,2,4).")
 @click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0))
 @click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the report JSON here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def bench(model, runtime, tokenizer, texts, inputs_file, batch_size, seq_len, threads, warmup, runs, output, quiet):
-    """Benchmark a model file (.onnx, .tflite) or an edgekit artifact directory.
+def bench(models, runtime, tokenizer, texts, inputs_file, batch_size, seq_len, threads, warmup, runs, output, quiet):
+    """Benchmark model files (.onnx, .tflite) or edgekit artifact directories, side by side.
 
-    Works on models edgekit did not make. Without --tokenizer or --inputs,
+    Works on models edgekit did not make. Batch size, sequence length and
+    threads take comma-separated lists: every combination is measured in the
+    same run, all models interleaved at each point. Without --tokenizer or --inputs,
     inputs are synthesized from the model's declared input names, types and
     shapes: dynamic axis 0 gets --batch-size, other dynamic axes --seq-len.
     An artifact directory's recorded outputs (selfcheck.npz) are replayed
@@ -106,9 +124,11 @@ def bench(model, runtime, tokenizer, texts, inputs_file, batch_size, seq_len, th
     from edgekit.measure import BenchSettings
     from edgekit.report import dumps, text_table
 
-    settings = BenchSettings(batch_size=batch_size, seq_len=seq_len, threads=threads, warmup=warmup, runs=runs)
-    report = bench_file(model, runtime=runtime, settings=settings, tokenizer=tokenizer, texts_file=texts,
-                        inputs_file=inputs_file, progress=not quiet)
+    settings = BenchSettings(batch_size=batch_size[0], seq_len=seq_len[0], threads=threads[0], warmup=warmup,
+                             runs=runs)
+    report = bench_file(list(models), runtime=runtime, settings=settings, tokenizer=tokenizer, texts_file=texts,
+                        inputs_file=inputs_file, batch_sizes=batch_size, seq_lens=seq_len, threads=threads,
+                        progress=not quiet)
     click.echo(text_table(report))
     if output:
         from edgekit.output import OutputDir
@@ -116,6 +136,51 @@ def bench(model, runtime, tokenizer, texts, inputs_file, batch_size, seq_len, th
         with OutputDir(Path(output).parent) as out:
             out.write_text(Path(output).name, dumps(report))
         click.echo(f"\nwrote {output}")
+
+
+@cli.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--baseline", type=click.Path(path_type=Path), help="A report.json to compare against (rows matched by name).")
+@click.option("--max-latency-regression", type=float, metavar="PCT",
+              help="Fail when p50 grows by more than PCT percent and by more than the run-to-run spread.")
+@click.option("--max-size-growth", type=float, metavar="PCT", help="Fail when a file grows by more than PCT percent.")
+@click.option("--max-accuracy-drop", type=float, metavar="POINTS",
+              help="Fail when accuracy / fidelity drops by more than POINTS (percentage points).")
+@click.option("--markdown", "md_out", type=click.Path(path_type=Path), help="Write Markdown here.")
+@click.option("--html", "html_out", type=click.Path(path_type=Path), help="Write a self-contained HTML page here.")
+@click.option("--junit", "junit_out", type=click.Path(path_type=Path), help="Write JUnit XML (one case per gate).")
+def report(reports, baseline, max_latency_regression, max_size_growth, max_accuracy_drop, md_out, html_out, junit_out):
+    """Render report.json files and gate them against a baseline.
+
+    \b
+    Latency rule: a row fails only when its p50 grows by more than
+    --max-latency-regression percent AND by more than the run-to-run spread
+    recorded in the reports (the larger p90 - p50 of the two rows).
+    A failed gate exits with code 3; a malformed report, another schema
+    version, or a baseline of a different model exits with code 2.
+    """
+    from edgekit.compare import Thresholds, compare, comparison_markdown, load_report
+    from edgekit.output import OutputDir
+    from edgekit.report_outputs import html, junit, markdown_all
+
+    loaded = [load_report(p) for p in reports]
+    comparison = None
+    if baseline is not None:
+        comparison = compare(loaded[0], load_report(baseline),
+                             Thresholds(max_latency_regression, max_size_growth, max_accuracy_drop))
+    for path, text in ((md_out, lambda: markdown_all(loaded, comparison)), (html_out, lambda: html(loaded, comparison)),
+                       (junit_out, lambda: junit(comparison) if comparison else None)):
+        if path is None:
+            continue
+        body = text()
+        if body is None:
+            raise click.UsageError("--junit needs --baseline (the gates are its test cases)")
+        with OutputDir(Path(path).parent) as out:
+            out.write_text(Path(path).name, body)
+    click.echo(comparison_markdown(comparison) if comparison else markdown_all(loaded))
+    if comparison is not None and not comparison.passed:
+        failed = [f"{c.artifact} {c.gate} {c.delta}" for c in comparison.checks if not c.passed]
+        raise GateFailed(f"{len(failed)} gate(s) failed: {'; '.join(failed)}")
 
 
 @cli.command()

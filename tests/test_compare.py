@@ -1,0 +1,156 @@
+"""`edgekit report`: rendering, baselines and gates."""
+
+import copy
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from edgekit.compare import Thresholds, compare, load_report
+from edgekit.errors import InputError
+from edgekit.plots import pareto_front
+from tests.conftest import read_json
+from tests.test_cli import _one_line_error
+
+
+@pytest.fixture
+def report_path(tiny_compressed):
+    return tiny_compressed / "report.json"
+
+
+def _write(tmp_path, name, report):
+    p = tmp_path / name
+    p.write_text(json.dumps(report))
+    return p
+
+
+def _injected_regression(report: dict) -> tuple[dict, dict]:
+    """Baseline: the int8 row; new: the fp32 row under the int8 row's name (slower, bigger)."""
+    rows = {r["name"]: r for r in report["results"]}
+    base = copy.deepcopy(report)
+    base["results"] = [rows["onnx-int8-dynamic"]]
+    new = copy.deepcopy(report)
+    slow = copy.deepcopy(rows["onnx-fp32"])
+    slow["name"] = "onnx-int8-dynamic"
+    lat = slow["latency_ms"]
+    factor = 3.0  # the tiny model's fp32/int8 gap is small: make the injected regression unmistakable
+    slow["latency_ms"] = {**lat, "p50": lat["p50"] * factor, "p90": lat["p50"] * factor * 1.05}
+    new["results"] = [slow]
+    return base, new
+
+
+def test_self_comparison_passes(run_cli, report_path, tmp_path):
+    res = run_cli("report", str(report_path), "--baseline", str(report_path), "--max-latency-regression", "10",
+                  "--max-size-growth", "0", "--max-accuracy-drop", "0", "--junit", str(tmp_path / "j.xml"))
+    assert res.exit_code == 0, res.stderr
+    assert "PASSED" in res.output
+    suite = ET.parse(tmp_path / "j.xml").getroot()
+    # 4 rows x (latency, size) + accuracy for the 3 non-reference rows
+    assert int(suite.get("tests")) == 11 and suite.get("failures") == "0"
+
+
+def test_injected_latency_regression_fails_with_gate_code(run_cli, report_path, tmp_path):
+    base, new = _injected_regression(read_json(report_path))
+    b, n = _write(tmp_path, "base.json", base), _write(tmp_path, "new.json", new)
+    junit = tmp_path / "gates.xml"
+    res = run_cli("report", str(n), "--baseline", str(b), "--max-latency-regression", "10",
+                  "--max-size-growth", "5", "--junit", str(junit))
+    _one_line_error(res, 3, "gate(s) failed", "onnx-int8-dynamic latency")
+    suite = ET.parse(junit).getroot()
+    failing = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert failing == ["onnx-int8-dynamic.latency", "onnx-int8-dynamic.size"]
+
+
+def test_noise_within_the_spread_does_not_fail(report_path):
+    report = read_json(report_path)
+    noisy = copy.deepcopy(report)
+    for row in noisy["results"]:
+        lat = row["latency_ms"]
+        row["latency_ms"] = {**lat, "p50": lat["p50"] * 1.2, "p90": lat["p50"] * 1.2 + lat["p50"]}
+    result = compare(noisy, report, Thresholds(max_latency_regression_pct=10))
+    assert result.passed  # +20% but smaller than the recorded p90-p50 spread
+
+
+def test_accuracy_drop_gate(report_path):
+    report = read_json(report_path)
+    worse = copy.deepcopy(report)
+    for row in worse["results"]:
+        if "cosine_mean" in row["fidelity"]:
+            row["fidelity"]["cosine_mean"] -= 0.02
+    result = compare(worse, report, Thresholds(max_accuracy_drop_points=1.0))
+    assert not result.passed
+    assert {c.delta for c in result.checks if not c.passed} == {"-2.00 pts"}
+
+
+def test_bad_reports_are_input_errors(run_cli, report_path, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    _one_line_error(run_cli("report", str(bad)), 2, "not a JSON report")
+    other = read_json(report_path)
+    other["schema_version"] = 99
+    _one_line_error(run_cli("report", str(_write(tmp_path, "v99.json", other))), 2, "schema version 99")
+    different = read_json(report_path)
+    different["model"]["digest"] = "0" * 64
+    res = run_cli("report", str(report_path), "--baseline", str(_write(tmp_path, "m.json", different)))
+    _one_line_error(res, 2, "different models")
+    _one_line_error(run_cli("report", str(_write(tmp_path, "x.json", {"a": 1}))), 2, "not an edgekit report")
+    _one_line_error(run_cli("report", str(tmp_path / "missing.json")), 2, "report not found")
+
+
+def test_environment_change_is_warned(report_path):
+    report = read_json(report_path)
+    moved = copy.deepcopy(report)
+    moved["environment"]["cpu"]["model"] = "Some ARM board"
+    moved["environment"]["threads"] = 4
+    result = compare(moved, report, Thresholds())
+    assert any("another CPU" in w for w in result.warnings)
+    assert any("threads" in w for w in result.warnings)
+
+
+def test_html_is_self_contained_with_plots(run_cli, report_path, tmp_path):
+    out = tmp_path / "r.html"
+    res = run_cli("report", str(report_path), "--html", str(out), "--markdown", str(tmp_path / "r.md"))
+    assert res.exit_code == 0, res.stderr
+    page = out.read_text()
+    assert 'id="plot-pareto"' in page and 'id="plot-size"' in page
+    assert page.count('class="point"') == 4 and 'class="pareto"' in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<script" not in page
+    assert "| onnx-int8-dynamic |" in (tmp_path / "r.md").read_text()
+
+
+def test_pareto_front():
+    pts = [(10, 1.0, "fp32"), (5, 0.99, "int8"), (6, 0.98, "worse"), (3, 0.9, "tiny")]
+    assert [p[2] for p in pareto_front(pts)] == ["tiny", "int8", "fp32"]
+
+
+def test_load_report_rejects_rows_without_latency(report_path, tmp_path):
+    r = read_json(report_path)
+    del r["results"][0]["latency_ms"]
+    with pytest.raises(InputError, match=r"results\[0\] lacks latency_ms"):
+        load_report(_write(tmp_path, "r.json", r))
+
+
+def test_bench_sweep_is_stored_and_plotted(run_cli, tiny_compressed, tmp_path):
+    fp32 = tiny_compressed / "onnx-fp32"
+    int8 = tiny_compressed / "onnx-int8-dynamic"
+    out = tmp_path / "sweep.json"
+    res = run_cli("bench", str(fp32), str(int8), "--seq-len", "16,32", "--batch-size", "1,2", "--runs", "3",
+                  "--warmup", "1", "-t", "1", "-o", str(out), "-q")
+    assert res.exit_code == 0, res.stderr
+    report = read_json(out)
+    points = {(r["name"], r["batch_size"], r["seq_len"]) for r in report["results"]}
+    assert points == {(n, b, s) for n in ("onnx-fp32", "onnx-int8-dynamic") for b in (1, 2) for s in (16, 32)}
+    assert report["settings"]["sweep"]["seq_lens"] == [16, 32]
+    html = tmp_path / "s.html"
+    assert run_cli("report", str(out), "--html", str(html)).exit_code == 0
+    page = html.read_text()
+    assert 'id="plot-sweep"' in page and page.count('class="series"') == 2
+    # a sweep compared with itself: every point matched, all pass
+    res = run_cli("report", str(out), "--baseline", str(out), "--max-latency-regression", "10")
+    assert res.exit_code == 0 and "onnx-fp32[b1,s16,t1]" in res.output
+
+
+def test_bench_rejects_a_bad_sweep(run_cli, tiny_compressed):
+    res = run_cli("bench", str(tiny_compressed / "onnx-fp32"), "--seq-len", "16,x")
+    assert res.exit_code == 2
