@@ -33,32 +33,23 @@ def build_task_module(model, task: str):
     and returns the one task output (mean-pooled embeddings or logits)."""
     import torch
 
-    class MeanPooled(torch.nn.Module):
-        def __init__(self, encoder, takes_token_types: bool) -> None:
+    class TaskModule(torch.nn.Module):
+        def __init__(self, inner, pooled: bool, takes_token_types: bool) -> None:
             super().__init__()
-            self.encoder = encoder
+            self.model = inner
+            self.pooled = pooled
             self.takes_token_types = takes_token_types
 
         def forward(self, input_ids, attention_mask, token_type_ids=None):
             kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
             if self.takes_token_types and token_type_ids is not None:
                 kwargs["token_type_ids"] = token_type_ids
-            hidden = self.encoder(**kwargs).last_hidden_state
+            out = self.model(**kwargs)
+            if not self.pooled:
+                return out.logits
+            hidden = out.last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
-    class Logits(torch.nn.Module):
-        def __init__(self, classifier, takes_token_types: bool) -> None:
-            super().__init__()
-            self.classifier = classifier
-            self.takes_token_types = takes_token_types
-
-        def forward(self, input_ids, attention_mask, token_type_ids=None):
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if self.takes_token_types and token_type_ids is not None:
-                kwargs["token_type_ids"] = token_type_ids
-            return self.classifier(**kwargs).logits
-
     takes = getattr(model.config, "type_vocab_size", 0) > 0
-    wrapper = MeanPooled(model, takes) if task == "feature-extraction" else Logits(model, takes)
-    return wrapper.eval()
+    return TaskModule(model, task == "feature-extraction", takes).eval()

@@ -30,8 +30,7 @@ def build_module(ckpt):
     """The task model with int32 token inputs and an additive 4-D mask."""
     import torch
 
-    task_module = ckpt.task_module()
-    inner = getattr(task_module, "encoder", None) or getattr(task_module, "classifier")
+    inner = ckpt.task_module().model
     output_name = ckpt.task_spec.output_name
     takes_types = "token_type_ids" in ckpt.input_names
     pooled = ckpt.task == "feature-extraction"
