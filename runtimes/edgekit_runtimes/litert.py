@@ -135,14 +135,13 @@ class LegacyTFLiteRuntimeAdapter(LiteRTAdapter):
     FULLY_CONNECTED v12), needs numpy<2, and was seen to return silently wrong
     output (cosine 0.06) on a dynamic-int8 model. So this adapter refuses to
     load an edgekit artifact whose recorded self-check outputs it does not
-    reproduce (see ``edgekit.selfcheck``).
+    reproduce (see ``edgekit_runtimes.selfcheck``).
     """
 
     name = "tflite-runtime"
     requires = ("tflite_runtime",)
     description = "legacy tflite-runtime (old devices only; self-checked on load)"
     module = "tflite_runtime.interpreter"
-    min_selfcheck_cosine = 0.999
 
     def load(self, path: Path, threads: int = 1) -> Session:
         from edgekit.errors import ParityError
@@ -163,8 +162,5 @@ class LegacyTFLiteRuntimeAdapter(LiteRTAdapter):
         if not check.is_file():
             raise ParityError(f"{model}: no {selfcheck.FILE} beside it; tflite-runtime only runs models it can "
                               "verify (edgekit artifacts carry one)")
-        worst = selfcheck.replay(session, check)
-        if worst < self.min_selfcheck_cosine:
-            raise ParityError(f"{model}: tflite-runtime gives wrong output for this model (cosine {worst:.3f} to "
-                              "the recorded outputs); refusing it - use ai-edge-litert")
+        selfcheck.verify(session, check, f"{model}: tflite-runtime (use ai-edge-litert instead)")
         return session

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 FILE = "selfcheck.npz"
+MIN_COSINE = 0.999  # below this a runtime does not reproduce what the validating runtime computed
 
 
 def record(session, feeds_list: list[dict[str, np.ndarray]], path: Path) -> None:
@@ -41,4 +42,15 @@ def replay(session, path: Path) -> float:
             b = np.asarray(got[name]).reshape(len(expected), -1).astype(np.float64)
             cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
             worst = min(worst, float(np.nan_to_num(cos, nan=-1.0).min()))
+    return worst
+
+
+def verify(session, path: Path, what: str) -> float:
+    """Replay ``path`` on ``session``; raise ParityError naming ``what`` when the outputs differ."""
+    from edgekit.errors import ParityError
+
+    worst = replay(session, path)
+    if worst < MIN_COSINE:
+        raise ParityError(f"{what} gives wrong output for this model (cosine {worst:.4f} to the outputs "
+                          "recorded at export)")
     return worst
