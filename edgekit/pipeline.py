@@ -20,6 +20,7 @@ from edgekit.plugins import get_runtime, runtime_for_format
 from edgekit.recipe import BenchConfig, Recipe
 from edgekit.report import build_report, dumps, markdown
 from edgekit.stages import default_name, handler_for, output_format
+from edgekit_runtimes import selfcheck
 
 REFERENCE_NAME = "pytorch-fp32"
 
@@ -100,7 +101,7 @@ def _run_stage(cfg, name: str, parent: Artifact, ctx: StageContext, out: OutputD
     """Build one artifact in a staging directory, describe it, and move it into place whole."""
     staged = out.stage(name)
     result = handler_for(cfg)(cfg, parent, ctx, staged)
-    _record_selfcheck(staged / result.model_file, result.format, ctx)
+    _record_selfcheck(result.session, staged / selfcheck.FILE, ctx)
     write_manifest(
         staged, name=name, format=result.format, precision=result.precision, model_file=result.model_file,
         task=ctx.checkpoint.task, parent=parent, recipe_digest=recipe_digest, stage=cfg.model_dump(mode="json"),
@@ -109,12 +110,9 @@ def _run_stage(cfg, name: str, parent: Artifact, ctx: StageContext, out: OutputD
     return Artifact.load(out.commit(staged, name))
 
 
-def _record_selfcheck(model: Path, fmt: str, ctx: StageContext) -> None:
+def _record_selfcheck(session, path: Path, ctx: StageContext) -> None:
     """Store a few inputs and this artifact's outputs beside it, for runtimes that verify on load."""
-    from edgekit_runtimes import selfcheck
-
-    session = runtime_for_format(fmt).load(model, threads=ctx.threads)
-    selfcheck.record(session, ctx.parity_feeds(session)[2:], model.parent / selfcheck.FILE)
+    selfcheck.record(session, ctx.parity_feeds(session)[2:], path)
 
 
 def plan(recipe: Recipe) -> list[tuple[object, str, str]]:

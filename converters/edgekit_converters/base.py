@@ -17,10 +17,11 @@ class Converter(ABC):
     def export(self, ctx, config, out_dir: Path) -> Path:
         """Write the model into ``out_dir``; return the model file path."""
 
-    def convert(self, ctx, config, out_dir: Path) -> dict:
-        """Export, then check parity with the reference. Returns the validation record."""
+    def convert(self, ctx, config, out_dir: Path) -> tuple[dict, object]:
+        """Export, then check parity with the reference. Returns the validation record and the
+        session it was measured on (the caller records its self-check with it)."""
         from edgekit.plugins import get_runtime
 
         path = self.export(ctx, config, out_dir)
         session = get_runtime(self.runtime).load(path, threads=ctx.threads)
-        return ctx.check_parity(session, f"{self.name} export", config.atol, config.min_cosine)
+        return ctx.check_parity(session, f"{self.name} export", config.atol, config.min_cosine), session

@@ -21,6 +21,7 @@ class StageResult:
     model_file: str
     validation: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    session: Any = None  # the runtime session the stage validated its output on
 
 
 _HANDLERS: dict[type, Callable] = {}

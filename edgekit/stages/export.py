@@ -16,5 +16,6 @@ def run_export(config: ExportConfig, parent, ctx, out_dir) -> StageResult:
     if config.format not in available:
         raise RecipeError(f"stage export: no converter for format {config.format!r}")
     converter = available[config.format]()
-    validation = converter.convert(ctx, config, out_dir)
-    return StageResult(format=converter.format, precision="fp32", model_file=converter.model_file, validation=validation)
+    validation, session = converter.convert(ctx, config, out_dir)
+    return StageResult(format=converter.format, precision="fp32", model_file=converter.model_file,
+                       validation=validation, session=session)

@@ -52,4 +52,4 @@ def run_optimize(config: OptimizeConfig, parent, ctx, out_dir) -> StageResult:
     session = get_runtime("onnxruntime").load(out, threads=ctx.threads)
     validation = ctx.check_parity(session, "optimize", config.atol, config.min_cosine)
     return StageResult(format="onnx", precision="fp32", model_file="model.onnx", validation=validation,
-                       extra={"fused_operators": fused})
+                       extra={"fused_operators": fused}, session=session)

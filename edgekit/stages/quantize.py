@@ -71,4 +71,4 @@ def run_quantize(config: QuantizeConfig, parent, ctx, out_dir) -> StageResult:
     session = runtime_for_format(parent.format).load(out, threads=ctx.threads)
     validation = sanity(session, ctx, config.min_cosine, f"quantize ({parent.format} {config.method})")
     return StageResult(format=parent.format, precision=_PRECISION[config.method], model_file=backend.MODEL_FILE,
-                       validation=validation, extra=extra)
+                       validation=validation, extra=extra, session=session)

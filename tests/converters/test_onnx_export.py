@@ -16,7 +16,7 @@ def ctx(tiny_ckpt):
 
 
 def test_export_has_dynamic_axes_and_passes_parity(ctx, tmp_path):
-    validation = OnnxConverter().convert(ctx, ExportConfig(kind="export"), tmp_path)
+    validation, _ = OnnxConverter().convert(ctx, ExportConfig(kind="export"), tmp_path)
     assert validation["max_abs_diff"] < 1e-4
     assert validation["min_cosine"] > 0.99999
     model = onnx.load(str(tmp_path / "model.onnx"))
