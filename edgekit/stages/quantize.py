@@ -9,6 +9,7 @@ reference on held-out texts and refused if its output collapsed.
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 
 import numpy as np
@@ -26,6 +27,14 @@ def _backends() -> dict:
     from edgekit.stages import quantize_onnx, quantize_tflite
 
     return {"onnx": quantize_onnx, "tflite": quantize_tflite}
+
+
+def exclude_patterns(config: QuantizeConfig) -> list[re.Pattern]:
+    """The config's ``exclude`` patterns, compiled; a bad one is a recipe error."""
+    try:
+        return [re.compile(p) for p in config.exclude]
+    except re.error as err:
+        raise RecipeError(f"stage quantize: exclude pattern {err.pattern!r} is not a valid regular expression") from None
 
 
 @contextmanager

@@ -15,7 +15,6 @@ that a uint8 range cannot hold) took mean cosine from 0.993 to 0.937.
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from edgekit.errors import RecipeError
 from edgekit.feeds import tokenize
 from edgekit.plugins import get_runtime
 from edgekit.recipe import QuantizeConfig
+from edgekit.stages.quantize import exclude_patterns
 
 _EMBEDDING_OPS = ("EmbedLayerNormalization", "Gather")
 _DYNAMIC_OPS = ("MatMul", "Gemm", "Attention")
@@ -63,19 +63,16 @@ class _TextReader:
 
 def excluded_nodes(config: QuantizeConfig, model_path: Path) -> list[str]:
     """Names of the nodes matching any of the config's ``exclude`` patterns."""
-    if not config.exclude:
+    patterns = exclude_patterns(config)
+    if not patterns:
         return []
     import onnx
 
-    try:
-        patterns = [re.compile(p) for p in config.exclude]
-    except re.error as err:
-        raise RecipeError(f"stage quantize: exclude pattern {err.pattern!r} is not a valid regular expression") from None
     graph = onnx.load(str(model_path), load_external_data=False).graph
     return [n.name for n in graph.node if any(p.search(n.name) for p in patterns)]
 
 
-def _quantize_static(config: QuantizeConfig, src: Path, out: Path, ctx) -> None:
+def _quantize_static(config: QuantizeConfig, src: Path, out: Path, ctx, excluded: list[str]) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -96,7 +93,7 @@ def _quantize_static(config: QuantizeConfig, src: Path, out: Path, ctx) -> None:
             activation_type=_qtype(config.activation_type),
             weight_type=_qtype(config.weight_type),
             op_types_to_quantize=op_types(config),
-            nodes_to_exclude=excluded_nodes(config, pre),
+            nodes_to_exclude=excluded,
             calibrate_method=method,
             extra_options={"CalibPercentile": config.calibration.percentile,
                            "DefaultTensorType": onnx.TensorProto.FLOAT,
@@ -104,7 +101,7 @@ def _quantize_static(config: QuantizeConfig, src: Path, out: Path, ctx) -> None:
         )
 
 
-def _quantize_dynamic(config: QuantizeConfig, src: Path, out: Path) -> None:
+def _quantize_dynamic(config: QuantizeConfig, src: Path, out: Path, excluded: list[str]) -> None:
     import onnx
     from onnxruntime.quantization import quantize_dynamic
 
@@ -113,7 +110,7 @@ def _quantize_dynamic(config: QuantizeConfig, src: Path, out: Path) -> None:
         per_channel=config.per_channel,
         weight_type=_qtype(config.weight_type),
         op_types_to_quantize=op_types(config),
-        nodes_to_exclude=excluded_nodes(config, src),
+        nodes_to_exclude=excluded,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
 
@@ -125,8 +122,9 @@ MODEL_FILE = "model.onnx"
 def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
     if config.fallback != "float":
         raise RecipeError("stage quantize: ONNX keeps excluded nodes in float only (fallback: float)")
+    excluded = excluded_nodes(config, src)
     if config.method == "dynamic":
-        _quantize_dynamic(config, src, out)
+        _quantize_dynamic(config, src, out, excluded)
     else:
-        _quantize_static(config, src, out, ctx)
-    return {"quantized_op_types": op_types(config), "float_nodes": excluded_nodes(config, src)}
+        _quantize_static(config, src, out, ctx, excluded)
+    return {"quantized_op_types": op_types(config), "float_nodes": excluded}

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import re
 from pathlib import Path
 
-from edgekit.errors import RecipeError
 from edgekit.feeds import tokenize
 from edgekit.plugins import get_runtime
 from edgekit.recipe import QuantizeConfig
+from edgekit.stages.quantize import exclude_patterns
 
 METHODS = ("dynamic", "static", "weight_only", "fp16")
 MODEL_FILE = "model.tflite"
@@ -32,36 +30,20 @@ MODEL_FILE = "model.tflite"
 
 @contextlib.contextmanager
 def _quiet():
-    old = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        if old is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = old
+    """AEQ prints progress bars to stderr and notes to stdout while it calibrates and quantizes."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def _calibration_data(config: QuantizeConfig, src: Path, ctx) -> dict:
+    """One list of single-text samples per signature, each padded to that signature's bucket."""
     session = get_runtime("litert").load(src, threads=ctx.threads)
     texts = ctx.data.calibration[: config.calibration.samples]
-    seq = min(config.calibration.seq_len, max(b for b in session.buckets if b is not None))
-    batches = []
-    for sig in session._sigs:  # one list of samples per signature, each padded to its bucket
-        specs = [s for s in session.inputs]
-        length = sig.seq_len or seq
-        batches.append((sig.name, [tokenize(ctx.checkpoint.tokenizer, [t], specs, length, fixed=True) for t in texts]))
-    return dict(batches)
-
-
-def _check_patterns(patterns: list[str]) -> None:
-    for p in patterns:
-        try:
-            re.compile(p)
-        except re.error:
-            raise RecipeError(f"stage quantize: exclude pattern {p!r} is not a valid regular expression") from None
+    return {
+        name: [tokenize(ctx.checkpoint.tokenizer, [t], session.inputs, seq or config.calibration.seq_len, fixed=True)
+               for t in texts]
+        for name, seq in session.signatures
+    }
 
 
 def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
@@ -70,7 +52,7 @@ def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
     from ai_edge_quantizer.qtyping import QuantGranularity
     from ai_edge_quantizer.qtyping import TFLOperationName as Op
 
-    _check_patterns(config.exclude)
+    exclude_patterns(config)  # fail early on a bad pattern; AEQ takes them as strings
     granularity = QuantGranularity.CHANNELWISE if config.per_channel else QuantGranularity.TENSORWISE
     q = quantizer.Quantizer(str(src))
     scheme: list[str] = []

@@ -53,12 +53,13 @@ class TFLiteSession(Session):
             for n, (shape, dt) in first.inputs.items()
         ]
         self.outputs = [TensorSpec(n, dt, ("batch", None)) for n, dt in first.outputs.items()]
+        self.signatures = [(s.name, s.seq_len) for s in self._sigs]
         self.buckets = [s.seq_len for s in self._sigs]
         self.max_seq_len = self.buckets[-1]
         self.delegated = self._has_delegate()
 
     def details(self) -> dict:
-        return {"xnnpack_delegate": self.delegated, "signatures": [s.name for s in self._sigs]}
+        return {"xnnpack_delegate": self.delegated, "signatures": [name for name, _ in self.signatures]}
 
     def _has_delegate(self) -> bool:
         """True when a delegate (XNNPACK by default) took over part of the executed plan."""
