@@ -60,19 +60,15 @@ def build_module(ckpt):
 @contextlib.contextmanager
 def _quiet():
     """litert-torch prints progress lines and absl logs; keep them out of edgekit's output."""
+    from edgekit.logs import quiet_logging
     from edgekit_runtimes.base import native_stderr_silenced
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("torchao").setLevel(logging.ERROR)
-    buf = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(buf), native_stderr_silenced():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced(), \
+            quiet_logging():
         warnings.simplefilter("ignore")
-        level = logging.getLogger().level
-        logging.getLogger().setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            logging.getLogger().setLevel(level)
+        yield
 
 
 class TFLiteConverter(Converter):

@@ -8,14 +8,13 @@ reference on held-out texts and refused if its output collapsed.
 
 from __future__ import annotations
 
-import logging
 import re
-from contextlib import contextmanager
 
 import numpy as np
 
 from edgekit.errors import GateFailed, RecipeError
 from edgekit.fidelity import cosine_rows
+from edgekit.logs import quiet_logging
 from edgekit.plugins import runtime_for_format
 from edgekit.recipe import QuantizeConfig
 from edgekit.stages import StageResult, register
@@ -35,18 +34,6 @@ def exclude_patterns(config: QuantizeConfig) -> list[re.Pattern]:
         return [re.compile(p) for p in config.exclude]
     except re.error as err:
         raise RecipeError(f"stage quantize: exclude pattern {err.pattern!r} is not a valid regular expression") from None
-
-
-@contextmanager
-def quiet_logging():
-    """Quantizers log advice through the root logger; keep it out of the user's terminal."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def sanity(session, ctx, floor: float, what: str) -> dict:
