@@ -79,8 +79,6 @@ def compress(checkpoint, recipe, output, task, calibration, evaluation, allow_un
 
 
 def _int_list(ctx, param, value):
-    if value is None:
-        return None
     try:
         items = [int(v) for v in str(value).split(",") if v.strip()]
     except ValueError:
@@ -163,20 +161,19 @@ def report(reports, baseline, max_latency_regression, max_size_growth, max_accur
     from edgekit.output import OutputDir
     from edgekit.report_outputs import html, junit, markdown_all
 
+    if junit_out and baseline is None:
+        raise click.UsageError("--junit needs --baseline (the gates are its test cases)")
     loaded = [load_report(p) for p in reports]
     comparison = None
     if baseline is not None:
         comparison = compare(loaded[0], load_report(baseline),
                              Thresholds(max_latency_regression, max_size_growth, max_accuracy_drop))
-    for path, text in ((md_out, lambda: markdown_all(loaded, comparison)), (html_out, lambda: html(loaded, comparison)),
-                       (junit_out, lambda: junit(comparison) if comparison else None)):
-        if path is None:
-            continue
-        body = text()
-        if body is None:
-            raise click.UsageError("--junit needs --baseline (the gates are its test cases)")
-        with OutputDir(Path(path).parent) as out:
-            out.write_text(Path(path).name, body)
+    writers = {md_out: lambda: markdown_all(loaded, comparison), html_out: lambda: html(loaded, comparison),
+               junit_out: lambda: junit(comparison)}
+    for path, render in writers.items():
+        if path is not None:
+            with OutputDir(Path(path).parent) as out:
+                out.write_text(Path(path).name, render())
     click.echo(comparison_markdown(comparison) if comparison else markdown_all(loaded))
     if comparison is not None and not comparison.passed:
         failed = [f"{c.artifact} {c.gate} {c.delta}" for c in comparison.checks if not c.passed]

@@ -133,12 +133,15 @@ def compare(new: dict, old: dict, t: Thresholds) -> Comparison:
     return result
 
 
+_FORMATS = {"latency": lambda v: f"{v:.2f} ms", "size": lambda v: f"{v / 1e6:.2f} MB",
+            "accuracy": lambda v: f"{v:.4f}"}
+
+
 def comparison_markdown(c: Comparison) -> str:
     lines = ["## Baseline comparison", "", f"**{'PASSED' if c.passed else 'FAILED'}**", "",
              "| artifact | gate | baseline | new | delta | result | rule |", "|---|---|---|---|---|---|---|"]
     for ch in c.checks:
-        fmt = (lambda v: f"{v:.2f} ms") if ch.gate == "latency" else (
-            (lambda v: f"{v / 1e6:.2f} MB") if ch.gate == "size" else (lambda v: f"{v:.4f}"))
+        fmt = _FORMATS[ch.gate]
         lines.append(f"| {ch.artifact} | {ch.gate} | {fmt(ch.old)} | {fmt(ch.new)} | {ch.delta} | "
                      f"{'pass' if ch.passed else '**FAIL**'} | {ch.detail} |")
     for w in c.warnings:
