@@ -16,10 +16,11 @@ foundation issue asks for and prints them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
+
+from common import MIN_COSINE, fastest_faithful, finish
 
 from edgekit.calibration import load_text_data
 from edgekit.checkpoint import load_checkpoint
@@ -31,7 +32,6 @@ from edgekit.recipe import load_recipe, recipe_from_dict
 
 TARGET_VS_TORCH = 3.0
 TARGET_VS_ORT = 1.0
-MIN_COSINE = 0.99
 MAX_SIZE_FRACTION = 0.27
 
 
@@ -95,8 +95,7 @@ def main() -> int:
     by = {r["name"]: r for r in rows}
     fp32_size = by["onnx-fp32"]["size_bytes"]
     edgekit_int8 = [r for r in rows if r["name"].startswith("onnx-int8")]
-    eligible = [r for r in edgekit_int8 if r["fidelity"]["cosine_mean"] >= MIN_COSINE]
-    best = min(eligible or edgekit_int8, key=lambda r: r["latency_ms"]["p50"])
+    best = fastest_faithful(edgekit_int8, MIN_COSINE)
     summary = {
         "best_int8": best["name"],
         "speedup_vs_torch_eager": round(by["pytorch-fp32"]["latency_ms"]["p50"] / best["latency_ms"]["p50"], 3),
@@ -112,13 +111,7 @@ def main() -> int:
     }
     result = {"benchmark": "onnx_int8", "settings": settings.__dict__, "environment": environment(2),
               "summary": summary, "rows": rows}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    for r in rows:
-        f = r["fidelity"]
-        print(f"{r['name']:<32} p50 {r['latency_ms']['p50']:7.2f} ms  size {r['size_bytes'] / 1e6:6.1f} MB  "
-              f"cos {f.get('cosine_mean', 1.0):.4f}")
-    print(json.dumps(summary, indent=2))
+    finish(args.output, result, rows, summary)
     return 0
 
 

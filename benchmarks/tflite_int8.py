@@ -11,21 +11,18 @@ the report plus the ratios the TFLite issue asks for.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
+from common import MIN_COSINE, fastest_faithful, finish
+
 from edgekit.pipeline import compress
 from edgekit.recipe import load_recipe, recipe_from_dict
 
-MIN_COSINE = 0.99
-
 
 def best(rows: list[dict], fmt: str) -> dict:
-    int8 = [r for r in rows if r["format"] == fmt and r["precision"] == "int8"]
-    ok = [r for r in int8 if r["fidelity"]["cosine_mean"] >= MIN_COSINE]
-    return min(ok or int8, key=lambda r: r["latency_ms"]["p50"])
+    return fastest_faithful([r for r in rows if r["format"] == fmt and r["precision"] == "int8"], MIN_COSINE)
 
 
 def main() -> int:
@@ -60,14 +57,7 @@ def main() -> int:
         "cosine_mean >= 0.99": summary["tflite_cosine_mean"] >= MIN_COSINE,
         "size <= 27% of fp32": summary["tflite_size_fraction_of_fp32"] <= 0.27,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"benchmark": "tflite_int8", "summary": summary, "report": res.report},
-                                      indent=2) + "\n")
-    for r in rows:
-        f = r["fidelity"]
-        print(f"{r['name']:<22} {r['runtime']:<12} p50 {r['latency_ms']['p50']:7.2f} ms  "
-              f"size {r['size_bytes'] / 1e6:6.1f} MB  cos {f.get('cosine_mean', 1.0):.4f}")
-    print(json.dumps(summary, indent=2))
+    finish(args.output, {"benchmark": "tflite_int8", "summary": summary, "report": res.report}, rows, summary)
     return 0
 
 
