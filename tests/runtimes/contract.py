@@ -11,6 +11,24 @@ import pytest
 from edgekit_runtimes.base import RuntimeAdapter, Session
 
 
+TEXTS = ["the quick brown fox", "a longer sentence about the state of the union and its budget"]
+
+
+def torch_reference(ckpt_path, dtype: str = "int64", atol: float = 1e-4):
+    """``(feeds, expected, atol)`` for the contract: token feeds of ``TEXTS`` cast to ``dtype``
+    and the PyTorch reference embeddings for them."""
+    from edgekit.checkpoint import load_checkpoint
+    from edgekit.feeds import tokenize
+    from edgekit_runtimes.base import TensorSpec
+    from edgekit_runtimes.torch_eager import TorchEagerAdapter
+
+    ck = load_checkpoint(ckpt_path)
+    specs = [TensorSpec(n, "int64", ("b", "s")) for n in ck.input_names]
+    feeds = tokenize(ck.tokenizer, TEXTS, specs, 32)
+    expected = TorchEagerAdapter().from_checkpoint(ck).run(feeds)["embeddings"]
+    return {k: v.astype(dtype) for k, v in feeds.items()}, expected, atol
+
+
 class RuntimeAdapterContract:
     def test_declares_name_formats_and_requirements(self, adapter):
         assert isinstance(adapter, RuntimeAdapter)

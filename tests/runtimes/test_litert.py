@@ -7,17 +7,7 @@ from edgekit.feeds import tokenize
 from edgekit_runtimes.base import TensorSpec
 from edgekit_runtimes.litert import LegacyTFLiteRuntimeAdapter, LiteRTAdapter
 from edgekit_runtimes.torch_eager import TorchEagerAdapter
-from tests.runtimes.contract import RuntimeAdapterContract
-
-TEXTS = ["the quick brown fox", "a longer sentence about the state of the union and its budget"]
-
-
-def _reference(ckpt_path, dtype="int32"):
-    ck = load_checkpoint(ckpt_path)
-    specs = [TensorSpec(n, "int64", ("b", "s")) for n in ck.input_names]
-    feeds = tokenize(ck.tokenizer, TEXTS, specs, 32)
-    expected = TorchEagerAdapter().from_checkpoint(ck).run(feeds)["embeddings"]
-    return {k: v.astype(dtype) for k, v in feeds.items()}, expected, 1e-4
+from tests.runtimes.contract import TEXTS, RuntimeAdapterContract, torch_reference
 
 
 class TestLiteRT(RuntimeAdapterContract):
@@ -31,7 +21,7 @@ class TestLiteRT(RuntimeAdapterContract):
 
     @pytest.fixture
     def reference(self, tiny_ckpt):
-        return _reference(tiny_ckpt)
+        return torch_reference(tiny_ckpt, dtype="int32")
 
 
 class TestLegacyTFLiteRuntime(TestLiteRT):

@@ -1,14 +1,8 @@
 import numpy as np
 import pytest
 
-from edgekit.checkpoint import load_checkpoint
-from edgekit.feeds import tokenize
-from edgekit_runtimes.base import TensorSpec
 from edgekit_runtimes.onnxruntime_cpu import OnnxRuntimeCPUAdapter
-from edgekit_runtimes.torch_eager import TorchEagerAdapter
-from tests.runtimes.contract import RuntimeAdapterContract
-
-TEXTS = ["the quick brown fox", "a longer sentence about the state of the union and its budget"]
+from tests.runtimes.contract import RuntimeAdapterContract, torch_reference
 
 
 class TestOnnxRuntimeCPU(RuntimeAdapterContract):
@@ -22,11 +16,7 @@ class TestOnnxRuntimeCPU(RuntimeAdapterContract):
 
     @pytest.fixture
     def reference(self, tiny_ckpt):
-        ck = load_checkpoint(tiny_ckpt)
-        specs = [TensorSpec(n, "int64", ("b", "s")) for n in ck.input_names]
-        feeds = tokenize(ck.tokenizer, TEXTS, specs, 32)
-        expected = TorchEagerAdapter().from_checkpoint(ck).run(feeds)["embeddings"]
-        return feeds, expected, 1e-4
+        return torch_reference(tiny_ckpt)
 
 
 def test_loads_artifact_directory(tiny_compressed):
