@@ -181,6 +181,114 @@ def report(reports, baseline, max_latency_regression, max_size_growth, max_accur
 
 
 @cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="The bundle directory to write.")
+@click.option("--artifact", "-a", "artifacts", multiple=True,
+              help="An artifact of SOURCE to include (repeat); default: every ONNX/TFLite one, fastest first.")
+@click.option("--archive", is_flag=True, help="Also write OUTPUT.tar.gz, one file to copy to a device.")
+def bundle(source, output, artifacts, archive):
+    """Package artifacts of a compress run (SOURCE) into a deployable bundle.
+
+    The bundle holds each chosen model file, the tokenizer (for the
+    `tokenizers` library), the task's pre- and post-processing, each
+    variant's outputs on reference texts recorded now, and the sha256 of
+    every file. The first variant is the default one `edgekit run` loads.
+    """
+    from edgekit.bundle_build import build_bundle, describe
+
+    b = build_bundle(source, output, artifacts=list(artifacts) or None, archive=archive)
+    click.echo(describe(b))
+    if archive:
+        click.echo(f"wrote {b.path}.tar.gz")
+
+
+def _runtime_options(f):
+    f = click.option("--threads", "-t", type=click.IntRange(min=1), help="Threads (default: up to 4).")(f)
+    f = click.option("--variant", help="Which model of the bundle (default: the first whose runtime is installed).")(f)
+    return click.option("--runtime", help="Runtime adapter (see `edgekit runtimes`).")(f)
+
+
+@cli.command(name="run")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
+@click.argument("texts", nargs=-1)
+@click.option("--file", "texts_file", type=click.Path(path_type=Path), help="Texts to run, one per line.")
+@click.option("--check", is_flag=True,
+              help="Run the bundle's reference texts and compare with the outputs recorded when it was made "
+                   "(exit 3 below cosine 0.999).")
+@_runtime_options
+def run_bundle(bundle_path, texts, texts_file, check, runtime, variant, threads):
+    """Run a bundle on TEXTS and print the result as JSON.
+
+    \b
+    Embedding bundles print one vector per text; classifiers print the label,
+    its probability and every label's. BUNDLE is a bundle directory or its
+    .tar.gz. Needs only the runtime extras (no torch).
+    """
+    import json
+
+    from edgekit.inference import load
+
+    model = load(bundle_path, runtime=runtime, threads=threads, variant=variant)
+    out = {"bundle": model.bundle.name, "variant": model.variant.name, "runtime": model.runtime}
+    if check:
+        from edgekit_runtimes.selfcheck import MIN_COSINE
+
+        worst = model.check()
+        out["check"] = {"texts": len(model.bundle.reference_texts), "worst_cosine": round(worst, 6),
+                        "min_cosine": MIN_COSINE, "passed": worst >= MIN_COSINE}
+        click.echo(json.dumps(out))
+        if worst < MIN_COSINE:
+            raise GateFailed(f"{model.variant.name} on {model.runtime}: cosine {worst:.4f} to the recorded outputs")
+        return
+    items = list(texts)
+    if texts_file:
+        from edgekit.calibration import load_texts
+
+        items += load_texts(texts_file)
+    if not items:
+        raise click.UsageError("give TEXTS or --file (or --check)")
+    result = model.predict(items)
+    if model.task == "feature-extraction":
+        out["results"] = [{"text": t, "embedding": [round(float(x), 7) for x in v]} for t, v in zip(items, result)]
+    else:
+        out["results"] = [{"text": t, **p.as_dict()} for t, p in zip(items, result)]
+    click.echo(json.dumps(out))
+
+
+@cli.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", "-p", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--max-body-bytes", default=1 << 20, show_default=True, type=click.IntRange(min=1),
+              help="Larger request bodies get 413.")
+@click.option("--max-texts", default=64, show_default=True, type=click.IntRange(min=1),
+              help="More texts in one request get 413.")
+@click.option("--log", is_flag=True, help="Log each request to stderr.")
+@_runtime_options
+def serve(bundle_path, host, port, max_body_bytes, max_texts, log, runtime, variant, threads):
+    """Serve a bundle over HTTP (JSON in, JSON out) for other processes on a device.
+
+    \b
+    GET  /health, /info
+    POST /embed or /classify (or /predict)  {"texts": ["...", ...]}
+    Bad requests get a JSON error with a 4xx status; the server keeps serving.
+    """
+    from edgekit.inference import load
+    from edgekit.serve import make_server
+
+    model = load(bundle_path, runtime=runtime, threads=threads, variant=variant)
+    server = make_server(model, host, port, max_body_bytes=max_body_bytes, max_texts=max_texts, quiet=not log)
+    click.echo(f"serving {model.bundle.name} ({model.variant.name} on {model.runtime}) at "
+               f"http://{server.server_address[0]}:{server.server_address[1]}", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@cli.command()
 def recipes():
     """List the built-in recipes with a one-line description."""
     from edgekit.recipe import describe_builtins

@@ -54,7 +54,8 @@ def runtime_for_format(fmt: str, preferred: str | None = None):
         if fmt not in adapter.formats:
             raise RuntimeUnavailableError(f"runtime {preferred!r} does not run {fmt} models")
         return adapter
-    candidates = [n for n, cls in runtime_adapters().items() if fmt in cls.formats]
+    candidates = [n for n, cls in runtime_adapters().items()
+                  if fmt in cls.formats and not cls.explicit_only]
     for name in candidates:
         if runtime_adapters()[name].available():
             return get_runtime(name)

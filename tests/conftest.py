@@ -62,6 +62,27 @@ def tiny_bucketed_tflite(tiny_ckpt, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_compressed, tmp_path_factory) -> Path:
+    """The tiny encoder's int8 and fp32 ONNX artifacts as a bundle, plus its .tar.gz archive."""
+    from edgekit.bundle_build import build_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "tiny"
+    return build_bundle(tiny_compressed, out, artifacts=["onnx-int8-dynamic", "onnx-fp32"], archive=True).path
+
+
+@pytest.fixture(scope="session")
+def tiny_cls_bundle(tiny_cls_ckpt, tmp_path_factory) -> Path:
+    """The tiny 3-label classifier through ptq-dynamic, bundled."""
+    from edgekit.bundle_build import build_bundle
+    from edgekit.pipeline import compress
+    from tests.helpers import fast_recipe
+
+    root = tmp_path_factory.mktemp("clsbundle")
+    compress(tiny_cls_ckpt, fast_recipe("ptq-dynamic"), root / "out", progress=False)
+    return build_bundle(root / "out", root / "bundle", artifacts=["onnx-int8-dynamic"]).path
+
+
 @pytest.fixture
 def copy_ckpt(tmp_path):
     def _copy(src: Path) -> Path:

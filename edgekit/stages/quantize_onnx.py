@@ -4,6 +4,9 @@ Dynamic: weights int8 per channel, activations quantized at run time; the
 fused Attention and EmbedLayerNormalization ops become QAttention and
 QEmbedLayerNormalization, so the word-embedding table is stored in int8.
 
+fp16: every float tensor in float16 (inputs and outputs unchanged), for GPU
+execution providers; ONNX Runtime's CPU provider runs it too, slowly.
+
 Static: QDQ format, U8S8 (uint8 activations, int8 per-channel weights), only
 MatMul/Gemm (quantizing the attention-mask Add/Where collapses the output),
 calibrated on fixed-length padded text batches, embeddings stored in int8.
@@ -115,13 +118,24 @@ def _quantize_dynamic(config: QuantizeConfig, src: Path, out: Path, excluded: li
     )
 
 
-METHODS = ("dynamic", "static")
+def _convert_fp16(src: Path, out: Path) -> None:
+    """Weights and activations in float16, inputs and outputs kept as declared (for GPUs)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(out))
+
+
+METHODS = ("dynamic", "static", "fp16")
 MODEL_FILE = "model.onnx"
 
 
 def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
     if config.fallback != "float":
         raise RecipeError("stage quantize: ONNX keeps excluded nodes in float only (fallback: float)")
+    if config.method == "fp16":
+        _convert_fp16(src, out)
+        return {"precision": "float16 weights and activations; inputs and outputs as declared"}
     excluded = excluded_nodes(config, src)
     if config.method == "dynamic":
         _quantize_dynamic(config, src, out, excluded)

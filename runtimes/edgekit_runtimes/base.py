@@ -55,6 +55,7 @@ class RuntimeAdapter(ABC):
     requires: ClassVar[tuple[str, ...]]  # importable module names
     description: ClassVar[str] = ""
     isolate: ClassVar[bool] = False  # probe unknown models in a subprocess before loading them in-process
+    explicit_only: ClassVar[bool] = False  # used only when named (e.g. a GPU adapter), never picked by default
 
     @classmethod
     def missing(cls) -> list[str]:

@@ -1,0 +1,153 @@
+"""``edgekit bundle``: package artifacts from a compress run into a deployable bundle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edgekit import __version__
+from edgekit.artifact import Artifact, sha256_file
+from edgekit.bundle import BUNDLE_FILE, BUNDLE_VERSION, REFERENCE_FILE, Bundle, open_bundle, pack, verify
+from edgekit.errors import InputError
+from edgekit.output import OutputDir
+
+RUNNABLE_FORMATS = ("onnx", "tflite")
+REFERENCE_TEXTS = 16
+SKIP_FILES = {"manifest.json"}  # selfcheck.npz stays: the legacy runtime verifies with it
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err})") from None
+
+
+def _preprocessing(ckpt: Path) -> dict:
+    config = _read_json(ckpt / "config.json")
+    st = _read_json(ckpt / "sentence_bert_config.json")
+    tok_cfg = _read_json(ckpt / "tokenizer_config.json")
+    candidates = [st.get("max_seq_length"), tok_cfg.get("model_max_length"), config.get("max_position_embeddings")]
+    lengths = [int(c) for c in candidates if isinstance(c, (int, float)) and 0 < c < 100_000]
+    return {"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_seq_len": min(lengths) if lengths else 512,
+            "batch_size": 32}
+
+
+def _postprocessing(ckpt: Path, task: str) -> dict:
+    if task == "feature-extraction":
+        modules = _read_json(ckpt / "modules.json") if (ckpt / "modules.json").is_file() else []
+        normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules)
+        return {"output": "embeddings", "pooling": "mean", "normalize": normalize}
+    id2label = _read_json(ckpt / "config.json").get("id2label") or {}
+    labels = [id2label[k] for k in sorted(id2label, key=int)]
+    return {"output": "logits", "activation": "softmax", "labels": labels}
+
+
+def _write_tokenizer(ckpt: Path, dest: Path) -> None:
+    dest.mkdir(parents=True)
+    if (ckpt / "tokenizer.json").is_file():
+        shutil.copy2(ckpt / "tokenizer.json", dest / "tokenizer.json")
+        return
+    from edgekit.checkpoint import offline
+
+    offline()
+    try:  # a slow tokenizer (vocab.txt only): let transformers build the fast one
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(str(ckpt), local_files_only=True).backend_tokenizer.save(str(dest / "tokenizer.json"))
+    except Exception as err:  # noqa: BLE001
+        raise InputError(f"{ckpt}: no tokenizer.json and none could be built ({str(err).splitlines()[0]})") from None
+
+
+def _pick(source: Path, report: dict, names: list[str] | None) -> list[Artifact]:
+    rows = [r for r in report["results"] if r["format"] in RUNNABLE_FORMATS and r.get("batch_size", 1) == report["results"][0].get("batch_size", 1)]
+    available = {r["name"]: r for r in rows}
+    if names:
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise InputError(f"{source}: no ONNX/TFLite artifact named {', '.join(unknown)}; "
+                             f"have: {', '.join(available) or 'none'}")
+        chosen = names
+    else:  # fastest first: the default variant is the fastest one measured
+        chosen = [r["name"] for r in sorted(available.values(), key=lambda r: r["latency_ms"]["p50"])]
+    if not chosen:
+        raise InputError(f"{source}: the report lists no ONNX or TFLite artifact to bundle")
+    return [Artifact.load(source / n) for n in chosen]
+
+
+def _reference_texts() -> list[str]:
+    from edgekit.calibration import load_text_data
+
+    return ["edgekit", *load_text_data().heldout[: REFERENCE_TEXTS - 1]]
+
+
+def _hash_all(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != BUNDLE_FILE}
+
+
+def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str] | None = None,
+                 archive: bool = False, threads: int = 2) -> Bundle:
+    """Bundle the chosen artifacts of a compress output directory ``source`` into ``output``."""
+    from edgekit.compare import load_report
+    from edgekit.inference import BundleModel
+    from edgekit.plugins import runtime_for_format
+
+    source, output = Path(source), Path(output)
+    report = load_report(source / "report.json")
+    ckpt = Path(report["model"]["path"])
+    if not (ckpt / "config.json").is_file():
+        raise InputError(f"{source}: the checkpoint it was made from ({ckpt}) is not there any more")
+    task = report["model"]["task"]
+    chosen = _pick(source, report, artifacts)
+    texts = _reference_texts()
+    with OutputDir(output.parent) as out:
+        staged = out.stage(output.name)
+        _write_tokenizer(ckpt, staged / "tokenizer")
+        variants = []
+        for a in chosen:
+            dest = staged / "models" / a.name
+            shutil.copytree(a.path, dest, ignore=lambda _d, names: [n for n in names if n in SKIP_FILES])
+            variants.append({"name": a.name, "format": a.format, "precision": a.precision,
+                             "file": f"models/{a.name}/{a.model_file}", "size_bytes": a.model_path.stat().st_size,
+                             "artifact_digest": a.digest, "validation": a.meta.get("validation", {})})
+        meta = {
+            "bundle_version": BUNDLE_VERSION,
+            "name": report["model"]["name"],
+            "task": task,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "edgekit_version": __version__,
+            "source": {"model_digest": report["model"].get("digest"), "recipe": report.get("recipe")},
+            "preprocessing": _preprocessing(ckpt),
+            "postprocessing": _postprocessing(ckpt, task),
+            "reference": {"texts": texts, "file": REFERENCE_FILE,
+                          "what": "each variant's task outputs on these texts, recorded on its runtime when bundled"},
+            "variants": variants,
+            "files": {},
+        }
+        draft = Bundle(path=staged, meta=meta)
+        recorded = {}
+        for v in draft.variants:
+            model = BundleModel(draft, v, runtime_for_format(v.format), threads)
+            recorded[v.name] = model.task_outputs(texts)
+            model.close()
+        np.savez_compressed(staged / REFERENCE_FILE, **recorded)
+        meta["files"] = _hash_all(staged)
+        (staged / BUNDLE_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        verify(staged, meta)
+        final = out.commit(staged, output.name)
+        if archive:
+            pack(final, final.with_name(final.name + ".tar.gz"))
+    return open_bundle(final)
+
+
+def describe(bundle: Bundle) -> str:
+    lines = [f"bundle {bundle.path} ({bundle.size_bytes / 1e6:.1f} MB): {bundle.name}, {bundle.task}"]
+    for v in bundle.variants:
+        lines.append(f"  {v.name:<24} {v.format:<7} {v.precision:<6} {v.size_bytes / 1e6:7.1f} MB  {v.file}")
+    return "\n".join(lines)
+

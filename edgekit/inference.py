@@ -1,0 +1,168 @@
+"""The runtime API: load a bundle and call it at the task level.
+
+    import edgekit
+    model = edgekit.load("bundle/", runtime="onnxruntime", threads=2)
+    vectors = model.embed(["a sentence", "another"])      # feature-extraction bundles
+    labels = model.classify(["free money!!!"])           # text-classification bundles
+    raw = model.run({"input_ids": ..., "attention_mask": ...})
+
+Needs numpy, ``tokenizers`` and the runtime library of the chosen variant
+(onnxruntime or ai-edge-litert); never torch, transformers or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.bundle import Bundle, Variant, open_bundle
+from edgekit.errors import ArtifactError, EdgekitError, InputError, ModelFileError
+from edgekit.feeds import tokenize
+from edgekit.text_encoder import TextEncoder
+
+MAX_TEXT_CHARS = 100_000
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+    scores: dict[str, float]
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "score": self.score, "scores": self.scores}
+
+
+def check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, Sequence) or not all(isinstance(t, str) for t in texts):
+        raise InputError("texts must be a list of strings")
+    if not texts:
+        raise InputError("texts is empty")
+    long = [i for i, t in enumerate(texts) if len(t) > MAX_TEXT_CHARS]
+    if long:
+        raise InputError(f"text {long[0]} is longer than {MAX_TEXT_CHARS} characters")
+    return list(texts)
+
+
+class BundleModel:
+    """A bundle variant loaded on a runtime adapter. Calls are safe from several threads."""
+
+    def __init__(self, bundle: Bundle, variant: Variant, adapter, threads: int) -> None:
+        self.bundle, self.variant, self.runtime = bundle, variant, adapter.name
+        self.threads = threads
+        try:
+            self.session = adapter.load(bundle.path / variant.file, threads=threads)
+        except EdgekitError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the runtime's own message, on one line
+            raise ModelFileError(f"{variant.file}: {adapter.name} cannot load it ({str(err).splitlines()[0][:300]})") from None
+        pre = bundle.meta["preprocessing"]
+        self.max_seq_len = min(pre["max_seq_len"], self.session.max_seq_len or pre["max_seq_len"])
+        self.encoder = TextEncoder(bundle.path / pre["tokenizer"], self.max_seq_len)
+        self.batch_size = int(pre.get("batch_size", 32))
+        self._post = bundle.meta["postprocessing"]
+        self._output = self._post["output"]
+        self._lock = threading.Lock()  # LiteRT interpreters are not re-entrant
+
+    @property
+    def task(self) -> str:
+        return self.bundle.task
+
+    def info(self) -> dict:
+        return {"bundle": self.bundle.name, "task": self.task, "variant": self.variant.name,
+                "format": self.variant.format, "precision": self.variant.precision, "runtime": self.runtime,
+                "threads": self.threads, "max_seq_len": self.max_seq_len, **({"labels": self._post["labels"]}
+                                                                             if "labels" in self._post else {})}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model's raw outputs for feeds named and typed as ``session.inputs`` declare."""
+        from edgekit.feeds import check_feeds
+
+        feeds = check_feeds(feeds, self.session.inputs)
+        with self._lock:
+            return self.session.run(feeds)
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        chunks = []
+        for i in range(0, len(texts), self.batch_size):
+            feeds = tokenize(self.encoder, texts[i : i + self.batch_size], self.session.inputs, self.max_seq_len)
+            with self._lock:
+                chunks.append(np.asarray(self.session.run(feeds)[self._output], dtype=np.float32))
+        return np.concatenate(chunks)[: len(texts)]
+
+    def embed(self, texts: str | Sequence[str]) -> np.ndarray:
+        """One embedding row per text (L2-normalised when the model was trained so)."""
+        if self.task != "feature-extraction":
+            raise InputError(f"this bundle is a {self.task} model; use classify()")
+        out = self._forward(check_texts(texts))
+        if self._post.get("normalize"):
+            out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def classify(self, texts: str | Sequence[str]) -> list[Prediction]:
+        """The most likely label of each text, with its probability and every label's."""
+        if self.task != "text-classification":
+            raise InputError(f"this bundle is a {self.task} model; use embed()")
+        logits = self._forward(check_texts(texts)).astype(np.float64)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        labels = self._post["labels"]
+        return [Prediction(labels[int(p.argmax())], round(float(p.max()), 6),
+                           {labels[j]: round(float(p[j]), 6) for j in range(len(labels))}) for p in probs]
+
+    def predict(self, texts: str | Sequence[str]) -> np.ndarray | list[Prediction]:
+        """The task-level call for this bundle: embeddings or predictions."""
+        return self.embed(texts) if self.task == "feature-extraction" else self.classify(texts)
+
+    def task_outputs(self, texts: Sequence[str]) -> np.ndarray:
+        """What reference.npz records: embeddings, or class probabilities."""
+        result = self.predict(texts)
+        if isinstance(result, np.ndarray):
+            return result.astype(np.float32)
+        labels = self._post["labels"]
+        return np.array([[p.scores[label] for label in labels] for p in result], dtype=np.float32)
+
+    def check(self) -> float:
+        """Worst cosine between this variant's outputs now and those recorded in the bundle."""
+        expected = self.bundle.reference_outputs(self.variant.name).astype(np.float64)
+        got = self.task_outputs(self.bundle.reference_texts).astype(np.float64)
+        if got.shape != expected.shape:
+            raise ArtifactError(f"outputs have shape {got.shape}, the recorded ones {expected.shape}")
+        cos = (got * expected).sum(1) / np.maximum(np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1), 1e-12)
+        return float(np.nan_to_num(cos, nan=-1.0).min())
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def load(bundle: str | Path | Bundle, runtime: str | None = None, threads: int | None = None,
+         variant: str | None = None, check: bool = True) -> BundleModel:
+    """Load a bundle (directory or ``.tar.gz``) for inference.
+
+    ``runtime`` names an adapter (``edgekit runtimes``); by default the first
+    variant whose runtime is installed here is used. ``check`` verifies every
+    file's sha256 first (a tampered or partial bundle raises ArtifactError).
+    """
+    from edgekit.plugins import get_runtime, runtime_adapters
+
+    b = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, check=check)
+    if runtime is not None:
+        adapter = get_runtime(runtime)
+        chosen = b.variant(variant, formats=tuple(adapter.formats))
+        if chosen.format not in adapter.formats:
+            raise ArtifactError(f"runtime {runtime!r} does not run {chosen.format} models (variant {chosen.name})")
+    else:
+        usable = tuple({f for cls in runtime_adapters().values()
+                        if cls.available() and not cls.explicit_only for f in cls.formats})
+        chosen = b.variant(variant, formats=usable)
+        from edgekit.plugins import runtime_for_format
+
+        adapter = runtime_for_format(chosen.format)
+    return BundleModel(b, chosen, adapter, threads or min(4, os.cpu_count() or 1))

@@ -1,0 +1,154 @@
+"""``edgekit serve``: a small JSON-over-HTTP endpoint for a bundle, standard library only.
+
+    GET  /health            {"status": "ok"}
+    GET  /info              the bundle, variant, runtime and limits
+    POST /embed             {"texts": [...]} -> {"embeddings": [[...], ...], "dim": D}
+    POST /classify          {"texts": [...]} -> {"predictions": [{"label", "score", "scores"}, ...]}
+    POST /predict           whichever of the two the bundle's task is
+
+Errors are JSON ``{"error": "..."}`` with a 4xx status: 400 malformed JSON or
+fields, 404 unknown path, 405 wrong method, 411 no Content-Length, 413 body or
+batch over the limits, 415 not JSON, 422 a call the bundle's task does not
+have. One bad request never stops the server.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from edgekit.errors import InputError
+from edgekit.inference import BundleModel, check_texts
+
+DRAIN_LIMIT = 64 << 20  # bodies beyond this are not read: the connection is closed
+
+
+class RequestError(Exception):
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _texts(body: dict, max_texts: int) -> list[str]:
+    texts = body.get("texts")
+    if texts is None and isinstance(body.get("text"), str):
+        texts = [body["text"]]
+    if not isinstance(texts, list):
+        raise RequestError(HTTPStatus.BAD_REQUEST, 'expected {"texts": ["...", ...]}')
+    if len(texts) > max_texts:
+        raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"{len(texts)} texts; at most {max_texts} per request")
+    try:
+        return check_texts(texts)
+    except InputError as err:
+        raise RequestError(HTTPStatus.BAD_REQUEST, err.message) from None
+
+
+def make_handler(model: BundleModel, max_body_bytes: int, max_texts: int, quiet: bool = True):
+    routes = {"/embed": "feature-extraction", "/classify": "text-classification", "/predict": None}
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "edgekit"
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):  # noqa: D102 - one line per request unless quiet
+            if not quiet:
+                sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
+
+        def _send(self, status: HTTPStatus, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, status: HTTPStatus, message: str, close: bool = False) -> None:
+            if close:
+                self.close_connection = True
+            self._send(status, {"error": message})
+
+        def do_GET(self):  # noqa: N802
+            if self.path == "/health":
+                self._send(HTTPStatus.OK, {"status": "ok"})
+            elif self.path == "/info":
+                self._send(HTTPStatus.OK, {**model.info(), "max_body_bytes": max_body_bytes, "max_texts": max_texts})
+            elif self.path in routes:
+                self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.path} takes POST")
+            else:
+                self._error(HTTPStatus.NOT_FOUND, f"no endpoint {self.path}")
+
+        def _body(self) -> dict:
+            length = self.headers.get("Content-Length")
+            if length is None:
+                raise RequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+            try:
+                n = int(length)
+            except ValueError:
+                raise RequestError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number") from None
+            if n < 0:
+                raise RequestError(HTTPStatus.BAD_REQUEST, "Content-Length is negative")
+            if n > max_body_bytes:
+                self._drain(n)
+                raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body of {n} bytes; the limit is {max_body_bytes}")
+            ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+            raw = self.rfile.read(n)
+            if ctype != "application/json":
+                raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type {ctype}; send application/json")
+            try:
+                body = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise RequestError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {err}") from None
+            if not isinstance(body, dict):
+                raise RequestError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
+            return body
+
+        def _drain(self, n: int) -> None:
+            """Read and drop an over-limit body (up to DRAIN_LIMIT) so the client gets the 413, not a reset."""
+            left = min(n, DRAIN_LIMIT)
+            while left > 0:
+                chunk = self.rfile.read(min(left, 1 << 16))
+                if not chunk:
+                    break
+                left -= len(chunk)
+
+        def do_POST(self):  # noqa: N802
+            if self.path not in routes:
+                # the body is not read: close so it is not taken for the next request
+                return self._error(HTTPStatus.NOT_FOUND, f"no endpoint {self.path}", close=True)
+            try:
+                body = self._body()
+                wanted = routes[self.path]
+                if wanted is not None and wanted != model.task:
+                    raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY,
+                                       f"this bundle is a {model.task} model; {self.path} is for {wanted}")
+                texts = _texts(body, max_texts)
+                t0 = time.perf_counter()
+                if model.task == "feature-extraction":
+                    vectors = model.embed(texts)
+                    payload = {"embeddings": vectors.round(7).tolist(), "dim": int(vectors.shape[1])}
+                else:
+                    payload = {"predictions": [p.as_dict() for p in model.classify(texts)]}
+                payload["ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
+                self._send(HTTPStatus.OK, payload)
+            except RequestError as err:
+                unread = err.status in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.LENGTH_REQUIRED)
+                self._error(err.status, err.message, close=unread)
+            except Exception as err:  # noqa: BLE001 - the server keeps serving
+                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(err).__name__}: {err}")
+
+        def do_PUT(self):  # noqa: N802
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use GET or POST", close=True)
+
+        do_DELETE = do_PATCH = do_PUT
+
+    return Handler
+
+
+def make_server(model: BundleModel, host: str, port: int, *, max_body_bytes: int = 1 << 20,
+                max_texts: int = 64, quiet: bool = True) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), make_handler(model, max_body_bytes, max_texts, quiet))
+    server.daemon_threads = True
+    return server
