@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import psutil
 
 
 @dataclass(frozen=True)
@@ -66,23 +65,42 @@ def interleaved(runners: list, warmup: int, runs: int, rounds: int = 5, settle_s
     return [summarize(np.concatenate(c)) for c in collected]
 
 
+def _rss_reader():
+    """This process's resident set size in bytes: psutil, or /proc where psutil is not installed (devices)."""
+    try:
+        import psutil
+
+        proc = psutil.Process()
+        return lambda: proc.memory_info().rss
+    except ImportError:
+        import os
+
+        page = os.sysconf("SC_PAGE_SIZE")
+
+        def from_proc() -> int:
+            with open("/proc/self/statm", encoding="ascii") as f:
+                return int(f.read().split()[1]) * page
+
+        return from_proc
+
+
 class PeakRSS:
     """Samples this process's resident memory in a background thread; ``peak_mb`` after exit."""
 
     def __init__(self, interval_s: float = 0.005) -> None:
         self._interval = interval_s
-        self._proc = psutil.Process()
+        self._rss = _rss_reader()
         self._stop = threading.Event()
         self.peak_bytes = 0
         self.start_bytes = 0
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._proc.memory_info().rss)
+            self.peak_bytes = max(self.peak_bytes, self._rss())
             self._stop.wait(self._interval)
 
     def __enter__(self) -> "PeakRSS":
-        self.start_bytes = self.peak_bytes = self._proc.memory_info().rss
+        self.start_bytes = self.peak_bytes = self._rss()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -90,7 +108,7 @@ class PeakRSS:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self._proc.memory_info().rss)
+        self.peak_bytes = max(self.peak_bytes, self._rss())
 
     @property
     def peak_mb(self) -> float:

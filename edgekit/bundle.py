@@ -6,7 +6,8 @@
       bundle.json                 what is inside, and the sha256 of every file
       tokenizer/tokenizer.json    for the `tokenizers` library
       models/<variant>/model.onnx one directory per precision/runtime variant
-      reference.npz               each variant's task outputs on the reference texts, recorded when bundled
+      reference.npz               each variant's task outputs on the reference texts, recorded when
+                                  bundled, and the fp32 PyTorch model's (``fp32-reference``)
 
 Opening a bundle checks every file against its digest, so a tampered or
 partial bundle is refused before anything runs. Archives (``.tar.gz``) are
@@ -31,6 +32,7 @@ from edgekit.errors import ArtifactError
 BUNDLE_FILE = "bundle.json"
 BUNDLE_VERSION = 1
 REFERENCE_FILE = "reference.npz"
+FP32_KEY = "fp32-reference"  # reference.npz key of the fp32 model's outputs (PyTorch), when recorded
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 MAX_ARCHIVE_MEMBERS = 10_000
 
@@ -82,6 +84,12 @@ class Bundle:
                 return v
         raise ArtifactError(f"bundle {self.path} has no {'/'.join(formats or ())} variant; "
                             f"it has: {', '.join(f'{v.name} ({v.format})' for v in options)}")
+
+    def reference_keys(self) -> list[str]:
+        import numpy as np
+
+        with np.load(self.path / REFERENCE_FILE, allow_pickle=False) as data:
+            return list(data.files)
 
     def reference_outputs(self, variant: str):
         import numpy as np

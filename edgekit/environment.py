@@ -6,12 +6,15 @@ import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-LIBRARIES = ("edgekit", "torch", "transformers", "onnx", "onnxruntime", "numpy", "ai-edge-litert", "litert-torch")
+LIBRARIES = ("edgekit", "torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "numpy", "tokenizers",
+             "ai-edge-litert", "litert-torch", "tflite-runtime")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "asimd", "asimddp", "i8mm")
 
 
 def library_versions() -> dict[str, str]:
-    out = {}
+    from edgekit import __version__
+
+    out = {"edgekit": __version__}  # also where edgekit runs unpackaged (the remote runner)
     for lib in LIBRARIES:
         try:
             out[lib] = version(lib)
@@ -43,6 +46,7 @@ def cpu_info() -> dict:
 
 def environment(threads: int | None = None) -> dict:
     return {
+        "host": platform.node(),
         "cpu": cpu_info(),
         "threads": threads,
         "os": f"{platform.system()} {platform.release()}",

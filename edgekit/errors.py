@@ -78,3 +78,7 @@ class GateFailed(EdgekitError):
 
 class ParityError(GateFailed):
     """An exported or transformed model does not match its reference within tolerance."""
+
+
+class RemoteError(InputError):
+    """A remote target cannot be reached, or lacks what the runner needs."""

@@ -84,7 +84,8 @@ def compress(
         report = build_report(
             model={"name": ckpt.name, "path": str(ckpt.path), "task": ckpt.task, "digest": root.digest,
                    "model_type": ckpt.config.get("model_type")},
-            recipe={"name": recipe.name, "digest": recipe.digest(), "file": "recipe.yaml"},
+            recipe={"name": recipe.name, "digest": recipe.digest(), "file": "recipe.yaml",
+                    "gates": recipe.gates.model_dump() if recipe.gates else None},
             environment=environment(bench.threads),
             results=rows,
             settings={**settings_dict(bench), "calibration": data.calibration_source, "heldout": data.heldout_source},

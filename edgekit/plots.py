@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
-W, H, PAD = 640, 360, 56
+W, H, PAD = 640, 360, 72
+CHAR_W = 6.2  # approximate width of an 11px sans-serif character, for label placement
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 
@@ -21,7 +22,7 @@ def _axes(title: str, xlabel: str, ylabel: str, xlo, xhi, ylo, yhi, plot_id: str
            f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - 20}" y2="{H - PAD}" stroke="#333"/>',
            f'<line x1="{PAD}" y1="{H - PAD}" x2="{PAD}" y2="30" stroke="#333"/>',
            f'<text x="{W / 2}" y="{H - 12}" text-anchor="middle">{escape(xlabel)}</text>',
-           f'<text x="14" y="{H / 2}" text-anchor="middle" transform="rotate(-90 14 {H / 2})">{escape(ylabel)}</text>']
+           f'<text x="16" y="{H / 2}" text-anchor="middle" transform="rotate(-90 16 {H / 2})">{escape(ylabel)}</text>']
     for i in range(5):
         xv, yv = xlo + (xhi - xlo) * i / 4, ylo + (yhi - ylo) * i / 4
         out.append(f'<text x="{x(xv):.1f}" y="{H - PAD + 16}" text-anchor="middle" font-size="11">{xv:.3g}</text>')
@@ -33,7 +34,7 @@ def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, fl
     """Points no other point beats on both lower x (latency) and higher y (fidelity)."""
     front, best_y = [], float("-inf")
     for p in sorted(points, key=lambda p: (p[0], -p[1])):
-        if p[1] > best_y:
+        if p[1] > best_y + 1e-6:  # a tie in fidelity is no gain
             front.append(p)
             best_y = p[1]
     return front
@@ -50,11 +51,18 @@ def scatter_pareto(points: list[tuple[float, float, str]], xlabel: str, ylabel: 
     front = pareto_front(points)
     out.append('<polyline class="pareto" fill="none" stroke="#888" stroke-dasharray="5,4" points="'
                + " ".join(f"{x(px):.1f},{y(py):.1f}" for px, py, _ in front) + '"/>')
+    placed: list[tuple[float, float, float]] = []  # (x0, x1, baseline) of labels already drawn
     for i, (px, py, label) in enumerate(points):
         c = COLORS[i % len(COLORS)]
         out.append(f'<circle class="point" cx="{x(px):.1f}" cy="{y(py):.1f}" r="5" fill="{c}">'
                    f'<title>{escape(label)}: {px:.2f} ms, {py:.4f}</title></circle>')
-        out.append(f'<text x="{x(px) + 7:.1f}" y="{y(py) - 6:.1f}" font-size="11">{escape(label)}</text>')
+        lx, ly, width = x(px) + 7, y(py) - 6, CHAR_W * len(label)
+        if lx + width > W - 4:  # no room on the right: label to the left of the point
+            lx = x(px) - 7 - width
+        while any(a < lx + width and lx < b and abs(base - ly) < 12 for a, b, base in placed):
+            ly += 13  # overlapping another label: move down a line
+        placed.append((lx, lx + width, ly))
+        out.append(f'<text x="{lx:.1f}" y="{ly:.1f}" font-size="11" fill="{c}">{escape(label)}</text>')
     return "\n".join(out + ["</svg>"])
 
 
@@ -72,8 +80,9 @@ def bars(values: list[tuple[str, float]], title: str, unit: str, plot_id: str) -
                    f'{v:.2f} {unit}</title></rect>')
         out.append(f'<text x="{x0 + width * 0.35:.1f}" y="{y(v) - 4:.1f}" text-anchor="middle" '
                    f'font-size="11">{v:.1f}</text>')
-        out.append(f'<text x="{x0 + width * 0.35:.1f}" y="{H - PAD + 14}" text-anchor="middle" '
-                   f'font-size="10">{escape(label[:18])}</text>')
+        lx, ly = x0 + width * 0.35, H - PAD + 12
+        out.append(f'<text x="{lx:.1f}" y="{ly}" text-anchor="end" font-size="10" '
+                   f'transform="rotate(-25 {lx:.1f} {ly})">{escape(label[:24])}</text>')
     return "\n".join(out + ["</svg>"])
 
 

@@ -8,15 +8,31 @@ library it wraps is imported when it is used.
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from edgekit.errors import InternalError, RuntimeUnavailableError
+
+
+# Used only where no entry points are installed: the remote runner (a zipapp
+# of edgekit's own modules) runs on devices where edgekit is not pip-installed.
+BUILTIN = {
+    "edgekit.runtimes": {
+        "onnxruntime": "edgekit_runtimes.onnxruntime_cpu:OnnxRuntimeCPUAdapter",
+        "onnxruntime-gpu": "edgekit_runtimes.onnxruntime_gpu:OnnxRuntimeGPUAdapter",
+        "litert": "edgekit_runtimes.litert:LiteRTAdapter",
+        "tflite-runtime": "edgekit_runtimes.litert:LegacyTFLiteRuntimeAdapter",
+    },
+}
+
+
+def _builtin(group: str) -> list[EntryPoint]:
+    return [EntryPoint(name, value, group) for name, value in BUILTIN.get(group, {}).items()]
 
 
 @lru_cache(maxsize=None)
 def _group(group: str) -> dict[str, object]:
     found = {}
-    for ep in entry_points(group=group):
+    for ep in entry_points(group=group) or _builtin(group):
         try:
             found[ep.name] = ep.load()
         except ImportError as err:  # a broken plugin is reported, not swallowed

@@ -98,11 +98,20 @@ Stage = Annotated[
 ]
 
 
+class GatesConfig(_Strict):
+    """Regression gates `edgekit report --baseline` applies to this recipe's report (flags override)."""
+
+    max_latency_regression: float | None = Field(None, ge=0, description="percent growth of p50")
+    max_size_growth: float | None = Field(None, ge=0, description="percent growth of the model file")
+    max_accuracy_drop: float | None = Field(None, ge=0, description="points of accuracy / fidelity")
+
+
 class Recipe(_Strict):
     version: Literal[1] = RECIPE_VERSION
     name: str
     description: str = ""
     stages: list[Stage] = Field(min_length=1)
+    gates: GatesConfig | None = None
 
     def digest(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()

@@ -9,10 +9,11 @@ SCHEMA_VERSION = 1
 
 
 def build_report(*, model: dict, recipe: dict | None, environment: dict, results: list[dict],
-                 settings: dict, kind: str) -> dict:
+                 settings: dict, kind: str, target: str = "local") -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": kind,  # "compress" or "bench"
+        "target": target,  # "local", or the device it was measured on (ssh://user@host:port)
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": model,
         "recipe": recipe,
@@ -32,6 +33,8 @@ def _fid(row: dict) -> str:
         return "reference"
     if "label_agreement" in f:
         return f"agree {f['label_agreement']:.4f}, max|Δ| {f['max_abs_diff']:.3g}"
+    if "selfcheck_cosine_min" in f and "cosine_mean" in f:
+        return f"cos {f['cosine_mean']:.4f} (min {f['cosine_min']:.4f}), self-check {f['selfcheck_cosine_min']:.4f}"
     if "selfcheck_cosine_min" in f:
         return f"self-check cos {f['selfcheck_cosine_min']:.4f}"
     if "cosine_mean" in f:

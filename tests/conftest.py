@@ -63,6 +63,20 @@ def tiny_bucketed_tflite(tiny_ckpt, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_fp16_onnx(tiny_ckpt, tmp_path_factory) -> Path:
+    """The tiny encoder exported to ONNX and converted to float16 (the GPU variant)."""
+    from edgekit.pipeline import compress
+    from edgekit.recipe import recipe_from_dict
+    from tests.helpers import FAST_BENCH
+
+    out = tmp_path_factory.mktemp("fp16") / "out"
+    recipe = recipe_from_dict({"version": 1, "name": "fp16", "stages": [
+        {"kind": "export", "format": "onnx"}, {"kind": "quantize", "method": "fp16"}, FAST_BENCH]}, "fp16")
+    compress(tiny_ckpt, recipe, out, progress=False)
+    return out / "onnx-fp16"
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle(tiny_compressed, tmp_path_factory) -> Path:
     """The tiny encoder's int8 and fp32 ONNX artifacts as a bundle, plus its .tar.gz archive."""
     from edgekit.bundle_build import build_bundle

@@ -154,3 +154,32 @@ def test_bench_sweep_is_stored_and_plotted(run_cli, tiny_compressed, tmp_path):
 def test_bench_rejects_a_bad_sweep(run_cli, tiny_compressed):
     res = run_cli("bench", str(tiny_compressed / "onnx-fp32"), "--seq-len", "16,x")
     assert res.exit_code == 2
+
+
+def test_gates_come_from_the_recipe_unless_a_flag_overrides(run_cli, report_path, tmp_path):
+    base, new = _injected_regression(read_json(report_path))
+    new["recipe"] = {**(new.get("recipe") or {}), "gates": {"max_latency_regression": 10.0, "max_size_growth": None,
+                                                             "max_accuracy_drop": None}}
+    b, n = _write(tmp_path, "base.json", base), _write(tmp_path, "new.json", new)
+    res = run_cli("report", str(n), "--baseline", str(b))
+    _one_line_error(res, 3, "gate(s) failed", "onnx-int8-dynamic latency")
+    res = run_cli("report", str(n), "--baseline", str(b), "--max-latency-regression", "1000")
+    assert res.exit_code == 0, res.stderr
+
+
+def test_recipe_gates_are_validated_and_recorded(tiny_ckpt, tmp_path):
+    from edgekit.errors import RecipeError
+    from edgekit.pipeline import compress
+    from edgekit.recipe import recipe_from_dict
+    from tests.helpers import FAST_BENCH
+
+    with pytest.raises(RecipeError, match="gates.max_size_growth"):
+        recipe_from_dict({"name": "g", "stages": [{"kind": "export"}], "gates": {"max_size_growth": -1}})
+    with pytest.raises(RecipeError, match="gates.max_speed: unknown key"):
+        recipe_from_dict({"name": "g", "stages": [{"kind": "export"}], "gates": {"max_speed": 1}})
+    recipe = recipe_from_dict({"name": "g", "stages": [{"kind": "export"}, FAST_BENCH],
+                               "gates": {"max_latency_regression": 15, "max_accuracy_drop": 0.5}})
+    report = compress(tiny_ckpt, recipe, tmp_path / "out", progress=False).report
+    assert report["recipe"]["gates"] == {"max_latency_regression": 15.0, "max_size_growth": None,
+                                         "max_accuracy_drop": 0.5}
+    assert "max_latency_regression: 15" in (tmp_path / "out" / "recipe.yaml").read_text()

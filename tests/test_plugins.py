@@ -26,3 +26,22 @@ def test_adapter_reports_missing_library(monkeypatch):
     assert cls.missing() == ["surely_not_a_module_xyz"]
     with pytest.raises(RuntimeUnavailableError, match="needs surely_not_a_module_xyz"):
         get_runtime("onnxruntime")
+
+
+def test_builtin_adapters_when_no_entry_points_are_installed(monkeypatch):
+    """The remote runner is a zipapp with no package metadata: adapters come from the built-in table."""
+    import edgekit.plugins as plugins
+
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [])
+    plugins._group.cache_clear()
+    try:
+        adapters = plugins.runtime_adapters()
+        assert {"onnxruntime", "litert", "tflite-runtime", "onnxruntime-gpu"} <= set(adapters)
+        assert plugins.runtime_for_format("onnx").name == "onnxruntime"
+    finally:
+        plugins._group.cache_clear()
+
+
+def test_gpu_adapter_is_never_the_default():
+    assert runtime_adapters()["onnxruntime-gpu"].explicit_only
+    assert runtime_for_format("onnx").name == "onnxruntime"

@@ -135,7 +135,7 @@ def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
         raise RecipeError("stage quantize: ONNX keeps excluded nodes in float only (fallback: float)")
     if config.method == "fp16":
         _convert_fp16(src, out)
-        return {"precision": "float16 weights and activations; inputs and outputs as declared"}
+        return {"scheme": ["float16 weights and activations; inputs and outputs as declared"]}
     excluded = excluded_nodes(config, src)
     if config.method == "dynamic":
         _quantize_dynamic(config, src, out, excluded)

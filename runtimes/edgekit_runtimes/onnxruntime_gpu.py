@@ -34,7 +34,7 @@ class OnnxRuntimeGPUAdapter(OnnxRuntimeCPUAdapter):
         missing = super().missing()
         if missing:
             return missing
-        return [] if gpu_providers() else ["CUDAExecutionProvider (onnxruntime-gpu and an NVIDIA GPU)"]
+        return [] if gpu_providers() else ["CUDA provider (onnxruntime-gpu + NVIDIA GPU)"]
 
     def load(self, path: Path, threads: int = 1) -> Session:
         import onnxruntime as ort
