@@ -64,12 +64,32 @@ def load_texts(path: str | Path) -> list[str]:
     return texts
 
 
+def load_labels(path: str | Path) -> list[str] | None:
+    """The ``label`` of every record of a .jsonl/.csv file (as strings), or None when it has none."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".csv"):
+        return None
+    raw = path.read_text(encoding="utf-8")
+    if suffix == ".jsonl":
+        rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    else:
+        rows = list(csv.DictReader(raw.splitlines()))
+    rows = [r for r in rows if isinstance(r.get("text"), str) and r["text"].strip()]
+    if not rows or not all("label" in r for r in rows):
+        if any("label" in r for r in rows):
+            raise CalibrationError(f"{path}: some records have a 'label' and some do not")
+        return None
+    return [str(r["label"]) for r in rows]
+
+
 @dataclass(frozen=True)
 class TextData:
     calibration: list[str]
     heldout: list[str]
     calibration_source: str
     heldout_source: str
+    heldout_labels: list[str] | None = None  # when the evaluation file is labelled
 
 
 def load_text_data(calibration: str | Path | None = None, evaluation: str | Path | None = None) -> TextData:
@@ -80,4 +100,5 @@ def load_text_data(calibration: str | Path | None = None, evaluation: str | Path
         heldout=load_texts(eval_path),
         calibration_source=str(cal_path) if calibration else f"builtin:{CALIBRATION_FILE}",
         heldout_source=str(eval_path) if evaluation else f"builtin:{HELDOUT_FILE}",
+        heldout_labels=load_labels(eval_path) if evaluation else None,
     )

@@ -72,9 +72,19 @@ def compress(checkpoint, recipe, output, task, calibration, evaluation, allow_un
     from edgekit.recipe import load_recipe
     from edgekit.report import text_table
 
-    result = run(checkpoint, load_recipe(recipe), output, task=task, calibration=calibration,
-                 evaluation=evaluation, allow_unsafe_pickle=allow_unsafe_pickle, progress=not quiet)
+    from edgekit.report import search_markdown
+    from edgekit.stages.search import SearchFailed
+
+    try:
+        result = run(checkpoint, load_recipe(recipe), output, task=task, calibration=calibration,
+                     evaluation=evaluation, allow_unsafe_pickle=allow_unsafe_pickle, progress=not quiet)
+    except SearchFailed as err:
+        click.echo("\n".join(search_markdown(err.record)))
+        click.echo(f"\nwrote report.json and report.md (every trial) to {output}")
+        raise
     click.echo(text_table(result.report))
+    if result.report.get("search"):
+        click.echo("\n" + "\n".join(search_markdown(result.report["search"])))
     click.echo(f"\nwrote {len(result.artifacts)} artifacts and report.json, report.md, recipe.yaml to {result.output}")
 
 
@@ -338,6 +348,74 @@ def serve(bundle_path, host, port, max_body_bytes, max_texts, log, runtime, vari
         pass
     finally:
         server.server_close()
+
+
+@cli.command()
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.argument("candidate", type=click.Path(path_type=Path))
+@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path),
+              help="An .npz of named input arrays; default: the inputs recorded in an artifact's selfcheck.npz.")
+@click.option("--worst", type=click.IntRange(min=1), help="Only the N layers with the lowest SNR.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write every row as JSON here.")
+@click.option("--threads", "-t", default=2, show_default=True, type=click.IntRange(min=1))
+def diff(reference, candidate, inputs_file, worst, json_out, threads):
+    """Per-layer error of CANDIDATE against REFERENCE (e.g. int8 against fp32).
+
+    Both are model files or artifact directories of one format (ONNX or
+    TFLite). Every float tensor the two graphs share by name is compared on
+    the same inputs: SNR in dB (higher is better; below ~20 dB a layer is
+    visibly damaged), relative MSE and cosine, in graph order, so the first
+    layer whose SNR falls is where the error starts.
+    """
+    import json
+
+    from edgekit.diagnostics import layer_diff, text_table
+    from edgekit.diagnostics import worst as lowest
+
+    paths = [_model_file(p) for p in (reference, candidate)]
+    feeds = _diff_feeds(inputs_file, [reference, candidate])
+    rows = layer_diff(paths[0], paths[1], feeds, threads)
+    click.echo(text_table(sorted(lowest(rows, worst), key=lambda r: r["index"]) if worst else rows))
+    if json_out:
+        from edgekit.output import OutputDir
+
+        with OutputDir(Path(json_out).parent) as out:
+            out.write_text(Path(json_out).name, json.dumps({"reference": str(paths[0]), "candidate": str(paths[1]),
+                                                             "layers": rows}, indent=2) + "\n")
+
+
+def _model_file(path: Path) -> Path:
+    if (path / "manifest.json").is_file():
+        from edgekit.artifact import Artifact
+
+        return Artifact.load(path).model_path
+    if not path.is_file():
+        from edgekit.errors import ModelFileError
+
+        raise ModelFileError(f"{path}: no such model file or artifact directory")
+    return path
+
+
+def _diff_feeds(inputs_file: Path | None, dirs: list[Path]) -> list[dict]:
+    import numpy as np
+
+    from edgekit.errors import InputError
+
+    if inputs_file is not None:
+        from edgekit.bench_file import _load_inputs
+
+        return [_load_inputs(inputs_file)]
+    for d in dirs:
+        check = (d if d.is_dir() else d.parent) / "selfcheck.npz"
+        if check.is_file():
+            with np.load(check) as data:
+                cases: dict[int, dict] = {}
+                for key in data.files:
+                    if key.startswith("in"):
+                        idx, name = key[2:].split("__", 1)
+                        cases.setdefault(int(idx), {})[name] = data[key]
+            return [cases[i] for i in sorted(cases)]
+    raise InputError("no inputs: pass --inputs FILE.npz, or artifact directories (their selfcheck.npz is used)")
 
 
 @cli.command()

@@ -22,6 +22,8 @@ class StageContext:
     recipe_digest: str
     threads: int = 2
     progress: bool = True
+    seq_len: int = 128  # the shape latency is measured at (the recipe's bench stage)
+    artifacts: dict = field(default_factory=dict)  # the artifacts made so far, by name (read-only for stages)
     _reference: dict = field(default_factory=dict)
     _reference_session: object = None
 

@@ -20,6 +20,7 @@ from edgekit.plugins import get_runtime, runtime_for_format
 from edgekit.recipe import BenchConfig, Recipe
 from edgekit.report import build_report, dumps, markdown
 from edgekit.stages import default_name, handler_for, output_format
+from edgekit.stages.search import SearchFailed
 from edgekit_runtimes import selfcheck
 
 REFERENCE_NAME = "pytorch-fp32"
@@ -63,16 +64,22 @@ def compress(
     bench = recipe.bench_config()
     steps = plan(recipe)
     with OutputDir(Path(output)) as out:
-        ctx = StageContext(checkpoint=ckpt, data=data, recipe_digest=recipe.digest(), threads=bench.threads,
-                           progress=progress)
         root = checkpoint_artifact(ckpt)
         artifacts: dict[str, Artifact] = {}
+        ctx = StageContext(checkpoint=ckpt, data=data, recipe_digest=recipe.digest(), threads=bench.threads,
+                           progress=progress, seq_len=bench.seq_len, artifacts=artifacts)
         versions = library_versions()
+        search, failed = None, None
         with tqdm(steps, desc="compress", unit="stage", disable=not progress) as bar:
             for cfg, name, parent_name in bar:
                 bar.set_postfix_str(f"{cfg.kind} -> {name}")
                 parent = root if parent_name == REFERENCE_NAME else artifacts[parent_name]
-                artifacts[name] = _run_stage(cfg, name, parent, ctx, out, recipe.digest(), versions)
+                try:
+                    artifacts[name] = _run_stage(cfg, name, parent, ctx, out, recipe.digest(), versions)
+                except SearchFailed as err:  # the report is still written, with every trial; then exit 3
+                    search, failed = err.record, err
+                    break
+                search = artifacts[name].meta.get("search", search)
 
         targets = [_target(a, bench.threads) for a in artifacts.values()]
         if bench.reference:
@@ -91,10 +98,31 @@ def compress(
             settings={**settings_dict(bench), "calibration": data.calibration_source, "heldout": data.heldout_source},
             kind="compress",
         )
+        mark_slower_than_parent(report, artifacts)
+        if search is not None:
+            report["search"] = search
         out.write_text("recipe.yaml", recipe.to_yaml())
         out.write_text("report.md", markdown(report))
         out.write_text("report.json", dumps(report))
+        if failed is not None:  # what was made, and the report saying why nothing passed, stay
+            raise failed
         return CompressResult(report=report, artifacts=artifacts, output=out.path)
+
+
+def mark_slower_than_parent(report: dict, artifacts: dict[str, Artifact]) -> None:
+    """A quantized artifact slower than the artifact it was made from (same runtime, same shape)
+    is never promoted: its row says so."""
+    rows = {(r["name"], r["batch_size"], r["seq_len"], r["threads"]): r for r in report["results"]}
+    for key, row in rows.items():
+        a = artifacts.get(row["name"])
+        parent = rows.get((a.meta["parent"]["name"], *key[1:])) if a is not None else None
+        row["promotable"] = True
+        if parent is None or row["precision"] == "fp32" or parent["runtime"] != row["runtime"]:
+            continue
+        if row["latency_ms"]["p50"] >= parent["latency_ms"]["p50"]:
+            row["promotable"] = False
+            row["not_promoted_because"] = (f"slower than its parent {parent['name']} "
+                                           f"({row['latency_ms']['p50']:.2f} >= {parent['latency_ms']['p50']:.2f} ms)")
 
 
 def _run_stage(cfg, name: str, parent: Artifact, ctx: StageContext, out: OutputDir, recipe_digest: str,

@@ -92,8 +92,39 @@ class BenchConfig(StageConfig):
     reference: bool = Field(True, description="also measure the fp32 PyTorch reference")
 
 
+class BudgetConfig(_Strict):
+    """What a candidate must keep. One of the two; both measured on the artifact's own runtime."""
+
+    min_fidelity: float | None = Field(None, gt=0, le=1, description="mean cosine to the fp32 PyTorch outputs")
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, le=100, description="points of task accuracy lost vs fp32 PyTorch (needs a labelled --eval set)")
+    max_size_mb: float | None = Field(None, gt=0, description="limit on the model file")
+    max_peak_rss_mb: float | None = Field(None, gt=0, description="limit on peak memory while loading and running")
+
+    def model_post_init(self, _ctx) -> None:
+        if (self.min_fidelity is None) == (self.max_accuracy_drop is None):
+            raise ValueError("give exactly one of min_fidelity and max_accuracy_drop")
+
+
+class SearchConfig(StageConfig):
+    """Try quantization candidates on one or more fp32 artifacts; keep the fastest within budget."""
+
+    kind: Literal["search"]
+    budget: BudgetConfig
+    targets: list[str] = Field(
+        default_factory=list, description="fp32 artifacts to search from (ONNX and/or TFLite); default: the input")
+    candidates: list[QuantizeConfig] | None = Field(
+        None, description="explicit candidates (quantize stages); default: the built-in space for each format")
+    sensitivity_fallback: int = Field(
+        3, ge=0, le=8, description="extra candidates keeping the k most sensitive layers in float, k = 1, 2, 4, ...")
+    max_trials: int = Field(16, ge=1)
+    time_limit_s: float = Field(900, gt=0)
+    runs: int = Field(30, ge=5, description="timed runs per candidate (interleaved with its fp32 parent)")
+    samples: int = Field(300, ge=8, description="held-out texts the budget is measured on")
+
+
 Stage = Annotated[
-    Union[ExportConfig, OptimizeConfig, QuantizeConfig, BenchConfig],
+    Union[ExportConfig, OptimizeConfig, QuantizeConfig, BenchConfig, SearchConfig],
     Field(discriminator="kind"),
 ]
 

@@ -83,7 +83,51 @@ def markdown(report: dict) -> str:
         "|" + "|".join("---" for _ in HEADERS) + "|",
     ]
     out += ["| " + " | ".join(r) + " |" for r in table_rows(report)]
+    held = [r for r in report["results"] if r.get("promotable") is False]
+    if held:
+        out += ["", "Not promoted: " + "; ".join(f"`{r['name']}` {r['not_promoted_because']}" for r in held)]
+    if report.get("search"):
+        out += ["", *search_markdown(report["search"])]
     return "\n".join(out) + "\n"
+
+
+def _trial_metric(t: dict, metric: str) -> str:
+    f = t.get("fidelity") or {}
+    if metric == "accuracy_drop" and "accuracy" in f:
+        return f"{f['accuracy']:.2f}% ({-f['accuracy_drop']:+.2f} pts)"
+    return f"{f['cosine_mean']:.4f}" if "cosine_mean" in f else "-"
+
+
+def search_markdown(search: dict) -> list[str]:
+    budget = ", ".join(f"{k} {v}" for k, v in search["budget"].items())
+    metric = search["metric"]
+    head = "accuracy (drop)" if metric == "accuracy_drop" else "mean cosine"
+    out = [f"## Search: {search['winner'] or 'no candidate met the budget'}", "",
+           f"Budget: {budget}; measured on {search['samples']} held-out samples on each artifact's runtime; "
+           f"{search['trials_run']} trials in {search['elapsed_s']} s"
+           + (f", stopped at {search['stopped']}" if search.get("stopped") else "") + ".", "",
+           f"| # | from | candidate | {head} | p50 ms | fp32 p50 ms | speed-up | size MB | verdict |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for t in search["trials"]:
+        if t["verdict"] == "error":
+            out.append(f"| {t['trial']} | {t['target']} | {t['candidate']} | - | - | - | - | - | error: {t['reason'][:80]} |")
+            continue
+        mark = " **(winner)**" if t.get("winner") else ""
+        out.append(f"| {t['trial']} | {t['target']} | {t['candidate']}{mark} | {_trial_metric(t, metric)} | "
+                   f"{t['p50_ms']:.2f} | {t['fp32_p50_ms']:.2f} | {t['speedup_vs_fp32']:.2f}x | "
+                   f"{t['size_bytes'] / 1e6:.1f} | {t['verdict']}: {t['reason']} |")
+    best = search.get("best_candidate")
+    if best:
+        out += ["", f"Best candidate: `{best['target']}/{best['candidate']}` ({best['reason']})."]
+    diag = search.get("diagnostics") or {}
+    if diag.get("layers"):
+        from edgekit.diagnostics import short_name, worst
+
+        out += ["", f"Layers losing the most (SNR against `{diag['against']}`; `edgekit diff` prints all):", "",
+                "| tensor | op | SNR dB | cosine |", "|---|---|---|---|"]
+        out += [f"| `{short_name(r['tensor'])}` | {r['op']} | {r['snr_db']:.1f} | {r['cosine']:.5f} |"
+                for r in worst(diag["layers"])]
+    return out
 
 
 def dumps(report: dict) -> str:

@@ -41,7 +41,7 @@ def test_onnx_only_methods_and_patterns_are_checked(ctx, fp32, tiny_compressed, 
     with pytest.raises(RecipeError, match="not a valid regular expression"):
         run_quantize(QuantizeConfig(kind="quantize", method="static", exclude=["("]), fp32, ctx, tmp_path)
     onnx_art = Artifact.load(tiny_compressed / "onnx-fp32-opt")
-    with pytest.raises(RecipeError, match="'fp16' is not available for onnx"):
-        run_quantize(QuantizeConfig(kind="quantize", method="fp16"), onnx_art, ctx, tmp_path)
+    with pytest.raises(RecipeError, match="'weight_only' is not available for onnx"):
+        run_quantize(QuantizeConfig(kind="quantize", method="weight_only"), onnx_art, ctx, tmp_path)
     with pytest.raises(RecipeError, match="fallback: float"):
         run_quantize(QuantizeConfig(kind="quantize", method="static", fallback="dynamic"), onnx_art, ctx, tmp_path)

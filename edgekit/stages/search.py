@@ -1,0 +1,280 @@
+"""Search stage: try quantization candidates, keep the fastest one within the accuracy budget.
+
+Each trial quantizes one fp32 target with one candidate config, then measures
+it on the target's own runtime: the budget metric on held-out data (fidelity
+to fp32 PyTorch, or task accuracy on a labelled set) and p50 latency timed
+interleaved with its fp32 parent. Verdicts:
+
+* ``pass``: within budget, within limits and faster than its fp32 parent;
+* ``outside budget``: fidelity or accuracy below the budget;
+* ``slower than fp32``: never promoted, whatever its accuracy;
+* ``over limit``: file size or peak memory over the budget's limits;
+* ``error``: the quantizer or runtime failed (the message is kept).
+
+The passing candidates are re-timed side by side and the fastest is written
+as this stage's artifact. When nothing passes, :class:`SearchFailed` carries
+every trial so the pipeline can still write the full report, then exit with
+the gate-failed code.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from edgekit.benchmark import PeakRSS, interleaved
+from edgekit.errors import EdgekitError, GateFailed, RecipeError
+from edgekit.evaluate import EvalSet, label_ids, run_texts
+from edgekit.feeds import tokenize
+from edgekit.plugins import runtime_for_format
+from edgekit.recipe import QuantizeConfig, SearchConfig
+from edgekit.search_space import SPACES, fallback_candidates, sensitivity
+from edgekit.stages import StageResult, handler_for, register
+
+FINALISTS = 3
+EVAL_SEQ_LEN = 256  # fidelity is measured on whole texts (padded per batch), not cut to the timing shape
+
+
+class SearchFailed(GateFailed):
+    """No candidate met the budget; ``record`` holds every trial and the best failing one."""
+
+    def __init__(self, message: str, record: dict) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+def _eval_len(ctx) -> int:
+    return min(EVAL_SEQ_LEN, int(ctx.checkpoint.config.get("max_position_embeddings") or EVAL_SEQ_LEN))
+
+
+def _eval_set(ctx, config: SearchConfig) -> EvalSet:
+    texts = ctx.data.heldout[: config.samples]
+    ref = run_texts(ctx.reference_session(), ctx.checkpoint.tokenizer, texts, _eval_len(ctx))
+    labels = ctx.data.heldout_labels
+    if config.budget.max_accuracy_drop is not None:
+        if ctx.checkpoint.task != "text-classification":
+            raise RecipeError("search budget max_accuracy_drop needs a text-classification model; "
+                              "use min_fidelity for embeddings")
+        if labels is None:
+            raise RecipeError("search budget max_accuracy_drop needs a labelled evaluation set "
+                              "(--eval FILE.jsonl with text and label)")
+    if labels is not None and ctx.checkpoint.task == "text-classification":
+        cfg = ctx.checkpoint.config
+        label2id = cfg.get("label2id") or {v: int(k) for k, v in (cfg.get("id2label") or {}).items()}
+        gold = label_ids(labels[: len(texts)], label2id, ref.shape[-1])
+        return EvalSet(ctx.checkpoint.task, texts, ref, gold, ref.shape[-1])
+    return EvalSet(ctx.checkpoint.task, texts, ref)
+
+
+def _budget_verdict(config: SearchConfig, metrics: dict, size_mb: float, rss_mb: float | None,
+                    p50: float, fp32_p50: float) -> tuple[str, str]:
+    b = config.budget
+    if b.min_fidelity is not None and metrics["cosine_mean"] < b.min_fidelity:
+        return "outside budget", f"fidelity {metrics['cosine_mean']:.4f} < {b.min_fidelity}"
+    if b.max_accuracy_drop is not None and metrics["accuracy_drop"] > b.max_accuracy_drop:
+        return "outside budget", f"accuracy drop {metrics['accuracy_drop']:.2f} > {b.max_accuracy_drop} points"
+    if p50 >= fp32_p50:
+        return "slower than fp32", f"p50 {p50:.2f} ms >= fp32 {fp32_p50:.2f} ms on the same runtime and shape"
+    if b.max_size_mb is not None and size_mb > b.max_size_mb:
+        return "over limit", f"file {size_mb:.1f} MB > {b.max_size_mb} MB"
+    if b.max_peak_rss_mb is not None and rss_mb is not None and rss_mb > b.max_peak_rss_mb:
+        return "over limit", f"peak RSS {rss_mb:.0f} MB > {b.max_peak_rss_mb} MB"
+    return "pass", "within budget and faster than fp32"
+
+
+def _score(config: SearchConfig, metrics: dict) -> float:
+    """Higher is better on the budget's metric (to name the best failing candidate)."""
+    if config.budget.max_accuracy_drop is not None:
+        return -metrics.get("accuracy_drop", float("inf"))
+    return metrics.get("cosine_mean", -1.0)
+
+
+class _Target:
+    """An fp32 artifact being searched from: its session, timing feeds and candidate queue."""
+
+    def __init__(self, artifact, ctx, candidates: list[QuantizeConfig]) -> None:
+        self.artifact = artifact
+        self.adapter = runtime_for_format(artifact.format)
+        self.session = self.adapter.load(artifact.model_path, threads=ctx.threads)
+        seq = min(ctx.seq_len, self.session.max_seq_len or ctx.seq_len)
+        from edgekit.measure import timing_text
+
+        text = timing_text(ctx.checkpoint.tokenizer, ctx.data.heldout, seq)
+        self.feeds = tokenize(ctx.checkpoint.tokenizer, [text], self.session.inputs, seq, fixed=True)
+        self.queue = list(candidates)
+        self.fallback_done = False
+
+
+def _candidates(config: SearchConfig, fmt: str) -> list[QuantizeConfig]:
+    if config.candidates is None:
+        return SPACES[fmt]()
+    from edgekit.stages import quantize_onnx, quantize_tflite
+
+    methods = {"onnx": quantize_onnx.METHODS, "tflite": quantize_tflite.METHODS}[fmt]
+    return [c for c in config.candidates if c.method in methods]
+
+
+def _trial(cand: QuantizeConfig, target: _Target, ctx, workdir: Path, evalset: EvalSet, config: SearchConfig) -> dict:
+    name = cand.name or cand.method
+    row = {"target": target.artifact.name, "format": target.artifact.format, "candidate": name,
+           "config": cand.model_dump(mode="json", exclude_none=True, exclude={"kind", "name", "input"})}
+    out = workdir / f"{target.artifact.name}--{name}"
+    out.mkdir(parents=True)
+    try:
+        quantize = handler_for(cand)
+        result = quantize(cand.model_copy(update={"min_cosine": 0.0}), target.artifact, ctx, out)
+        session = result.session
+        outputs = run_texts(session, ctx.checkpoint.tokenizer, evalset.texts, _eval_len(ctx))
+        metrics = evalset.metrics(outputs)
+        rss = None
+        if config.budget.max_peak_rss_mb is not None:
+            with PeakRSS() as mem:
+                target.adapter.load(out / result.model_file, threads=ctx.threads).run(target.feeds)
+            rss = mem.peak_mb
+        lat, base = interleaved([lambda: session.run(target.feeds), lambda: target.session.run(target.feeds)],
+                                warmup=3, runs=config.runs, rounds=3, settle_s=0.02)
+    except (EdgekitError, Exception) as err:  # noqa: BLE001 - a failed candidate is a trial result, not a crash
+        msg = " ".join(str(err).split())[:300]
+        return {**row, "verdict": "error", "reason": f"{type(err).__name__}: {msg}", "_result": None}
+    size = (out / result.model_file).stat().st_size
+    verdict, reason = _budget_verdict(config, metrics, size / 1e6, rss, lat.p50, base.p50)
+    return {**row, "precision": result.precision, "fidelity": metrics, "p50_ms": round(lat.p50, 4),
+            "p90_ms": round(lat.p90, 4), "fp32_p50_ms": round(base.p50, 4),
+            "speedup_vs_fp32": round(base.p50 / lat.p50, 3), "size_bytes": size,
+            "peak_rss_mb": None if rss is None else round(rss, 1), "verdict": verdict, "reason": reason,
+            "_result": result, "_dir": out}
+
+
+def _line(i: int, n: int, t: dict, config: SearchConfig) -> str:
+    if t["verdict"] == "error":
+        return f"trial {i}/{n} {t['target']} {t['candidate']}: error ({t['reason'][:120]})"
+    f = t["fidelity"]
+    metric = (f"acc drop {f['accuracy_drop']:+.2f} pts" if config.budget.max_accuracy_drop is not None
+              else f"cos {f['cosine_mean']:.4f}")
+    return (f"trial {i}/{n} {t['target']} {t['candidate']}: {metric}, p50 {t['p50_ms']:.2f} ms "
+            f"(fp32 {t['fp32_p50_ms']:.2f}), {t['size_bytes'] / 1e6:.1f} MB -> {t['verdict']}")
+
+
+def _add_fallbacks(target: _Target, trial: dict, config: SearchConfig, ctx) -> None:
+    """After the first ONNX dynamic trial: rank its layers by SNR lost, queue float fallbacks first."""
+    if target.fallback_done or target.artifact.format != "onnx" or trial["verdict"] == "error":
+        return
+    if trial["config"].get("method") != "dynamic" or not config.sensitivity_fallback:
+        return
+    target.fallback_done = True
+    from edgekit.diagnostics import layer_diff
+
+    feeds = ctx.parity_feeds(target.session)[:2]
+    rows = layer_diff(target.artifact.model_path, trial["_dir"] / trial["_result"].model_file, feeds, ctx.threads)
+    trial["diagnostics"] = _worst_rows(rows)
+    ranked = sensitivity(rows, target.artifact.model_path)
+    target.queue[0:0] = fallback_candidates(ranked, config.sensitivity_fallback)
+
+
+def _worst_rows(rows: list[dict], n: int = 5) -> list[dict]:
+    from edgekit.diagnostics import worst
+
+    return [{k: r[k] for k in ("tensor", "op", "snr_db", "rel_mse", "cosine")} for r in worst(rows, n)]
+
+
+def _finalists(passing: list[dict], config: SearchConfig) -> dict:
+    """Re-time the fastest few passing candidates side by side; the fastest wins."""
+    top = sorted(passing, key=lambda t: t["p50_ms"])[:FINALISTS]
+    if len(top) > 1:
+        runners = []
+        for t in top:
+            s, feeds = t["_result"].session, t["_feeds"]
+            runners.append(lambda s=s, feeds=feeds: s.run(feeds))
+        for t, lat in zip(top, interleaved(runners, warmup=3, runs=config.runs, rounds=3, settle_s=0.02)):
+            t["final_p50_ms"] = round(lat.p50, 4)
+        return min(top, key=lambda t: t["final_p50_ms"])
+    return top[0]
+
+
+def _public(t: dict) -> dict:
+    return {k: v for k, v in t.items() if not k.startswith("_")}
+
+
+@register(SearchConfig, lambda c, fmt: "search-best")
+def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
+    names = config.targets or [parent.name]
+    missing = [n for n in names if n not in ctx.artifacts]
+    if missing:
+        raise RecipeError(f"stage search: no earlier artifact named {', '.join(missing)}")
+    artifacts = [ctx.artifacts[n] for n in names]
+    bad = [a.name for a in artifacts if a.format not in SPACES or a.precision != "fp32"]
+    if bad:
+        raise RecipeError(f"stage search starts from fp32 ONNX or TFLite artifacts; {', '.join(bad)} is not one")
+    evalset = _eval_set(ctx, config)
+    targets = [_Target(a, ctx, _candidates(config, a.format)) for a in artifacts]
+    t0, trials, stopped = time.perf_counter(), [], None
+    workdir = Path(tempfile.mkdtemp(prefix=".search-", dir=out_dir.parent))
+    try:
+        with tqdm(total=config.max_trials, desc="search", unit="trial", disable=not ctx.progress) as bar:
+            while any(t.queue for t in targets):
+                for target in targets:  # round robin over the targets
+                    if not target.queue:
+                        continue
+                    if len(trials) >= config.max_trials:
+                        stopped = f"max_trials ({config.max_trials})"
+                        break
+                    if time.perf_counter() - t0 > config.time_limit_s:
+                        stopped = f"time_limit_s ({config.time_limit_s:.0f} s)"
+                        break
+                    trial = _trial(target.queue.pop(0), target, ctx, workdir, evalset, config)
+                    trial["_feeds"] = target.feeds
+                    trial["trial"] = len(trials) + 1
+                    trials.append(trial)
+                    _add_fallbacks(target, trial, config, ctx)
+                    bar.update(1)
+                    if ctx.progress:
+                        tqdm.write(_line(len(trials), config.max_trials, trial, config), file=sys.stderr)
+                if stopped:
+                    break
+        passing = [t for t in trials if t["verdict"] == "pass"]
+        measured = [t for t in trials if t["verdict"] != "error"]
+        record = {
+            "budget": config.budget.model_dump(exclude_none=True),
+            "metric": "accuracy_drop" if config.budget.max_accuracy_drop is not None else "cosine_mean",
+            "samples": len(evalset.texts),
+            "reference_accuracy": None if evalset.gold is None else measured[0]["fidelity"]["reference_accuracy"]
+            if measured else None,
+            "trials_run": len(trials), "stopped": stopped, "elapsed_s": round(time.perf_counter() - t0, 1),
+        }
+        if not passing:
+            best = max(measured, key=lambda t: _score(config, t["fidelity"])) if measured else None
+            record.update(trials=[_public(t) for t in trials], winner=None,
+                          best_candidate=_public(best) if best else None)
+            what = (f"best: {best['target']} {best['candidate']} ({best['reason']})" if best else "every trial failed")
+            raise SearchFailed(f"search: no candidate of {len(trials)} met the budget; {what}", record)
+        winner = _finalists(passing, config)
+        for t in trials:
+            t["winner"] = t is winner
+        from edgekit.diagnostics import layer_diff
+
+        try:
+            rows = layer_diff(ctx.artifacts[winner["target"]].model_path,
+                              winner["_dir"] / winner["_result"].model_file,
+                              ctx.parity_feeds(winner["_result"].session)[:2], ctx.threads)
+            diagnostics = {"against": winner["target"], "layers": rows}
+        except EdgekitError as err:
+            diagnostics = {"against": winner["target"], "error": err.message}
+        record.update(trials=[_public(t) for t in trials], winner=f"{winner['target']}/{winner['candidate']}",
+                      diagnostics=diagnostics)
+        result = winner["_result"]
+        for f in winner["_dir"].iterdir():
+            shutil.move(str(f), out_dir / f.name)
+        session = runtime_for_format(winner["format"]).load(out_dir / result.model_file, threads=ctx.threads)
+        return StageResult(format=winner["format"], precision=result.precision, model_file=result.model_file,
+                           validation={**winner["fidelity"], "budget": record["budget"]},
+                           extra={"search": record, "chosen": winner["config"],
+                                  "search_parent": winner["target"], **result.extra},
+                           session=session)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
