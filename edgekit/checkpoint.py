@@ -134,6 +134,13 @@ class Checkpoint:
             if self.task == "text-classification"
             else transformers.AutoModel
         )
+        if "edgekit_attention_heads" in self.config:  # structurally pruned by edgekit
+            from edgekit.training.prune import load_pruned
+
+            try:
+                return load_pruned(self.path, auto, attn_implementation="eager")
+            except (OSError, ValueError) as err:
+                raise CheckpointError(f"{self.path}: cannot load the pruned model ({str(err).splitlines()[0]})") from None
         try:
             model = auto.from_pretrained(
                 str(self.path),

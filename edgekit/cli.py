@@ -55,8 +55,10 @@ def cli() -> None:
 @click.option("--allow-unsafe-pickle", is_flag=True,
               help="Allow pickled pytorch_model.bin weights. Unpickling can run arbitrary code: "
                    "use only for checkpoints you trust.")
+@click.option("--resume", is_flag=True,
+              help="Continue interrupted training stages (distill, prune) from their last checkpoint in OUTPUT.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def compress(checkpoint, recipe, output, task, calibration, evaluation, allow_unsafe_pickle, quiet):
+def compress(checkpoint, recipe, output, task, calibration, evaluation, allow_unsafe_pickle, resume, quiet):
     """Run a recipe on CHECKPOINT and benchmark every artifact it makes.
 
     CHECKPOINT is a Hugging Face checkpoint directory (config.json, safetensors
@@ -77,7 +79,8 @@ def compress(checkpoint, recipe, output, task, calibration, evaluation, allow_un
 
     try:
         result = run(checkpoint, load_recipe(recipe), output, task=task, calibration=calibration,
-                     evaluation=evaluation, allow_unsafe_pickle=allow_unsafe_pickle, progress=not quiet)
+                     evaluation=evaluation, allow_unsafe_pickle=allow_unsafe_pickle, progress=not quiet,
+                     resume=resume)
     except SearchFailed as err:
         click.echo("\n".join(search_markdown(err.record)))
         click.echo(f"\nwrote report.json and report.md (every trial) to {output}")
@@ -416,6 +419,40 @@ def _diff_feeds(inputs_file: Path | None, dirs: list[Path]) -> list[dict]:
                         cases.setdefault(int(idx), {})[name] = data[key]
             return [cases[i] for i in sorted(cases)]
     raise InputError("no inputs: pass --inputs FILE.npz, or artifact directories (their selfcheck.npz is used)")
+
+
+@cli.command()
+@click.argument("base", default="minilm")
+@click.option("--data", "dataset", default="spam", show_default=True,
+              help="`spam` (shipped) or a directory with train/validation/test .jsonl or .csv (text, label).")
+@click.option("--output", "-o", type=click.Path(path_type=Path),
+              help="Checkpoint directory to write (default: ~/.cache/edgekit/teachers/<base>-<data>).")
+@click.option("--epochs", default=1.0, show_default=True, type=click.FloatRange(min=0.01))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=5e-5, show_default=True, type=float)
+@click.option("--max-len", default=128, show_default=True, type=click.IntRange(min=8))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def finetune(base, dataset, output, epochs, batch_size, lr, max_len, seed, resume, quiet):
+    """Fine-tune BASE plus a classification head on a labelled set: the teacher to compress.
+
+    The result is a normal Hugging Face checkpoint directory with
+    edgekit_training.json (settings, validation and test accuracy). It is
+    cached: the same base, data and settings reuse the directory. Runs under
+    torchrun (DistributedDataParallel) unchanged.
+    """
+    from edgekit.datasets import load_dataset
+    from edgekit.training.finetune import finetune_classifier
+    from edgekit.training.loop import TrainSettings
+
+    data = load_dataset(dataset)
+    out = output or Path.home() / ".cache" / "edgekit" / "teachers" / f"{Path(str(base)).name}-{Path(dataset).name}"
+    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, max_len=max_len, seed=seed)
+    record = finetune_classifier(base, data, Path(out), settings=settings, progress=not quiet, resume=resume)
+    state = "cached" if record["cached"] else "trained"
+    click.echo(f"{state}: {out} (validation accuracy {record['val_accuracy']:.2f}%, "
+               f"test accuracy {record['test_accuracy']:.2f}%)")
 
 
 @cli.command()

@@ -24,6 +24,19 @@ class StageContext:
     progress: bool = True
     seq_len: int = 128  # the shape latency is measured at (the recipe's bench stage)
     artifacts: dict = field(default_factory=dict)  # the artifacts made so far, by name (read-only for stages)
+    root: Checkpoint | None = None  # the checkpoint the recipe started from (the teacher), when this is a student's
+    run_root: object = None  # where training stages keep their resumable run directories
+    resume: bool = False  # training stages continue interrupted runs
+
+    @property
+    def teacher(self) -> Checkpoint:
+        return self.root or self.checkpoint
+
+    def for_checkpoint(self, checkpoint: Checkpoint) -> "StageContext":
+        """The context for stages working on ``checkpoint`` (a student): its own PyTorch reference."""
+        from dataclasses import replace
+
+        return replace(self, checkpoint=checkpoint, root=self.teacher, _reference={}, _reference_session=None)
     _reference: dict = field(default_factory=dict)
     _reference_session: object = None
 

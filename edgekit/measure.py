@@ -55,7 +55,18 @@ def _outputs(session, tokenizer, texts, seq_len) -> np.ndarray:
     return out[: len(texts)]
 
 
-def _load_all(bar, settings: BenchSettings, task, tokenizer, texts, feeds_override) -> list[tuple]:
+def _task_metrics(outputs, labels) -> dict:
+    if labels is None or outputs is None:
+        return {}
+    from edgekit.evaluate import accuracy, macro_f1
+
+    gold = labels[: len(outputs)]
+    pred = outputs.argmax(-1)
+    return {"accuracy": round(accuracy(pred, gold), 3), "macro_f1": round(macro_f1(pred, gold, outputs.shape[-1]), 3),
+            "eval_samples": int(len(gold))}
+
+
+def _load_all(bar, settings: BenchSettings, task, tokenizer, texts, feeds_override, labels=None) -> list[tuple]:
     """Load each target, run it on the held-out texts, record peak memory and fidelity."""
     reference_out = None
     loaded = []
@@ -81,6 +92,7 @@ def _load_all(bar, settings: BenchSettings, task, tokenizer, texts, feeds_overri
             fidelity = compare(task or "", reference_out, outputs)
         else:
             fidelity = {}
+        fidelity.update(_task_metrics(outputs, labels))
         loaded.append((target, session, feeds, mem, fidelity))
     return loaded
 
@@ -94,6 +106,7 @@ def measure(
     texts: Sequence[str] = (),
     progress: bool = True,
     feeds_override: dict | None = None,
+    labels: np.ndarray | None = None,
 ) -> list[dict]:
     """Measure every target side by side. The reference (if any) comes first;
     the others' fidelity is measured against its outputs on ``texts``.
@@ -104,7 +117,7 @@ def measure(
     ordered = sorted(targets, key=lambda t: not t.is_reference)
     texts = list(texts[: settings.fidelity_samples])
     with tqdm(ordered, desc="load + fidelity", unit="model", disable=not progress, leave=False) as bar:
-        loaded = _load_all(bar, settings, task, tokenizer, texts, feeds_override)
+        loaded = _load_all(bar, settings, task, tokenizer, texts, feeds_override, labels)
     if progress:
         tqdm.write(f"timing {len(loaded)} model(s): {settings.runs} runs each, interleaved in rounds", file=sys.stderr)
     latencies = interleaved([lambda s=s, f=f: s.run(f) for _, s, f, _, _ in loaded], settings.warmup, settings.runs)
@@ -129,6 +142,10 @@ def measure(
             "is_reference": target.is_reference,
             "runtime_details": _session.details(),
         })
+    ref_acc = next((r["fidelity"].get("accuracy") for r in rows if r["is_reference"]), None)
+    for r in rows:
+        if ref_acc is not None and "accuracy" in r["fidelity"]:
+            r["fidelity"]["accuracy_drop"] = round(ref_acc - r["fidelity"]["accuracy"], 3)
     ref_p50 = next((r["latency_ms"]["p50"] for r in rows if r["is_reference"]), None)
     for r in rows:
         r["speedup_vs_reference"] = round(ref_p50 / r["latency_ms"]["p50"], 3) if ref_p50 else None

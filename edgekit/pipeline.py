@@ -57,36 +57,49 @@ def compress(
     evaluation: str | Path | None = None,
     allow_unsafe_pickle: bool = False,
     progress: bool = True,
+    resume: bool = False,
 ) -> CompressResult:
     # everything that can be checked before work starts is checked first
     ckpt = load_checkpoint(checkpoint, task=task, allow_unsafe_pickle=allow_unsafe_pickle)
     data = load_text_data(calibration, evaluation)
     bench = recipe.bench_config()
+    if bench.eval and evaluation is None:  # the recipe names a labelled set to score every artifact on
+        from dataclasses import replace
+
+        from edgekit.datasets import load_dataset
+
+        test = load_dataset(bench.eval).test
+        data = replace(data, heldout=test.texts, heldout_labels=test.labels, heldout_source=test.source)
     steps = plan(recipe)
     with OutputDir(Path(output)) as out:
         root = checkpoint_artifact(ckpt)
         artifacts: dict[str, Artifact] = {}
         ctx = StageContext(checkpoint=ckpt, data=data, recipe_digest=recipe.digest(), threads=bench.threads,
-                           progress=progress, seq_len=bench.seq_len, artifacts=artifacts)
+                           progress=progress, seq_len=bench.seq_len, artifacts=artifacts, run_root=out.path,
+                           resume=resume)
+        contexts = {REFERENCE_NAME: ctx}  # each artifact's lineage: its checkpoint is the parity reference
         versions = library_versions()
         search, failed = None, None
         with tqdm(steps, desc="compress", unit="stage", disable=not progress) as bar:
             for cfg, name, parent_name in bar:
                 bar.set_postfix_str(f"{cfg.kind} -> {name}")
                 parent = root if parent_name == REFERENCE_NAME else artifacts[parent_name]
+                pctx = contexts[parent_name]
                 try:
-                    artifacts[name] = _run_stage(cfg, name, parent, ctx, out, recipe.digest(), versions)
+                    artifacts[name] = _run_stage(cfg, name, parent, pctx, out, recipe.digest(), versions)
                 except SearchFailed as err:  # the report is still written, with every trial; then exit 3
                     search, failed = err.record, err
                     break
                 search = artifacts[name].meta.get("search", search)
+                contexts[name] = pctx if artifacts[name].format != "hf-checkpoint" else pctx.for_checkpoint(
+                    load_checkpoint(artifacts[name].path, task=ckpt.task))
 
         targets = [_target(a, bench.threads) for a in artifacts.values()]
         if bench.reference:
             targets.append(_reference_target(ctx, root, bench.threads))
         rows = measure(
             targets, BenchSettings(**settings_dict(bench)), task=ckpt.task, tokenizer=ckpt.tokenizer,
-            texts=data.heldout, progress=progress,
+            texts=data.heldout, progress=progress, labels=_gold(ckpt, data),
         )
         report = build_report(
             model={"name": ckpt.name, "path": str(ckpt.path), "task": ckpt.task, "digest": root.digest,
@@ -107,6 +120,17 @@ def compress(
         if failed is not None:  # what was made, and the report saying why nothing passed, stay
             raise failed
         return CompressResult(report=report, artifacts=artifacts, output=out.path)
+
+
+def _gold(ckpt: Checkpoint, data):
+    """Class ids of the held-out labels, when the model is a classifier and the set is labelled."""
+    if ckpt.task != "text-classification" or not data.heldout_labels:
+        return None
+    from edgekit.evaluate import label_ids
+
+    cfg = ckpt.config
+    label2id = cfg.get("label2id") or {v: int(k) for k, v in (cfg.get("id2label") or {}).items()}
+    return label_ids(data.heldout_labels, label2id, int(cfg.get("num_labels") or len(label2id)))
 
 
 def mark_slower_than_parent(report: dict, artifacts: dict[str, Artifact]) -> None:

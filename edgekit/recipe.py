@@ -89,7 +89,49 @@ class BenchConfig(StageConfig):
     warmup: int = Field(10, ge=0)
     runs: int = Field(50, ge=1)
     fidelity_samples: int = Field(300, ge=1, description="held-out texts used to measure fidelity")
+    eval: str | None = Field(None, description="labelled set whose test split every artifact is scored on "
+                                               "(`spam` or a directory); default: --eval, else the shipped texts")
     reference: bool = Field(True, description="also measure the fp32 PyTorch reference")
+
+
+class TrainConfig(_Strict):
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    max_len: int = Field(128, ge=8, description="tokens per training example")
+    seed: int = 0
+    save_every: int = Field(50, ge=1, description="steps between resume checkpoints")
+
+
+class LossConfig(_Strict):
+    temperature: float = Field(2.0, gt=0)
+    kd: float = Field(1.0, ge=0, description="KL to the teacher's logits (classifiers)")
+    hard: float = Field(0.5, ge=0, description="cross-entropy with the labels (classifiers)")
+    hidden: float = Field(0.0, ge=0, description="MSE between mapped hidden states")
+    embedding: float = Field(1.0, ge=0, description="1 - cosine to the teacher's sentence embeddings (encoders)")
+
+
+class DistillConfig(StageConfig):
+    """A student with fewer layers, initialised from the teacher's, trained to match it."""
+
+    kind: Literal["distill"]
+    data: str = Field("spam", description="labelled set (`spam` or a directory); encoders use the shipped texts")
+    layers: int | list[int] = Field(3, description="student layers: a count (evenly spaced) or teacher indices")
+    losses: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig(epochs=2.0)
+
+
+class PruneConfig(StageConfig):
+    """Remove attention heads, FFN neurons and/or layers by measured importance, then recover by distillation."""
+
+    kind: Literal["prune"]
+    data: str = "spam"
+    heads: float | int | None = Field(None, description="ratio (0-1) of heads to remove, or heads to keep per layer")
+    ffn: float | int | None = Field(None, description="ratio of FFN neurons to remove, or neurons to keep per layer")
+    layers: int | list[int] | None = Field(None, description="layers to keep: a count (most important) or indices")
+    importance_batches: int = Field(16, ge=1)
+    recover: TrainConfig | None = Field(TrainConfig(epochs=1.0), description="recovery distillation; null: none")
+    losses: LossConfig = LossConfig()
 
 
 class BudgetConfig(_Strict):
@@ -124,7 +166,7 @@ class SearchConfig(StageConfig):
 
 
 Stage = Annotated[
-    Union[ExportConfig, OptimizeConfig, QuantizeConfig, BenchConfig, SearchConfig],
+    Union[ExportConfig, OptimizeConfig, QuantizeConfig, BenchConfig, SearchConfig, DistillConfig, PruneConfig],
     Field(discriminator="kind"),
 ]
 

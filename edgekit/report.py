@@ -29,6 +29,11 @@ def _mb(n: int) -> str:
 
 def _fid(row: dict) -> str:
     f = row.get("fidelity") or {}
+    acc = f" · acc {f['accuracy']:.2f}%" if "accuracy" in f else ""
+    return _fid_core(f) + acc
+
+
+def _fid_core(f: dict) -> str:
     if f.get("reference"):
         return "reference"
     if "label_agreement" in f:

@@ -97,6 +97,24 @@ def tiny_cls_bundle(tiny_cls_ckpt, tmp_path_factory) -> Path:
     return build_bundle(root / "out", root / "bundle", artifacts=["onnx-int8-dynamic"]).path
 
 
+@pytest.fixture(scope="session")
+def task_dir(tmp_path_factory):
+    """A small labelled set in the tiny classifier's labels, with a learnable rule."""
+    from edgekit.calibration import load_text_data
+
+    d = load_text_data()
+    root = tmp_path_factory.mktemp("taskdata")
+
+    def label(t: str) -> str:
+        t = t.lower()
+        return "label_0" if "america" in t else "label_1" if any(w in t for w in ("tax", "budget", "economy")) else "label_2"
+
+    parts = {"train": d.calibration[:320], "validation": d.calibration[320:400], "test": d.heldout[:120]}
+    for name, texts in parts.items():
+        (root / f"{name}.jsonl").write_text("".join(json.dumps({"text": t, "label": label(t)}) + "\n" for t in texts))
+    return root
+
+
 @pytest.fixture
 def copy_ckpt(tmp_path):
     def _copy(src: Path) -> Path:

@@ -56,4 +56,4 @@ def default_name(config, parent_format: str) -> str:
 
 
 def _load_builtin() -> None:
-    from edgekit.stages import export, optimize, quantize, search  # noqa: F401  (registers)
+    from edgekit.stages import export, optimize, quantize, search, train  # noqa: F401  (registers)

@@ -27,14 +27,19 @@ def run_optimize(config: OptimizeConfig, parent, ctx, out_dir) -> StageResult:
         from onnxruntime.transformers.optimizer import optimize_model
 
         logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
+        heads = int(cfg.get("num_attention_heads", cfg.get("n_heads", 0)))
+        hidden = int(cfg.get("hidden_size", cfg.get("dim", 0)))
+        if cfg.get("edgekit_attention_heads"):  # structurally pruned: fewer heads of the same size
+            hidden = hidden // heads * int(cfg["edgekit_attention_heads"])
+            heads = int(cfg["edgekit_attention_heads"])
         options = FusionOptions("bert")
         options.enable_gelu_approximation = config.gelu_approximation
         opt = optimize_model(
             input=str(parent.model_path),
             optimization_options=options,
             model_type="bert",
-            num_heads=int(cfg.get("num_attention_heads", cfg.get("n_heads", 0))),
-            hidden_size=int(cfg.get("hidden_size", cfg.get("dim", 0))),
+            num_heads=heads,
+            hidden_size=hidden,
         )
         fused = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
         opt.save_model_to_file(str(out))

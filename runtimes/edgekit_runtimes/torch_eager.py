@@ -38,7 +38,8 @@ class TorchEagerAdapter(RuntimeAdapter):
     def load(self, path: Path, threads: int = 1, task: str | None = None, allow_unsafe_pickle: bool = False) -> Session:
         from edgekit.checkpoint import load_checkpoint
 
-        ckpt = load_checkpoint(Path(path), task=task, allow_unsafe_pickle=allow_unsafe_pickle)
+        path = Path(path)
+        ckpt = load_checkpoint(path.parent if path.is_file() else path, task=task, allow_unsafe_pickle=allow_unsafe_pickle)
         return self.from_checkpoint(ckpt, threads)
 
     def from_checkpoint(self, ckpt, threads: int = 1) -> Session:

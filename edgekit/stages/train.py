@@ -1,0 +1,188 @@
+"""Training stages: distill (a smaller student) and prune (structured, then recovery distillation).
+
+Both read a PyTorch checkpoint artifact and write one (``hf-checkpoint``: a
+normal Hugging Face directory plus edgekit's manifest), which the export
+stages then take like any checkpoint. The teacher is always the checkpoint
+the recipe started from. Interrupted training resumes from the run directory
+beside the output (``<output>/.train-<name>/``) when the same recipe is run
+again with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import RecipeError
+from edgekit.recipe import DistillConfig, PruneConfig, TrainConfig
+from edgekit.stages import StageResult, register
+
+MODEL_FILE = "model.safetensors"
+
+
+@dataclass
+class _TaskData:
+    train: object  # Encoded
+    val: object
+    evaluate: object  # () -> dict
+
+
+def _settings(cfg: TrainConfig):
+    from edgekit.training.loop import TrainSettings
+
+    return TrainSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, max_len=cfg.max_len, seed=cfg.seed,
+                         save_every=cfg.save_every)
+
+
+def _task_data(ctx, data_spec: str, max_len: int, student_holder: list) -> _TaskData:
+    """Encoded train/validation sets and the validation metric for the teacher's task."""
+    from edgekit.training.data import accuracy, encode
+
+    teacher = ctx.teacher
+    tok = teacher.tokenizer
+    if teacher.task == "text-classification":
+        from edgekit.datasets import load_dataset
+
+        data = load_dataset(data_spec)
+        cfg = teacher.config
+        label2id = cfg.get("label2id") or {v: int(k) for k, v in (cfg.get("id2label") or {}).items()}
+        unknown = sorted(set(data.train.labels) - set(label2id))
+        if unknown:
+            raise RecipeError(f"dataset {data_spec}: labels {unknown} are not the teacher's ({sorted(label2id)})")
+        train = encode(tok, data.train.texts, max_len, [label2id[x] for x in data.train.labels])
+        val = encode(tok, data.validation.texts, max_len, [label2id[x] for x in data.validation.labels])
+        return _TaskData(train, val, lambda: {"val_accuracy": accuracy(student_holder[0], val)})
+    texts = ctx.data.calibration
+    train = encode(tok, texts, max_len)
+    val = encode(tok, ctx.data.heldout[:200], max_len)
+
+    def cosine():
+        from edgekit.training.distill import teacher_targets
+
+        a = teacher_targets(teacher.model, val, teacher.task)
+        b = teacher_targets(student_holder[0], val, teacher.task)
+        cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        return {"val_cosine": float(cos.mean())}
+
+    return _TaskData(train, val, cosine)
+
+
+def _losses(cfg):
+    from edgekit.training.distill import DistillLosses
+
+    return DistillLosses(**cfg.model_dump())
+
+
+def _save(model, ctx, out_dir: Path, record: dict) -> StageResult:
+    from edgekit.checkpoint import load_checkpoint
+    from edgekit_runtimes.torch_eager import TorchEagerAdapter
+
+    import shutil
+
+    shutil.rmtree(_run_dir(ctx, out_dir, out_dir.name), ignore_errors=True)  # finished: nothing to resume
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    ctx.teacher.tokenizer.save_pretrained(str(out_dir))
+    (out_dir / "edgekit_training.json").write_text(json.dumps(record, indent=2) + "\n")
+    student = load_checkpoint(out_dir, task=ctx.teacher.task)
+    params = sum(p.numel() for p in student.model.parameters())
+    session = TorchEagerAdapter().from_checkpoint(student, ctx.threads)
+    return StageResult(format="hf-checkpoint", precision="fp32", model_file=MODEL_FILE,
+                       validation={k: v for k, v in (record.get("history") or [{}])[-1].items() if k != "loss"},
+                       extra={"parameters": params, **{k: v for k, v in record.items() if k != "history"},
+                              "history": record.get("history")}, session=session)
+
+
+def _run_dir(ctx, out_dir: Path, name: str) -> Path:
+    return Path(ctx.run_root or out_dir.parent) / f".train-{name}"
+
+
+@register(DistillConfig, lambda c, fmt: "student")
+def run_distill(config: DistillConfig, parent, ctx, out_dir: Path) -> StageResult:
+    from edgekit.training.distill import distill, evenly_spaced, student_from_teacher
+
+    if parent.format != "hf-checkpoint":
+        raise RecipeError(f"stage distill reads a checkpoint, but its input {parent.name!r} is {parent.format}")
+    teacher = ctx.teacher.model
+    source = ctx.checkpoint.model  # the parent: the teacher itself, or an earlier student
+    n = source.config.num_hidden_layers
+    layers = config.layers if isinstance(config.layers, list) else evenly_spaced(n, config.layers)
+    if not layers or max(layers) >= n or min(layers) < 0:
+        raise RecipeError(f"stage distill: layers {config.layers} do not fit a {n}-layer model")
+    student = student_from_teacher(source, layers).train()
+    holder = [student]
+    data = _task_data(ctx, config.data, config.train.max_len, holder)
+    history = distill(teacher, student, data.train, ctx.teacher.task, _settings(config.train), _losses(config.losses),
+                      _run_dir(ctx, out_dir, out_dir.name), layer_map=layers if len(layers) == n or
+                      source is teacher else None, evaluate=data.evaluate, progress=ctx.progress,
+                      resume=ctx.resume, desc=f"distill {out_dir.name}")
+    record = {"kind": "distill", "teacher_layers": n, "student_layers": layers, "history": history}
+    return _save(student, ctx, out_dir, record)
+
+
+@register(PruneConfig, lambda c, fmt: "pruned")
+def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
+    import copy
+
+    import torch
+
+    from edgekit.training.distill import distill
+    from edgekit.training.prune import apply, measure_importance
+
+    if parent.format != "hf-checkpoint":
+        raise RecipeError(f"stage prune reads a checkpoint, but its input {parent.name!r} is {parent.format}")
+    if config.heads is None and config.ffn is None and config.layers is None:
+        raise RecipeError("stage prune: give heads, ffn and/or layers")
+    model = copy.deepcopy(ctx.checkpoint.model)
+    holder = [model]
+    data = _task_data(ctx, config.data, (config.recover or TrainConfig()).max_len, holder)
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(data.train))[: config.importance_batches * 16]
+    batches = [data.train.batch(idx[i : i + 16]) for i in range(0, len(idx), 16)]
+    task = ctx.teacher.task
+    if task == "text-classification":
+        def loss_of(m, b):
+            b = dict(b)
+            y = b.pop("labels")
+            return torch.nn.functional.cross_entropy(m(**b).logits, y)
+    else:
+        from edgekit.training.distill import teacher_targets
+
+        def loss_of(m, b):
+            b = dict(b)
+            b.pop("labels", None)
+            t = torch.from_numpy(teacher_targets(ctx.teacher.model, _One(b), task))
+            h = m(**b).last_hidden_state
+            mask = b["attention_mask"].unsqueeze(-1).float()
+            e = (h * mask).sum(1) / mask.sum(1)
+            return (1 - torch.nn.functional.cosine_similarity(e, t, dim=-1)).mean()
+    imp = measure_importance(model, batches, loss_of, layer_scores=config.layers is not None)
+    before = data.evaluate()
+    plan = apply(model, imp, heads=config.heads, ffn=config.ffn, layers=config.layers)
+    after = data.evaluate()
+    history = []
+    if config.recover is not None:
+        model.train()
+        history = distill(ctx.teacher.model, model, data.train, task, _settings(config.recover),
+                          _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
+                          progress=ctx.progress, resume=ctx.resume, desc=f"recover {out_dir.name}")
+    record = {"kind": "prune", "kept": {"layers": plan["layers"], "heads_per_layer": len(next(iter(
+        plan["heads"].values()))) if plan["heads"] else None, "ffn_per_layer": model.config.intermediate_size},
+        "before_pruning": before, "after_pruning_before_recovery": after, "history": history or [after],
+        "importance": {"layers": imp.layers.round(5).tolist()}}
+    return _save(model, ctx, out_dir, record)
+
+
+class _One:
+    """An already-built batch presented as a one-batch data set (for teacher_targets)."""
+
+    def __init__(self, b: dict) -> None:
+        self.b = b
+
+    def __len__(self) -> int:
+        return len(self.b["input_ids"])
+
+    def batch(self, _idx) -> dict:
+        return dict(self.b)

@@ -1,0 +1,62 @@
+"""Token tensors for training and evaluation: tokenized once, each batch cut to its longest row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Encoded:
+    ids: object  # torch.LongTensor [N, L]
+    mask: object
+    types: object
+    lengths: np.ndarray
+    labels: object | None = None  # torch.LongTensor [N]
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batch(self, idx) -> dict:
+        import torch
+
+        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        width = int(self.lengths[idx.numpy()].max())
+        out = {"input_ids": self.ids[idx, :width], "attention_mask": self.mask[idx, :width],
+               "token_type_ids": self.types[idx, :width]}
+        if self.labels is not None:
+            out["labels"] = self.labels[idx]
+        return out
+
+
+def encode(tokenizer, texts: Sequence[str], max_len: int, labels: Sequence[int] | None = None) -> Encoded:
+    import torch
+
+    enc = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len, return_tensors="np")
+    mask = enc["attention_mask"]
+    types = enc.get("token_type_ids", np.zeros_like(mask))
+    return Encoded(torch.from_numpy(enc["input_ids"].astype(np.int64)), torch.from_numpy(mask.astype(np.int64)),
+                   torch.from_numpy(types.astype(np.int64)), mask.sum(1),
+                   None if labels is None else torch.as_tensor(list(labels), dtype=torch.long))
+
+
+def logits(model, data: Encoded, batch_size: int = 64) -> np.ndarray:
+    """The model's logits for every row, in order, in eval mode without gradients."""
+    import torch
+
+    was = model.training
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(data), batch_size):
+            b = data.batch(range(i, min(i + batch_size, len(data))))
+            b.pop("labels", None)
+            out.append(model(**b).logits.float().numpy())
+    model.train(was)
+    return np.concatenate(out)
+
+
+def accuracy(model, data: Encoded) -> float:
+    return float((logits(model, data).argmax(-1) == data.labels.numpy()).mean() * 100.0)

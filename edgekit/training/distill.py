@@ -1,0 +1,113 @@
+"""Knowledge distillation from a teacher into a smaller student.
+
+Students start from the teacher's own layers (DistilBERT-style: a subset of
+its layers, evenly spaced unless listed) or from a pruned copy of it.
+Losses, weighted in the recipe:
+
+* ``kd``: KL divergence between teacher and student logits at temperature T
+  (scaled by T^2), classifiers;
+* ``hard``: cross-entropy with the labels, classifiers;
+* ``hidden``: MSE between mapped hidden states (student layer i <- the
+  teacher layer it was copied from);
+* ``embedding``: 1 - cosine between mean-pooled sentence embeddings, encoders
+  (trained on unlabelled text).
+
+Teacher logits and embeddings are computed once, before training.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.training.loop import TrainSettings, Trainer, seed_everything
+
+
+@dataclass(frozen=True)
+class DistillLosses:
+    temperature: float = 2.0
+    kd: float = 1.0
+    hard: float = 0.5
+    hidden: float = 0.0
+    embedding: float = 1.0
+
+
+def evenly_spaced(n_teacher: int, n_student: int) -> list[int]:
+    """Which teacher layers a student of ``n_student`` layers copies (the top one always kept)."""
+    if n_student >= n_teacher:
+        return list(range(n_teacher))
+    step = n_teacher / n_student
+    return sorted({min(n_teacher - 1, int(round((i + 1) * step)) - 1) for i in range(n_student)})
+
+
+def student_from_teacher(teacher, layers: list[int]):
+    from edgekit.training.prune import keep_layers
+
+    student = copy.deepcopy(teacher)
+    keep_layers(student, layers)
+    return student
+
+
+def _pool(hidden, mask):
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def teacher_targets(teacher, data, task: str, batch_size: int = 64) -> np.ndarray:
+    """Teacher logits (classifiers) or mean-pooled embeddings (encoders) for every row of ``data``."""
+    import torch
+
+    out = []
+    teacher.eval()
+    with torch.inference_mode():
+        for i in range(0, len(data), batch_size):
+            b = data.batch(range(i, min(i + batch_size, len(data))))
+            b.pop("labels", None)
+            res = teacher(**b)
+            out.append((res.logits if task == "text-classification" else _pool(res.last_hidden_state,
+                                                                                b["attention_mask"])).float().numpy())
+    return np.concatenate(out)
+
+
+def distill(teacher, student, data, task: str, settings: TrainSettings, losses: DistillLosses,
+            run_dir: Path | None, *, layer_map: list[int] | None = None, evaluate=None, progress: bool = True,
+            resume: bool = False, desc: str = "distill") -> list[dict]:
+    """Train ``student`` in place on ``data`` (an Encoded set, labelled for classifiers)."""
+    import torch
+    import torch.nn.functional as F
+
+    seed_everything(settings.seed)
+    targets = torch.from_numpy(teacher_targets(teacher, data, task))
+    use_hidden = losses.hidden > 0 and layer_map is not None
+    T = losses.temperature
+
+    def step_loss(model, idx):
+        b = data.batch(idx)
+        labels = b.pop("labels", None)
+        out = model(**b, output_hidden_states=use_hidden)
+        tgt = targets[torch.as_tensor(np.asarray(idx))]
+        loss = torch.zeros(())
+        if task == "text-classification":
+            s = out.logits
+            if losses.kd:
+                loss = loss + losses.kd * T * T * F.kl_div(F.log_softmax(s / T, -1), F.softmax(tgt / T, -1),
+                                                           reduction="batchmean")
+            if losses.hard and labels is not None:
+                loss = loss + losses.hard * F.cross_entropy(s, labels)
+        else:
+            emb = _pool(out.last_hidden_state, b["attention_mask"])
+            loss = loss + losses.embedding * (1 - F.cosine_similarity(emb, tgt, dim=-1)).mean()
+        if use_hidden:
+            with torch.no_grad():
+                t_hidden = teacher(**b, output_hidden_states=True).hidden_states
+            mask = b["attention_mask"].unsqueeze(-1).float()
+            for i, j in enumerate(layer_map):
+                diff = (out.hidden_states[i + 1] - t_hidden[j + 1]) * mask
+                loss = loss + losses.hidden * diff.pow(2).sum() / (mask.sum() * diff.shape[-1])
+        return loss
+
+    trainer = Trainer(student, step_loss, len(data), settings, run_dir, progress=progress, desc=desc)
+    return trainer.fit(evaluate, resume=resume)

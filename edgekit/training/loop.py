@@ -1,0 +1,179 @@
+"""One training loop for fine-tuning, distillation and QAT: seeded, resumable, DDP-aware.
+
+* Deterministic: the seed fixes initialisation, dropout and the batch order
+  (a permutation per epoch drawn from ``seed + epoch``).
+* Resumable: every ``save_every`` steps and at each epoch's end the model,
+  optimizer, scheduler, step and RNG states go to ``<run_dir>/resume.pt``;
+  ``resume=True`` continues from there, skipping the batches already done.
+* Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is
+  set up (NCCL on GPUs, gloo on CPU), the model wrapped in
+  DistributedDataParallel and every batch split across ranks; only rank 0
+  writes checkpoints and shows progress. The same code runs unchanged on one
+  CPU process.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+RESUME_FILE = "resume.pt"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: float = 2.0
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_len: int = 128
+    seed: int = 0
+    save_every: int = 50
+    grad_clip: float = 1.0
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size); sets up the process group when started by torchrun."""
+    import torch.distributed as dist
+
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size > 1 and not dist.is_initialized():
+        import torch
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if size > 1 else (0, 1)
+
+
+def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    perm = np.random.default_rng(seed + epoch).permutation(n)
+    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+class Trainer:
+    """``step_loss(model, index_batch) -> loss`` is the only task-specific part."""
+
+    def __init__(self, model, step_loss: Callable, n_examples: int, settings: TrainSettings, run_dir: Path | None,
+                 *, progress: bool = True, desc: str = "train", parameters=None) -> None:
+        import torch
+
+        self.settings, self.run_dir, self.desc = settings, run_dir, desc
+        self.rank, self.world = world()
+        self.model = model
+        self.module = model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model = DistributedDataParallel(model)
+        self.step_loss, self.n = step_loss, n_examples
+        self.progress = progress and self.rank == 0
+        params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
+                                      {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
+        self.steps_per_epoch = math.ceil(n_examples / settings.batch_size)
+        self.total = max(1, int(round(self.steps_per_epoch * settings.epochs)))
+        warm = max(1, int(self.total * settings.warmup_ratio))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: min((s + 1) / warm, max(0.0, (self.total - s) / max(1, self.total - warm))))
+        self.step = 0
+        self.history: list[dict] = []
+
+    def _state(self) -> dict:
+        import torch
+
+        return {"model": self.module.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                "step": self.step, "history": self.history, "settings": asdict(self.settings),
+                "torch_rng": torch.get_rng_state(), "np_rng": np.random.get_state(), "py_rng": random.getstate()}
+
+    def save(self) -> None:
+        if self.run_dir is None or self.rank != 0:
+            return
+        import torch
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.run_dir / (RESUME_FILE + ".tmp")
+        torch.save(self._state(), tmp)
+        os.replace(tmp, self.run_dir / RESUME_FILE)
+
+    def load(self) -> bool:
+        """Continue from ``run_dir/resume.pt`` if it exists; True when resumed."""
+        import torch
+
+        path = self.run_dir / RESUME_FILE if self.run_dir else None
+        if path is None or not path.is_file():
+            return False
+        state = torch.load(path, weights_only=False)
+        if state["settings"] != asdict(self.settings):
+            from edgekit.errors import InputError
+
+            raise InputError(f"{path}: was made with other training settings; remove it or use the same recipe")
+        self.module.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.step, self.history = state["step"], state["history"]
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["np_rng"])
+        random.setstate(state["py_rng"])
+        return True
+
+    def fit(self, evaluate: Callable[[], dict] | None = None, resume: bool = False) -> list[dict]:
+        import torch
+
+        if resume:
+            self.load()
+        self.model.train()
+        s = self.settings
+        bar = tqdm(total=self.total, initial=self.step, desc=self.desc, unit="step", disable=not self.progress,
+                   dynamic_ncols=True)
+        running = None
+        while self.step < self.total:
+            epoch, offset = divmod(self.step, self.steps_per_epoch)
+            batches = batch_order(self.n, s.batch_size, s.seed, epoch)
+            for idx in batches[offset:]:
+                if self.step >= self.total:
+                    break
+                part = np.array_split(idx, self.world)[self.rank] if self.world > 1 else idx
+                loss = self.step_loss(self.model, part)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.module.parameters(), s.grad_clip)
+                self.opt.step()
+                self.sched.step()
+                self.step += 1
+                value = float(loss.detach())
+                running = value if running is None else 0.95 * running + 0.05 * value
+                bar.update(1)
+                bar.set_postfix(loss=f"{running:.4f}", epoch=epoch + 1)
+                if self.step % s.save_every == 0:
+                    self.save()
+            if evaluate is not None and (self.step % self.steps_per_epoch == 0 or self.step >= self.total):
+                self.model.eval()
+                metrics = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 2), "loss": running,
+                           **evaluate()}
+                self.model.train()
+                self.history.append(metrics)
+                if self.progress:
+                    tqdm.write(f"{self.desc}: epoch {metrics['epoch']}: " +
+                               ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                                         if isinstance(v, float) and k != "epoch"))
+            self.save()
+        bar.close()
+        self.model.eval()
+        return self.history

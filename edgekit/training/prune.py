@@ -1,0 +1,189 @@
+"""Structured pruning of BERT-style encoders, removed physically (fewer MACs, smaller files).
+
+Importance is measured on data: for attention heads and FFN neurons the
+first-order Taylor score |sum(activation x gradient)| of the task loss
+(Michel et al. 2019; Molchanov et al. 2019), for whole layers the loss
+increase when the layer is bypassed. Pruning keeps the same number of heads
+and neurons in every layer, so the result is a plain BERT configuration
+(``intermediate_size``, ``num_hidden_layers``) plus one extra key,
+``edgekit_attention_heads``, that :func:`load_pruned` reads to rebuild the
+narrower attention (``BertModel.prune_heads`` is gone in transformers 5.x:
+the query/key/value rows and output-projection columns are sliced here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+HEADS_KEY = "edgekit_attention_heads"
+
+
+def encoder_layers(model):
+    return model.base_model.encoder.layer
+
+
+@dataclass
+class Importance:
+    heads: np.ndarray  # [layers, heads]
+    ffn: np.ndarray  # [layers, intermediate]
+    layers: np.ndarray  # [layers] loss increase when bypassed
+
+
+def measure_importance(model, batches: list[dict], loss_of: Callable, layer_scores: bool = True) -> Importance:
+    """Taylor importance of heads and FFN neurons, and bypass sensitivity of layers, on ``batches``."""
+    import torch
+
+    layers = encoder_layers(model)
+    n_layers = len(layers)
+    head_size = layers[0].attention.self.attention_head_size
+    n_heads = layers[0].attention.self.query.out_features // head_size
+    heads = np.zeros((n_layers, n_heads))
+    ffn = np.zeros((n_layers, layers[0].intermediate.dense.out_features))
+    acts: dict = {}
+    hooks = []
+
+    def capture(key):
+        def pre_hook(_module, args):
+            x = args[0]
+            x.retain_grad()
+            acts[key] = x
+        return pre_hook
+
+    for i, layer in enumerate(layers):
+        hooks.append(layer.attention.output.dense.register_forward_pre_hook(capture(("attn", i))))
+        hooks.append(layer.output.dense.register_forward_pre_hook(capture(("ffn", i))))
+    model.eval()
+    try:
+        for b in batches:
+            model.zero_grad(set_to_none=True)
+            loss_of(model, b).backward()
+            for i in range(n_layers):
+                a = acts[("attn", i)]
+                score = (a * a.grad).detach().sum(dim=(0, 1)).view(n_heads, head_size).sum(-1).abs()
+                heads[i] += score.numpy()
+                f = acts[("ffn", i)]
+                ffn[i] += (f * f.grad).detach().sum(dim=(0, 1)).abs().numpy()
+    finally:
+        for h in hooks:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+    sens = np.zeros(n_layers)
+    if layer_scores:
+        with torch.no_grad():
+            base = float(np.mean([float(loss_of(model, b)) for b in batches]))
+            for i, layer in enumerate(layers):
+                original = layer.forward
+                layer.forward = lambda hidden_states, *a, **k: hidden_states  # bypass: identity
+                try:
+                    sens[i] = float(np.mean([float(loss_of(model, b)) for b in batches])) - base
+                finally:
+                    layer.forward = original
+    return Importance(heads, ffn, sens)
+
+
+def _slice_linear(linear, rows=None, cols=None):
+    import torch
+
+    w = linear.weight.data
+    b = linear.bias.data if linear.bias is not None else None
+    if rows is not None:
+        w, b = w[rows], (b[rows] if b is not None else None)
+    if cols is not None:
+        w = w[:, cols]
+    new = torch.nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
+    new.weight.data = w.clone().contiguous()
+    if b is not None:
+        new.bias.data = b.clone().contiguous()
+    return new
+
+
+def prune_heads(layer, keep: list[int]) -> None:
+    import torch
+
+    att = layer.attention.self
+    d = att.attention_head_size
+    rows = torch.tensor([h * d + j for h in sorted(keep) for j in range(d)])
+    att.query, att.key, att.value = (_slice_linear(m, rows=rows) for m in (att.query, att.key, att.value))
+    layer.attention.output.dense = _slice_linear(layer.attention.output.dense, cols=rows)
+    att.num_attention_heads = len(keep)
+    att.all_head_size = len(keep) * d
+
+
+def prune_ffn(layer, keep: list[int]) -> None:
+    import torch
+
+    idx = torch.tensor(sorted(keep))
+    layer.intermediate.dense = _slice_linear(layer.intermediate.dense, rows=idx)
+    layer.output.dense = _slice_linear(layer.output.dense, cols=idx)
+
+
+def keep_layers(model, keep: list[int]) -> None:
+    import torch
+
+    enc = model.base_model.encoder
+    enc.layer = torch.nn.ModuleList([enc.layer[i] for i in sorted(keep)])
+    for i, layer in enumerate(enc.layer):
+        if hasattr(layer.attention.self, "layer_idx"):
+            layer.attention.self.layer_idx = i
+    model.config.num_hidden_layers = len(keep)
+
+
+def _count(target: float | int, total: int) -> int:
+    """How many to keep: a ratio in (0, 1) of ``total`` is pruned, a whole number is kept."""
+    if isinstance(target, float) and 0 < target < 1:
+        return max(1, int(round(total * (1 - target))))
+    return max(1, min(total, int(target)))
+
+
+def apply(model, imp: Importance, *, heads: float | int | None = None, ffn: float | int | None = None,
+          layers: float | int | list[int] | None = None) -> dict:
+    """Prune in place; ``heads``/``ffn``/``layers`` are ratios to remove (0-1) or counts to keep.
+    Returns what was kept, by original index."""
+    n_layers, n_heads = imp.heads.shape
+    kept_layers = list(range(n_layers))
+    if layers is not None:
+        if isinstance(layers, list):
+            kept_layers = sorted(layers)
+        else:
+            k = _count(layers, n_layers)
+            kept_layers = sorted(np.argsort(-imp.layers)[:k].tolist())
+    plan = {"layers": kept_layers, "heads": {}, "ffn": {}}
+    k_heads = _count(heads, n_heads) if heads is not None else n_heads
+    k_ffn = _count(ffn, imp.ffn.shape[1]) if ffn is not None else imp.ffn.shape[1]
+    for i, layer in enumerate(encoder_layers(model)):
+        if k_heads < n_heads:
+            keep = sorted(np.argsort(-imp.heads[i])[:k_heads].tolist())
+            prune_heads(layer, keep)
+            plan["heads"][i] = keep
+        if k_ffn < imp.ffn.shape[1]:
+            keep = sorted(np.argsort(-imp.ffn[i])[:k_ffn].tolist())
+            prune_ffn(layer, keep)
+            plan["ffn"][i] = len(keep)
+    if kept_layers != list(range(n_layers)):
+        keep_layers(model, kept_layers)
+    model.config.intermediate_size = k_ffn
+    if k_heads < n_heads:
+        setattr(model.config, HEADS_KEY, k_heads)
+    return plan
+
+
+def load_pruned(path, model_class, **kwargs):
+    """Load a checkpoint whose attention was pruned to ``edgekit_attention_heads`` heads per layer."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(path), **{k: v for k, v in kwargs.items() if k == "attn_implementation"})
+    k = getattr(config, HEADS_KEY)
+    model = model_class.from_config(config, **{k2: v for k2, v in kwargs.items() if k2 == "attn_implementation"})
+    for layer in encoder_layers(model):
+        prune_heads(layer, list(range(k)))
+    state = load_file(str(path / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [m for m in missing if not m.endswith("position_ids")]
+    if missing or unexpected:
+        raise ValueError(f"pruned checkpoint {path} does not match its config (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]})")
+    return model.eval()

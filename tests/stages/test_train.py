@@ -1,0 +1,78 @@
+"""distill and prune stages inside a recipe: smaller students, exported and scored on a labelled test set."""
+
+import json
+
+import pytest
+import yaml
+
+from edgekit.artifact import Artifact
+from edgekit.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def chain(tiny_cls_ckpt, task_dir, tmp_path_factory):
+    from edgekit.pipeline import compress
+    from edgekit.recipe import recipe_from_dict
+
+    train = {"epochs": 1, "lr": 1e-3, "batch_size": 32, "max_len": 32}
+    recipe = recipe_from_dict({"version": 1, "name": "chain", "stages": [
+        {"kind": "distill", "name": "student", "data": str(task_dir), "layers": 1, "train": train},
+        {"kind": "prune", "name": "student-pruned", "data": str(task_dir), "heads": 1, "ffn": 0.5,
+         "importance_batches": 2, "recover": train},
+        {"kind": "export", "format": "onnx"},
+        {"kind": "quantize", "method": "dynamic"},
+        {"kind": "bench", "eval": str(task_dir), "fidelity_samples": 120, "runs": 5, "warmup": 1, "seq_len": 32,
+         "threads": 1},
+    ]})
+    out = tmp_path_factory.mktemp("chain") / "out"
+    return compress(tiny_cls_ckpt, recipe, out, progress=False), out
+
+
+def test_student_and_pruned_checkpoints(chain, tiny_cls_ckpt):
+    result, out = chain
+    teacher = load_checkpoint(tiny_cls_ckpt).model
+    student = load_checkpoint(out / "student").model
+    pruned = load_checkpoint(out / "student-pruned").model
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert student.config.num_hidden_layers == 1 < teacher.config.num_hidden_layers
+    assert pruned.config.intermediate_size == 64 and pruned.config.edgekit_attention_heads == 1
+    assert n(pruned) < n(student) < n(teacher)
+    meta = Artifact.load(out / "student-pruned").meta
+    assert meta["format"] == "hf-checkpoint" and meta["parent"]["name"] == "student"
+    assert meta["kept"]["heads_per_layer"] == 1 and "before_pruning" in meta
+    assert not list(out.glob(".train-*"))  # finished runs leave nothing to resume
+
+
+def test_pruned_student_exports_with_parity_and_is_scored(chain):
+    result, out = chain
+    onnx_meta = Artifact.load(out / "onnx-fp32").meta
+    assert onnx_meta["validation"]["max_abs_diff"] < 1e-4  # against the student, not the teacher
+    rows = {r["name"]: r for r in result.report["results"]}
+    assert rows["pytorch-fp32"]["fidelity"]["reference"]
+    for name in ("student", "student-pruned", "onnx-fp32", "onnx-int8-dynamic"):
+        f = rows[name]["fidelity"]
+        assert 0 <= f["accuracy"] <= 100 and f["eval_samples"] == 120
+        assert f["accuracy_drop"] == pytest.approx(rows["pytorch-fp32"]["fidelity"]["accuracy"] - f["accuracy"])
+    assert rows["onnx-int8-dynamic"]["size_bytes"] < rows["onnx-fp32"]["size_bytes"]
+    assert "acc " in (out / "report.md").read_text()
+
+
+def test_training_stage_configs_are_strict():
+    from edgekit.errors import RecipeError
+    from edgekit.recipe import recipe_from_dict
+
+    with pytest.raises(RecipeError, match="unknown key"):
+        recipe_from_dict({"name": "x", "stages": [{"kind": "distill", "epochs": 3}]})
+    with pytest.raises(RecipeError, match="stages.0.distill.train.lr"):
+        recipe_from_dict({"name": "x", "stages": [{"kind": "distill", "train": {"lr": -1}}]})
+
+
+def test_builtin_training_recipes_plan(tmp_path):
+    from edgekit.pipeline import plan
+    from edgekit.recipe import load_recipe
+
+    steps = [n for _, n, _ in plan(load_recipe("distill-prune-int8"))]
+    assert steps == ["student", "student-pruned", "onnx-fp32", "onnx-fp32-opt", "onnx-int8-dynamic", "tflite-fp32",
+                     "tflite-int8-dynamic"]
+    assert yaml.safe_load(load_recipe("distill-prune-int8").to_yaml())["stages"][1]["heads"] == 8
+    assert json.loads(load_recipe("prune").to_json())["stages"][0]["recover"]["epochs"] == 1.0
