@@ -129,6 +129,8 @@ class PruneConfig(StageConfig):
     heads: float | int | None = Field(None, description="ratio (0-1) of heads to remove, or heads to keep per layer")
     ffn: float | int | None = Field(None, description="ratio of FFN neurons to remove, or neurons to keep per layer")
     layers: int | list[int] | None = Field(None, description="layers to keep: a count (most important) or indices")
+    sparsity: float | None = Field(None, gt=0, lt=1, description="unstructured: zero this fraction of each encoder "
+                                   "weight matrix by magnitude (smaller compressed files, no speed-up)")
     importance_batches: int = Field(16, ge=1)
     recover: TrainConfig | None = Field(TrainConfig(epochs=1.0), description="recovery distillation; null: none")
     losses: LossConfig = LossConfig()

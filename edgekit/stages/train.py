@@ -77,14 +77,17 @@ def _losses(cfg):
 
 
 def _save(model, ctx, out_dir: Path, record: dict) -> StageResult:
+    import gzip
+    import shutil
+
     from edgekit.checkpoint import load_checkpoint
     from edgekit_runtimes.torch_eager import TorchEagerAdapter
-
-    import shutil
 
     shutil.rmtree(_run_dir(ctx, out_dir, out_dir.name), ignore_errors=True)  # finished: nothing to resume
     model.save_pretrained(str(out_dir), safe_serialization=True)
     ctx.teacher.tokenizer.save_pretrained(str(out_dir))
+    raw = (out_dir / MODEL_FILE).read_bytes()
+    record = {**record, "size_bytes": len(raw), "gzip_bytes": len(gzip.compress(raw, compresslevel=6))}
     (out_dir / "edgekit_training.json").write_text(json.dumps(record, indent=2) + "\n")
     student = load_checkpoint(out_dir, task=ctx.teacher.task)
     params = sum(p.numel() for p in student.model.parameters())
@@ -133,8 +136,8 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
 
     if parent.format != "hf-checkpoint":
         raise RecipeError(f"stage prune reads a checkpoint, but its input {parent.name!r} is {parent.format}")
-    if config.heads is None and config.ffn is None and config.layers is None:
-        raise RecipeError("stage prune: give heads, ffn and/or layers")
+    if config.heads is None and config.ffn is None and config.layers is None and config.sparsity is None:
+        raise RecipeError("stage prune: give heads, ffn, layers and/or sparsity")
     model = copy.deepcopy(ctx.checkpoint.model)
     holder = [model]
     data = _task_data(ctx, config.data, (config.recover or TrainConfig()).max_len, holder)
@@ -161,6 +164,7 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
     imp = measure_importance(model, batches, loss_of, layer_scores=config.layers is not None)
     before = data.evaluate()
     plan = apply(model, imp, heads=config.heads, ffn=config.ffn, layers=config.layers)
+    masked = _mask_by_magnitude(model, config.sparsity) if config.sparsity else []
     after = data.evaluate()
     history = []
     if config.recover is not None:
@@ -168,11 +172,37 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
         history = distill(ctx.teacher.model, model, data.train, task, _settings(config.recover),
                           _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
                           progress=ctx.progress, resume=ctx.resume, desc=f"recover {out_dir.name}")
-    record = {"kind": "prune", "kept": {"layers": plan["layers"], "heads_per_layer": len(next(iter(
+    sparsity = _make_permanent(masked)
+    record = {"kind": "prune", "unstructured_sparsity": sparsity, "kept": {"layers": plan["layers"], "heads_per_layer": len(next(iter(
         plan["heads"].values()))) if plan["heads"] else None, "ffn_per_layer": model.config.intermediate_size},
         "before_pruning": before, "after_pruning_before_recovery": after, "history": history or [after],
         "importance": {"layers": imp.layers.round(5).tolist()}}
     return _save(model, ctx, out_dir, record)
+
+
+def _mask_by_magnitude(model, amount: float) -> list:
+    """Zero the smallest-magnitude ``amount`` of every encoder Linear weight (torch.nn.utils.prune masks,
+    which keep them zero during recovery training)."""
+    import torch
+    from torch.nn.utils import prune as torch_prune
+
+    linears = [m for m in model.base_model.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    for m in linears:
+        torch_prune.l1_unstructured(m, "weight", amount=amount)
+    return linears
+
+
+def _make_permanent(linears: list) -> float | None:
+    from torch.nn.utils import prune as torch_prune
+
+    if not linears:
+        return None
+    zeros = total = 0
+    for m in linears:
+        torch_prune.remove(m, "weight")
+        zeros += int((m.weight == 0).sum())
+        total += m.weight.numel()
+    return round(zeros / total, 4)
 
 
 class _One:

@@ -73,7 +73,8 @@ def finetune_classifier(base: str | Path, data: LabelledData, out: Path, *, sett
     work = out.with_name(out.name + ".training")
     trainer = Trainer(model, step_loss, len(train), settings, work, progress=progress, desc="fine-tune")
     history = trainer.fit(lambda: {"val_accuracy": accuracy(model, val)}, resume=resume)
-    record = {"key": key, "history": history, "val_accuracy": accuracy(model, val),
+    record = {"key": key, "history": history, "val_accuracy": history[-1]["val_accuracy"] if history else
+              accuracy(model, val),
               "test_accuracy": accuracy(model, test), "train_examples": len(train), "world_size": trainer.world}
     if trainer.rank == 0:
         staged = out.with_name(out.name + ".partial")

@@ -76,3 +76,21 @@ def test_builtin_training_recipes_plan(tmp_path):
                      "tflite-int8-dynamic"]
     assert yaml.safe_load(load_recipe("distill-prune-int8").to_yaml())["stages"][1]["heads"] == 8
     assert json.loads(load_recipe("prune").to_json())["stages"][0]["recover"]["epochs"] == 1.0
+
+
+def test_unstructured_sparsity_shrinks_the_compressed_file_only(tiny_cls_ckpt, task_dir, tmp_path):
+    from edgekit.pipeline import compress
+    from edgekit.recipe import recipe_from_dict
+
+    train = {"epochs": 0.5, "lr": 1e-3, "batch_size": 32, "max_len": 32}
+    recipe = recipe_from_dict({"version": 1, "name": "sparse", "stages": [
+        {"kind": "prune", "data": str(task_dir), "sparsity": 0.7, "importance_batches": 1, "recover": train},
+        {"kind": "bench", "runs": 3, "warmup": 1, "seq_len": 16, "threads": 1, "fidelity_samples": 16,
+         "reference": False}]})
+    compress(tiny_cls_ckpt, recipe, tmp_path / "out", progress=False)
+    meta = Artifact.load(tmp_path / "out" / "pruned").meta
+    assert meta["unstructured_sparsity"] >= 0.69  # zeros stayed zero through recovery training
+    dense = load_checkpoint(tiny_cls_ckpt).model
+    sparse = load_checkpoint(tmp_path / "out" / "pruned").model
+    assert sum(p.numel() for p in sparse.parameters()) == sum(p.numel() for p in dense.parameters())
+    assert meta["gzip_bytes"] < 0.8 * meta["size_bytes"]
