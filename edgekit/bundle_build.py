@@ -79,6 +79,24 @@ def _pick(source: Path, report: dict, names: list[str] | None) -> list[Artifact]
     return [Artifact.load(source / n) for n in chosen]
 
 
+def _tokenizer_home(source: Path, artifact: Artifact, root: Path) -> Path:
+    """The checkpoint whose tokenizer feeds ``artifact``: its nearest checkpoint ancestor in ``source``
+    (a student with a pruned vocabulary has its own), else the one the run started from."""
+    meta, seen = artifact.meta, set()
+    while meta.get("parent") and meta["parent"]["name"] not in seen:
+        name = meta["parent"]["name"]
+        seen.add(name)
+        parent = source / name
+        if not (parent / "manifest.json").is_file():
+            break
+        pmeta = Artifact.load(parent).meta
+        if pmeta.get("format") == "hf-checkpoint" and ((parent / "tokenizer.json").is_file() or
+                                                       (parent / "vocab.txt").is_file()):
+            return parent
+        meta = pmeta
+    return root
+
+
 def _reference_texts() -> list[str]:
     from edgekit.calibration import load_text_data
 
@@ -116,10 +134,15 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
         raise InputError(f"{source}: the checkpoint it was made from ({ckpt}) is not there any more")
     task = report["model"]["task"]
     chosen = _pick(source, report, artifacts)
+    homes = {_tokenizer_home(source, a, ckpt) for a in chosen}
+    if len(homes) > 1:
+        raise InputError(f"{source}: the chosen artifacts use different tokenizers ({', '.join(sorted(map(str, homes)))})"
+                         "; bundle them separately")
+    home = homes.pop()
     texts = _reference_texts()
     with OutputDir(output.parent) as out:
         staged = out.stage(output.name)
-        _write_tokenizer(ckpt, staged / "tokenizer")
+        _write_tokenizer(home, staged / "tokenizer")
         variants = []
         for a in chosen:
             dest = staged / "models" / a.name
@@ -134,7 +157,7 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "edgekit_version": __version__,
             "source": {"model_digest": report["model"].get("digest"), "recipe": report.get("recipe")},
-            "preprocessing": _preprocessing(ckpt),
+            "preprocessing": _preprocessing(home),
             "postprocessing": _postprocessing(ckpt, task),
             "reference": {"texts": texts, "file": REFERENCE_FILE, "fidelity": {},
                           "what": "each variant's task outputs on these texts, recorded on its runtime when "
@@ -144,7 +167,7 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
             "files": {},
         }
         draft = Bundle(path=staged, meta=meta)
-        recorded = {FP32_KEY: _fp32_outputs(draft, ckpt, task, texts, threads)}
+        recorded = {FP32_KEY: _fp32_outputs(draft, home, task, texts, threads)}
         for v in draft.variants:
             adapter = runtime_for_format(v.format)
             model = BundleModel(draft, v, load_session(adapter, staged / v.file, threads), adapter.name, threads)

@@ -27,6 +27,7 @@ class Target:
     size_bytes: int
     load: Callable[[], object]  # -> Session
     is_reference: bool = False
+    tokenizer: object = None  # its own tokenizer, when its vocabulary differs from the reference's
 
 
 @dataclass(frozen=True)
@@ -73,18 +74,19 @@ def _load_all(bar, settings: BenchSettings, task, tokenizer, texts, feeds_overri
     for target in bar:
         bar.set_postfix_str(target.name)
         gc.collect()
+        tok = target.tokenizer or tokenizer
         with PeakRSS() as mem:
             session = target.load()
             seq_len = min(settings.seq_len, session.max_seq_len or settings.seq_len)
             if feeds_override is not None:
                 feeds = check_feeds(feeds_override, session.inputs)
-            elif tokenizer is not None:
-                text = timing_text(tokenizer, texts, seq_len)
-                feeds = tokenize(tokenizer, [text] * settings.batch_size, session.inputs, seq_len, fixed=True)
+            elif tok is not None:
+                text = timing_text(tok, texts, seq_len)
+                feeds = tokenize(tok, [text] * settings.batch_size, session.inputs, seq_len, fixed=True)
             else:
                 feeds = synthesize(session.inputs, settings.batch_size, seq_len)
             session.run(feeds)
-            outputs = _outputs(session, tokenizer, texts, seq_len) if tokenizer is not None and texts else None
+            outputs = _outputs(session, tok, texts, seq_len) if tok is not None and texts else None
         if target.is_reference:
             reference_out = outputs
             fidelity = {"reference": True}

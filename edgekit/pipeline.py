@@ -94,7 +94,8 @@ def compress(
                 contexts[name] = pctx if artifacts[name].format != "hf-checkpoint" else pctx.for_checkpoint(
                     load_checkpoint(artifacts[name].path, task=ckpt.task))
 
-        targets = [_target(a, bench.threads) for a in artifacts.values()]
+        targets = [_target(a, bench.threads, contexts[n].checkpoint.tokenizer
+                           if contexts[n].checkpoint is not ckpt else None) for n, a in artifacts.items()]
         if bench.reference:
             targets.append(_reference_target(ctx, root, bench.threads))
         rows = measure(
@@ -185,11 +186,11 @@ def plan(recipe: Recipe) -> list[tuple[object, str, str]]:
     return steps
 
 
-def _target(a: Artifact, threads: int) -> Target:
+def _target(a: Artifact, threads: int, tokenizer=None) -> Target:
     adapter = runtime_for_format(a.format)
     return Target(
         name=a.name, format=a.format, precision=a.precision, runtime=adapter.name, path=str(a.path),
-        size_bytes=a.size_bytes, load=lambda: adapter.load(a.model_path, threads=threads),
+        size_bytes=a.size_bytes, load=lambda: adapter.load(a.model_path, threads=threads), tokenizer=tokenizer,
     )
 
 

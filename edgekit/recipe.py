@@ -131,6 +131,7 @@ class PruneConfig(StageConfig):
     layers: int | list[int] | None = Field(None, description="layers to keep: a count (most important) or indices")
     sparsity: float | None = Field(None, gt=0, lt=1, description="unstructured: zero this fraction of each encoder "
                                    "weight matrix by magnitude (smaller compressed files, no speed-up)")
+    vocabulary: bool = Field(False, description="keep only the word embeddings of tokens the task data uses")
     importance_batches: int = Field(16, ge=1)
     recover: TrainConfig | None = Field(TrainConfig(epochs=1.0), description="recovery distillation; null: none")
     losses: LossConfig = LossConfig()

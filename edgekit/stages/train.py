@@ -25,7 +25,8 @@ MODEL_FILE = "model.safetensors"
 
 @dataclass
 class _TaskData:
-    train: object  # Encoded
+    train: object  # Encoded with the student's tokenizer
+    teacher_train: object  # the same rows, encoded with the teacher's
     val: object
     evaluate: object  # () -> dict
 
@@ -37,12 +38,17 @@ def _settings(cfg: TrainConfig):
                          save_every=cfg.save_every)
 
 
-def _task_data(ctx, data_spec: str, max_len: int, student_holder: list) -> _TaskData:
-    """Encoded train/validation sets and the validation metric for the teacher's task."""
+def _same_vocab(a, b) -> bool:
+    return a is b or a.get_vocab() == b.get_vocab()
+
+
+def _task_data(ctx, data_spec: str, max_len: int, student_holder: list, tokenizer=None) -> _TaskData:
+    """Encoded train/validation sets (student and teacher ids) and the validation metric for the task."""
     from edgekit.training.data import accuracy, encode
 
     teacher = ctx.teacher
-    tok = teacher.tokenizer
+    tok = tokenizer or ctx.checkpoint.tokenizer
+    same = _same_vocab(tok, teacher.tokenizer)
     if teacher.task == "text-classification":
         from edgekit.datasets import load_dataset
 
@@ -52,22 +58,35 @@ def _task_data(ctx, data_spec: str, max_len: int, student_holder: list) -> _Task
         unknown = sorted(set(data.train.labels) - set(label2id))
         if unknown:
             raise RecipeError(f"dataset {data_spec}: labels {unknown} are not the teacher's ({sorted(label2id)})")
-        train = encode(tok, data.train.texts, max_len, [label2id[x] for x in data.train.labels])
+        y_train = [label2id[x] for x in data.train.labels]
+        train = encode(tok, data.train.texts, max_len, y_train)
+        teacher_train = train if same else encode(teacher.tokenizer, data.train.texts, max_len, y_train)
         val = encode(tok, data.validation.texts, max_len, [label2id[x] for x in data.validation.labels])
-        return _TaskData(train, val, lambda: {"val_accuracy": accuracy(student_holder[0], val)})
+        return _TaskData(train, teacher_train, val, lambda: {"val_accuracy": accuracy(student_holder[0], val)})
     texts = ctx.data.calibration
     train = encode(tok, texts, max_len)
+    teacher_train = train if same else encode(teacher.tokenizer, texts, max_len)
     val = encode(tok, ctx.data.heldout[:200], max_len)
+    teacher_val = val if same else encode(teacher.tokenizer, ctx.data.heldout[:200], max_len)
 
     def cosine():
         from edgekit.training.distill import teacher_targets
 
-        a = teacher_targets(teacher.model, val, teacher.task)
+        a = teacher_targets(teacher.model, teacher_val, teacher.task)
         b = teacher_targets(student_holder[0], val, teacher.task)
         cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
         return {"val_cosine": float(cos.mean())}
 
-    return _TaskData(train, val, cosine)
+    return _TaskData(train, teacher_train, val, cosine)
+
+
+def _task_texts(data_spec: str, ctx) -> list[str]:
+    if ctx.teacher.task == "text-classification":
+        from edgekit.datasets import load_dataset
+
+        d = load_dataset(data_spec)
+        return d.train.texts + d.validation.texts
+    return list(ctx.data.calibration)
 
 
 def _losses(cfg):
@@ -76,7 +95,7 @@ def _losses(cfg):
     return DistillLosses(**cfg.model_dump())
 
 
-def _save(model, ctx, out_dir: Path, record: dict) -> StageResult:
+def _save(model, ctx, out_dir: Path, record: dict, tokenizer) -> StageResult:
     import gzip
     import shutil
 
@@ -85,7 +104,7 @@ def _save(model, ctx, out_dir: Path, record: dict) -> StageResult:
 
     shutil.rmtree(_run_dir(ctx, out_dir, out_dir.name), ignore_errors=True)  # finished: nothing to resume
     model.save_pretrained(str(out_dir), safe_serialization=True)
-    ctx.teacher.tokenizer.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
     raw = (out_dir / MODEL_FILE).read_bytes()
     record = {**record, "size_bytes": len(raw), "gzip_bytes": len(gzip.compress(raw, compresslevel=6))}
     (out_dir / "edgekit_training.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -118,11 +137,11 @@ def run_distill(config: DistillConfig, parent, ctx, out_dir: Path) -> StageResul
     holder = [student]
     data = _task_data(ctx, config.data, config.train.max_len, holder)
     history = distill(teacher, student, data.train, ctx.teacher.task, _settings(config.train), _losses(config.losses),
-                      _run_dir(ctx, out_dir, out_dir.name), layer_map=layers if len(layers) == n or
-                      source is teacher else None, evaluate=data.evaluate, progress=ctx.progress,
-                      resume=ctx.resume, desc=f"distill {out_dir.name}")
+                      _run_dir(ctx, out_dir, out_dir.name), layer_map=layers if source is teacher else None,
+                      evaluate=data.evaluate, progress=ctx.progress, resume=ctx.resume,
+                      desc=f"distill {out_dir.name}", teacher_data=data.teacher_train)
     record = {"kind": "distill", "teacher_layers": n, "student_layers": layers, "history": history}
-    return _save(student, ctx, out_dir, record)
+    return _save(student, ctx, out_dir, record, ctx.checkpoint.tokenizer)
 
 
 @register(PruneConfig, lambda c, fmt: "pruned")
@@ -136,8 +155,8 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
 
     if parent.format != "hf-checkpoint":
         raise RecipeError(f"stage prune reads a checkpoint, but its input {parent.name!r} is {parent.format}")
-    if config.heads is None and config.ffn is None and config.layers is None and config.sparsity is None:
-        raise RecipeError("stage prune: give heads, ffn, layers and/or sparsity")
+    if all(v is None for v in (config.heads, config.ffn, config.layers, config.sparsity)) and not config.vocabulary:
+        raise RecipeError("stage prune: give heads, ffn, layers, sparsity and/or vocabulary")
     model = copy.deepcopy(ctx.checkpoint.model)
     holder = [model]
     data = _task_data(ctx, config.data, (config.recover or TrainConfig()).max_len, holder)
@@ -165,19 +184,33 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
     before = data.evaluate()
     plan = apply(model, imp, heads=config.heads, ffn=config.ffn, layers=config.layers)
     masked = _mask_by_magnitude(model, config.sparsity) if config.sparsity else []
+    tokenizer, vocab = ctx.checkpoint.tokenizer, None
+    if config.vocabulary:
+        import tempfile
+
+        from edgekit.training.vocab import plan_vocabulary, prune_embeddings, write_tokenizer
+
+        keep = plan_vocabulary(tokenizer, _task_texts(config.data, ctx), (config.recover or TrainConfig()).max_len)
+        vocab = {"before": len(tokenizer.get_vocab()), "after": len(keep)}
+        prune_embeddings(model, keep)
+        tokenizer = write_tokenizer(tokenizer, keep, Path(tempfile.mkdtemp(prefix="vocab-", dir=out_dir.parent)))
+        data = _task_data(ctx, config.data, (config.recover or TrainConfig()).max_len, holder, tokenizer)
     after = data.evaluate()
     history = []
     if config.recover is not None:
         model.train()
         history = distill(ctx.teacher.model, model, data.train, task, _settings(config.recover),
                           _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
-                          progress=ctx.progress, resume=ctx.resume, desc=f"recover {out_dir.name}")
+                          progress=ctx.progress, resume=ctx.resume, desc=f"recover {out_dir.name}",
+                          teacher_data=data.teacher_train)
     sparsity = _make_permanent(masked)
-    record = {"kind": "prune", "unstructured_sparsity": sparsity, "kept": {"layers": plan["layers"], "heads_per_layer": len(next(iter(
-        plan["heads"].values()))) if plan["heads"] else None, "ffn_per_layer": model.config.intermediate_size},
-        "before_pruning": before, "after_pruning_before_recovery": after, "history": history or [after],
-        "importance": {"layers": imp.layers.round(5).tolist()}}
-    return _save(model, ctx, out_dir, record)
+    heads = len(next(iter(plan["heads"].values()))) if plan["heads"] else None
+    record = {"kind": "prune", "unstructured_sparsity": sparsity, "vocabulary": vocab,
+              "kept": {"layers": plan["layers"], "heads_per_layer": heads,
+                       "ffn_per_layer": model.config.intermediate_size},
+              "before_pruning": before, "after_pruning_before_recovery": after, "history": history or [after],
+              "importance": {"layers": imp.layers.round(5).tolist()}}
+    return _save(model, ctx, out_dir, record, tokenizer)
 
 
 def _mask_by_magnitude(model, amount: float) -> list:

@@ -74,14 +74,17 @@ def teacher_targets(teacher, data, task: str, batch_size: int = 64) -> np.ndarra
 
 def distill(teacher, student, data, task: str, settings: TrainSettings, losses: DistillLosses,
             run_dir: Path | None, *, layer_map: list[int] | None = None, evaluate=None, progress: bool = True,
-            resume: bool = False, desc: str = "distill") -> list[dict]:
-    """Train ``student`` in place on ``data`` (an Encoded set, labelled for classifiers)."""
+            resume: bool = False, desc: str = "distill", teacher_data=None) -> list[dict]:
+    """Train ``student`` in place on ``data`` (an Encoded set, labelled for classifiers).
+
+    ``teacher_data`` holds the same rows in the teacher's token ids when the
+    student has its own (pruned) vocabulary."""
     import torch
     import torch.nn.functional as F
 
     seed_everything(settings.seed)
-    targets = torch.from_numpy(teacher_targets(teacher, data, task))
-    use_hidden = losses.hidden > 0 and layer_map is not None
+    targets = torch.from_numpy(teacher_targets(teacher, teacher_data if teacher_data is not None else data, task))
+    use_hidden = losses.hidden > 0 and layer_map is not None and (teacher_data is None or teacher_data is data)
     T = losses.temperature
 
     def step_loss(model, idx):

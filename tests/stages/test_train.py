@@ -18,7 +18,7 @@ def chain(tiny_cls_ckpt, task_dir, tmp_path_factory):
     recipe = recipe_from_dict({"version": 1, "name": "chain", "stages": [
         {"kind": "distill", "name": "student", "data": str(task_dir), "layers": 1, "train": train},
         {"kind": "prune", "name": "student-pruned", "data": str(task_dir), "heads": 1, "ffn": 0.5,
-         "importance_batches": 2, "recover": train},
+         "vocabulary": True, "importance_batches": 2, "recover": train},
         {"kind": "export", "format": "onnx"},
         {"kind": "quantize", "method": "dynamic"},
         {"kind": "bench", "eval": str(task_dir), "fidelity_samples": 120, "runs": 5, "warmup": 1, "seq_len": 32,
@@ -40,6 +40,12 @@ def test_student_and_pruned_checkpoints(chain, tiny_cls_ckpt):
     meta = Artifact.load(out / "student-pruned").meta
     assert meta["format"] == "hf-checkpoint" and meta["parent"]["name"] == "student"
     assert meta["kept"]["heads_per_layer"] == 1 and "before_pruning" in meta
+    vocab = meta["vocabulary"]
+    assert vocab["after"] < vocab["before"] and pruned.config.vocab_size == vocab["after"]
+    tok = load_checkpoint(out / "student-pruned").tokenizer
+    assert len(tok.get_vocab()) == vocab["after"]
+    ids = tok(["the state of the union is strong"])["input_ids"][0]
+    assert max(ids) < vocab["after"] and tok.decode(ids, skip_special_tokens=True) == "the state of the union is strong"
     assert not list(out.glob(".train-*"))  # finished runs leave nothing to resume
 
 
