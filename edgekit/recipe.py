@@ -137,6 +137,18 @@ class PruneConfig(StageConfig):
     losses: LossConfig = LossConfig()
 
 
+class QATConfig(StageConfig):
+    """Quantization-aware training (PyTorch 2 export + torchao fake quantization), distilled from the
+    fp32 teacher, exported as QDQ ONNX that ONNX Runtime runs in int8."""
+
+    kind: Literal["qat"]
+    data: str = "spam"
+    train: TrainConfig = TrainConfig(epochs=0.5, lr=2e-5)
+    losses: LossConfig = LossConfig()
+    opset: int = Field(18, ge=17, le=21)
+    min_cosine: float = Field(0.9, ge=0, le=1, description="sanity floor against the fp32 input model")
+
+
 class BudgetConfig(_Strict):
     """What a candidate must keep. One of the two; both measured on the artifact's own runtime."""
 
@@ -169,7 +181,8 @@ class SearchConfig(StageConfig):
 
 
 Stage = Annotated[
-    Union[ExportConfig, OptimizeConfig, QuantizeConfig, BenchConfig, SearchConfig, DistillConfig, PruneConfig],
+    Union[ExportConfig, OptimizeConfig, QuantizeConfig, BenchConfig, SearchConfig, DistillConfig, PruneConfig,
+          QATConfig],
     Field(discriminator="kind"),
 ]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import RecipeError
-from edgekit.recipe import DistillConfig, PruneConfig, TrainConfig
+from edgekit.recipe import DistillConfig, PruneConfig, QATConfig, TrainConfig
 from edgekit.stages import StageResult, register
 
 MODEL_FILE = "model.safetensors"
@@ -249,3 +249,39 @@ class _One:
 
     def batch(self, _idx) -> dict:
         return dict(self.b)
+
+
+@register(QATConfig, lambda c, fmt: "onnx-int8-qat")
+def run_qat(config: QATConfig, parent, ctx, out_dir: Path) -> StageResult:
+    import contextlib
+    import io
+
+    from edgekit.plugins import get_runtime
+    from edgekit.stages.quantize import sanity
+    from edgekit.training.distill import distill
+    from edgekit.training.qat import export_onnx, prepare
+
+    if parent.format != "hf-checkpoint":
+        raise RecipeError(f"stage qat reads a checkpoint, but its input {parent.name!r} is {parent.format}")
+    if ctx.teacher.task != "text-classification":
+        raise RecipeError("stage qat trains classifiers (distillation on logits); encoders are not supported yet")
+    adapter = prepare(ctx.checkpoint)
+    holder = [adapter]
+    data = _task_data(ctx, config.data, config.train.max_len, holder)
+    history = distill(ctx.teacher.model, adapter, data.train, ctx.teacher.task, _settings(config.train),
+                      _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
+                      progress=ctx.progress, resume=ctx.resume, desc=f"qat {out_dir.name}",
+                      teacher_data=data.teacher_train)
+    model_file = "model.onnx"
+    with contextlib.redirect_stdout(io.StringIO()):
+        export_onnx(adapter, ctx.checkpoint, out_dir / model_file, config.opset)
+    import shutil
+
+    shutil.rmtree(_run_dir(ctx, out_dir, out_dir.name), ignore_errors=True)
+    session = get_runtime("onnxruntime").load(out_dir / model_file, threads=ctx.threads)
+    validation = sanity(session, ctx, config.min_cosine, "qat")
+    return StageResult(format="onnx", precision="int8", model_file=model_file,
+                       validation={**validation, **{k: v for k, v in history[-1].items() if k != "loss"}}
+                       if history else validation,
+                       extra={"scheme": ["QAT (PT2E, X86 Inductor quantizer): int8 per-channel weights, uint8 "
+                                         "activations, QDQ ONNX"], "history": history}, session=session)

@@ -100,3 +100,27 @@ def test_unstructured_sparsity_shrinks_the_compressed_file_only(tiny_cls_ckpt, t
     sparse = load_checkpoint(tmp_path / "out" / "pruned").model
     assert sum(p.numel() for p in sparse.parameters()) == sum(p.numel() for p in dense.parameters())
     assert meta["gzip_bytes"] < 0.8 * meta["size_bytes"]
+
+
+def test_qat_exports_qdq_onnx_scored_beside_ptq(tiny_cls_ckpt, task_dir, tmp_path):
+    import onnx
+
+    from edgekit.pipeline import compress
+    from edgekit.recipe import recipe_from_dict
+
+    recipe = recipe_from_dict({"version": 1, "name": "qat", "stages": [
+        {"kind": "export"}, {"kind": "quantize", "method": "dynamic"},
+        {"kind": "qat", "input": "pytorch-fp32", "data": str(task_dir),
+         "train": {"epochs": 0.5, "lr": 1e-4, "batch_size": 32, "max_len": 32}},
+        {"kind": "bench", "eval": str(task_dir), "fidelity_samples": 120, "runs": 3, "warmup": 1, "seq_len": 32,
+         "threads": 1}]})
+    result = compress(tiny_cls_ckpt, recipe, tmp_path / "out", progress=False)
+    graph = onnx.load(str(tmp_path / "out" / "onnx-int8-qat" / "model.onnx")).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "MatMul"} <= ops
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)  # int8 weights stored
+    rows = {r["name"]: r for r in result.report["results"]}
+    assert rows["onnx-int8-qat"]["precision"] == "int8"
+    assert "accuracy" in rows["onnx-int8-qat"]["fidelity"] and "accuracy" in rows["onnx-int8-dynamic"]["fidelity"]
+    meta = Artifact.load(tmp_path / "out" / "onnx-int8-qat").meta
+    assert meta["validation"]["cosine_mean"] > 0.9 and meta["history"]

@@ -1,0 +1,82 @@
+"""Quantization-aware training with the PyTorch 2 export flow (``torchao.quantization.pt2e``).
+
+The task model is captured with ``torch.export`` (dynamic batch and sequence
+axes), fake-quantized by ``prepare_qat_pt2e`` with the X86 Inductor
+quantizer's QAT configuration (int8 per-channel symmetric weights, uint8
+activations), fine-tuned with distillation from the fp32 teacher, converted
+with ``convert_pt2e`` and exported by the dynamo ONNX exporter as a
+QuantizeLinear/DequantizeLinear graph that ONNX Runtime fuses into int8
+kernels. (``torch.ao.quantization.quantize_pt2e`` is gone in torch 2.13; this
+is its successor.)
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+_AXES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class _Adapter(torch.nn.Module):
+    """Calls the exported graph positionally; returns ``.logits`` like a transformers model."""
+
+    def __init__(self, graph, names: list[str]) -> None:
+        super().__init__()
+        self.graph, self.names = graph, names
+
+    def forward(self, output_hidden_states: bool = False, **batch):
+        return SimpleNamespace(logits=self.graph(*(batch[n] for n in self.names)))
+
+
+def _example(tokenizer, names: list[str]):
+    enc = tokenizer(["quantization aware training example", "a second, longer example sentence for export"],
+                    padding="max_length", max_length=16, truncation=True, return_tensors="pt")
+    return tuple(enc[n].to(torch.int64) for n in names)
+
+
+def _dynamic(names: list[str], max_len: int):
+    from torch.export import Dim
+
+    batch, seq = Dim("batch", min=1, max=1024), Dim("sequence", min=2, max=max_len)
+    return {n: {0: batch, 1: seq} for n in names}
+
+
+def prepare(ckpt):
+    """The checkpoint's task model, exported and fake-quantized for training."""
+    from torch.export import export
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    names = ckpt.input_names
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = export(ckpt.task_module(), _example(ckpt.tokenizer, names), dynamic_shapes=_dynamic(names, ckpt.max_length)).module()
+        quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=True))
+        prepared = prepare_qat_pt2e(graph, quantizer)
+    allow_exported_model_train_eval(prepared)
+    return _Adapter(prepared, names)
+
+
+def export_onnx(adapter: _Adapter, ckpt, out: Path, opset: int) -> Path:
+    """Convert the fake-quantized graph to Q/DQ and write it as ONNX."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    names = adapter.names
+    move_exported_model_to_eval(adapter.graph)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converted = convert_pt2e(adapter.graph)
+        program = torch.onnx.export(converted, _example(ckpt.tokenizer, names), dynamo=True, opset_version=opset,
+                                    input_names=names, output_names=[ckpt.task_spec.output_name],
+                                    dynamic_shapes=_dynamic(names, ckpt.max_length), verbose=False)
+    program.save(str(out))
+    return out
