@@ -124,3 +124,17 @@ def test_qat_exports_qdq_onnx_scored_beside_ptq(tiny_cls_ckpt, task_dir, tmp_pat
     assert "accuracy" in rows["onnx-int8-qat"]["fidelity"] and "accuracy" in rows["onnx-int8-dynamic"]["fidelity"]
     meta = Artifact.load(tmp_path / "out" / "onnx-int8-qat").meta
     assert meta["validation"]["cosine_mean"] > 0.9 and meta["history"]
+
+
+def test_bundle_of_a_pruned_vocabulary_student_carries_its_tokenizer(chain, tmp_path):
+    import edgekit
+    from edgekit.bundle_build import build_bundle
+
+    result, out = chain
+    bundle = build_bundle(out, tmp_path / "b", artifacts=["onnx-int8-dynamic"])
+    student_tok = json.loads((out / "student-pruned" / "tokenizer.json").read_text())["model"]["vocab"]
+    bundled_tok = json.loads((bundle.path / "tokenizer" / "tokenizer.json").read_text())["model"]["vocab"]
+    assert bundled_tok == student_tok
+    model = edgekit.load(bundle.path, threads=1)
+    assert model.check()["passed"]
+    assert model.classify(["the budget and taxes"])[0].label in {"label_0", "label_1", "label_2"}
