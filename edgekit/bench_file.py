@@ -7,10 +7,10 @@ from pathlib import Path
 
 from edgekit.calibration import load_text_data
 from edgekit.environment import environment
-from edgekit.errors import EdgekitError, ModelFileError
+from edgekit.errors import ModelFileError
 from edgekit.inspect_model import detect_format
 from edgekit.measure import BenchSettings, Target, measure
-from edgekit.plugins import runtime_for_format
+from edgekit.plugins import load_session, runtime_for_format
 from edgekit.report import build_report
 
 
@@ -66,12 +66,7 @@ def _prepare(model: Path, runtime: str | None, settings: BenchSettings):
 
 def _target(model: Path, name: str, fmt: str, precision: str, adapter, threads: int) -> Target:
     def load():
-        try:
-            return adapter.load(model, threads=threads)
-        except EdgekitError:
-            raise
-        except Exception as err:  # noqa: BLE001 - the runtime's own message, on one line
-            raise ModelFileError(f"{model}: {adapter.name} cannot load it ({str(err).splitlines()[0][:300]})") from None
+        return load_session(adapter, model, threads)
 
     return Target(name=name, format=fmt, precision=precision, runtime=adapter.name, path=str(model),
                   size_bytes=model.stat().st_size, load=load)

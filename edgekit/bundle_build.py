@@ -124,7 +124,8 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
     """Bundle the chosen artifacts of a compress output directory ``source`` into ``output``."""
     from edgekit.compare import load_report
     from edgekit.fidelity import cosine_rows
-    from edgekit.inference import BundleModel, load_session
+    from edgekit.inference import BundleModel
+    from edgekit.plugins import load_session
     from edgekit.plugins import runtime_for_format
 
     source, output = Path(source), Path(output)

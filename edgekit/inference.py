@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.bundle import Bundle, Variant, open_bundle
-from edgekit.errors import ArtifactError, EdgekitError, InputError, ModelFileError
+from edgekit.errors import ArtifactError, InputError
+from edgekit.plugins import load_session
 from edgekit.feeds import tokenize
 from edgekit.text_encoder import TextEncoder
 
@@ -192,11 +193,3 @@ def load(bundle: str | Path | Bundle, runtime: str | None = None, threads: int |
     threads = threads or min(4, os.cpu_count() or 1)
     return BundleModel(b, chosen, load_session(adapter, b.path / chosen.file, threads), adapter.name, threads)
 
-
-def load_session(adapter, path: Path, threads: int):
-    try:
-        return adapter.load(path, threads=threads)
-    except EdgekitError:
-        raise
-    except Exception as err:  # noqa: BLE001 - the runtime's own message, on one line
-        raise ModelFileError(f"{path}: {adapter.name} cannot load it ({str(err).splitlines()[0][:300]})") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
-from edgekit.errors import InternalError, RuntimeUnavailableError
+from edgekit.errors import EdgekitError, InternalError, ModelFileError, RuntimeUnavailableError
 
 
 # Used only where no entry points are installed: the remote runner (a zipapp
@@ -78,3 +78,13 @@ def runtime_for_format(fmt: str, preferred: str | None = None):
     if candidates:
         return get_runtime(candidates[0])  # raises with what is missing
     raise RuntimeUnavailableError(f"no runtime adapter runs {fmt} models")
+
+
+def load_session(adapter, path, threads: int):
+    """``adapter.load``, with a runtime's own failure turned into one line naming the file."""
+    try:
+        return adapter.load(path, threads=threads)
+    except EdgekitError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the runtime's own message, on one line
+        raise ModelFileError(f"{path}: {adapter.name} cannot load it ({str(err).splitlines()[0][:300]})") from None

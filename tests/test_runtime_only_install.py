@@ -3,7 +3,6 @@ TensorFlow, no transformers, and it still loads, verifies, runs and benchmarks a
 
 import json
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

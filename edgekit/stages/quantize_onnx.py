@@ -17,7 +17,6 @@ that a uint8 range cannot hold) took mean cosine from 0.993 to 0.937.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 
