@@ -155,7 +155,10 @@ def _run_stage(cfg, name: str, parent: Artifact, ctx: StageContext, out: OutputD
     """Build one artifact in a staging directory, describe it, and move it into place whole."""
     staged = out.stage(name)
     result = handler_for(cfg)(cfg, parent, ctx, staged)
-    _record_selfcheck(result.session, staged / selfcheck.FILE, ctx)
+    own = ctx  # a new checkpoint (a student) is fed through its own tokenizer: its vocabulary may be pruned
+    if result.format == "hf-checkpoint":
+        own = ctx.for_checkpoint(load_checkpoint(staged, task=ctx.teacher.task))
+    _record_selfcheck(result.session, staged / selfcheck.FILE, own)
     write_manifest(
         staged, name=name, format=result.format, precision=result.precision, model_file=result.model_file,
         task=ctx.checkpoint.task, parent=parent, recipe_digest=recipe_digest, stage=cfg.model_dump(mode="json"),

@@ -138,3 +138,25 @@ def test_bundle_of_a_pruned_vocabulary_student_carries_its_tokenizer(chain, tmp_
     model = edgekit.load(bundle.path, threads=1)
     assert model.check()["passed"]
     assert model.classify(["the budget and taxes"])[0].label in {"label_0", "label_1", "label_2"}
+
+
+def test_vocabulary_pruned_to_a_small_set_still_records_and_exports(tiny_cls_ckpt, tmp_path):
+    """Parity and self-check texts use words outside the kept vocabulary: the student's own tokenizer feeds it."""
+    from edgekit.pipeline import compress
+    from edgekit.recipe import recipe_from_dict
+
+    data = tmp_path / "small"
+    data.mkdir()
+    rows = [{"text": t, "label": f"label_{i % 3}"} for i, t in enumerate(
+        ["the budget", "our nation", "the economy grows", "taxes are low", "we will win", "america is strong"] * 6)]
+    for split in ("train", "validation", "test"):
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = recipe_from_dict({"version": 1, "name": "v", "stages": [
+        {"kind": "prune", "data": str(data), "vocabulary": True, "importance_batches": 1, "recover": None},
+        {"kind": "export"},
+        {"kind": "bench", "runs": 3, "warmup": 1, "seq_len": 16, "threads": 1, "fidelity_samples": 16}]})
+    result = compress(tiny_cls_ckpt, recipe, tmp_path / "out", progress=False)
+    meta = Artifact.load(tmp_path / "out" / "pruned").meta
+    assert meta["vocabulary"]["after"] < 0.5 * meta["vocabulary"]["before"]
+    assert Artifact.load(tmp_path / "out" / "onnx-fp32").meta["validation"]["max_abs_diff"] < 1e-4
+    assert {r["name"] for r in result.report["results"]} == {"pytorch-fp32", "pruned", "onnx-fp32"}
