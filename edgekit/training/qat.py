@@ -55,10 +55,15 @@ def prepare(ckpt):
         get_default_x86_inductor_quantization_config,
     )
 
+    import copy
+
     names = ckpt.input_names
+    # a copy: the exported graph shares parameter storage with the module, and training must not
+    # change the checkpoint's model (the fp32 reference and teacher of this run)
+    module = copy.deepcopy(ckpt.task_module())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        graph = export(ckpt.task_module(), _example(ckpt.tokenizer, names), dynamic_shapes=_dynamic(names, ckpt.max_length)).module()
+        graph = export(module, _example(ckpt.tokenizer, names), dynamic_shapes=_dynamic(names, ckpt.max_length)).module()
         quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=True))
         prepared = prepare_qat_pt2e(graph, quantizer)
     allow_exported_model_train_eval(prepared)

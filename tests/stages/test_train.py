@@ -160,3 +160,18 @@ def test_vocabulary_pruned_to_a_small_set_still_records_and_exports(tiny_cls_ckp
     assert meta["vocabulary"]["after"] < 0.5 * meta["vocabulary"]["before"]
     assert Artifact.load(tmp_path / "out" / "onnx-fp32").meta["validation"]["max_abs_diff"] < 1e-4
     assert {r["name"] for r in result.report["results"]} == {"pytorch-fp32", "pruned", "onnx-fp32"}
+
+
+def test_qat_leaves_the_fp32_model_untouched(tiny_cls_ckpt, task_dir):
+    import torch
+
+    from edgekit.training.qat import prepare
+
+    ck = load_checkpoint(tiny_cls_ckpt)
+    before = {k: v.clone() for k, v in ck.model.state_dict().items()}
+    adapter = prepare(ck)
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.add_(1.0)  # what training would do to shared storage
+    after = ck.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
