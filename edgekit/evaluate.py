@@ -82,6 +82,7 @@ class EvalSet:
     reference: np.ndarray
     gold: np.ndarray | None = None  # class ids, when labelled
     num_labels: int = 0
+    max_len: int = 256  # tokens per text, the same for the reference and every candidate
 
     def metrics(self, outputs: np.ndarray) -> dict:
         result = compare(self.task, self.reference, outputs)

@@ -52,9 +52,9 @@ def _eval_len(ctx) -> int:
     return min(EVAL_SEQ_LEN, int(ctx.checkpoint.config.get("max_position_embeddings") or EVAL_SEQ_LEN))
 
 
-def _eval_set(ctx, config: SearchConfig) -> EvalSet:
+def _eval_set(ctx, config: SearchConfig, max_len: int) -> EvalSet:
     texts = ctx.data.heldout[: config.samples]
-    ref = run_texts(ctx.reference_session(), ctx.checkpoint.tokenizer, texts, _eval_len(ctx))
+    ref = run_texts(ctx.reference_session(), ctx.checkpoint.tokenizer, texts, max_len)
     labels = ctx.data.heldout_labels
     if config.budget.max_accuracy_drop is not None:
         if ctx.checkpoint.task != "text-classification":
@@ -67,8 +67,8 @@ def _eval_set(ctx, config: SearchConfig) -> EvalSet:
         cfg = ctx.checkpoint.config
         label2id = cfg.get("label2id") or {v: int(k) for k, v in (cfg.get("id2label") or {}).items()}
         gold = label_ids(labels[: len(texts)], label2id, ref.shape[-1])
-        return EvalSet(ctx.checkpoint.task, texts, ref, gold, ref.shape[-1])
-    return EvalSet(ctx.checkpoint.task, texts, ref)
+        return EvalSet(ctx.checkpoint.task, texts, ref, gold, ref.shape[-1], max_len)
+    return EvalSet(ctx.checkpoint.task, texts, ref, max_len=max_len)
 
 
 def _budget_verdict(config: SearchConfig, metrics: dict, size_mb: float, rss_mb: float | None,
@@ -129,7 +129,7 @@ def _trial(cand: QuantizeConfig, target: _Target, ctx, workdir: Path, evalset: E
         quantize = handler_for(cand)
         result = quantize(cand.model_copy(update={"min_cosine": 0.0}), target.artifact, ctx, out)
         session = result.session
-        outputs = run_texts(session, ctx.checkpoint.tokenizer, evalset.texts, _eval_len(ctx))
+        outputs = run_texts(session, ctx.checkpoint.tokenizer, evalset.texts, evalset.max_len)
         metrics = evalset.metrics(outputs)
         rss = None
         if config.budget.max_peak_rss_mb is not None:
@@ -210,8 +210,10 @@ def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
     bad = [a.name for a in artifacts if a.format not in SPACES or a.precision != "fp32"]
     if bad:
         raise RecipeError(f"stage search starts from fp32 ONNX or TFLite artifacts; {', '.join(bad)} is not one")
-    evalset = _eval_set(ctx, config)
     targets = [_Target(a, ctx, _candidates(config, a.format)) for a in artifacts]
+    # every text is cut at the same length for the reference and all candidates: the shortest any target takes
+    max_len = min([_eval_len(ctx), *(t.session.max_seq_len for t in targets if t.session.max_seq_len)])
+    evalset = _eval_set(ctx, config, max_len)
     t0, trials, stopped = time.perf_counter(), [], None
     workdir = Path(tempfile.mkdtemp(prefix=".search-", dir=out_dir.parent))
     try:
@@ -241,7 +243,7 @@ def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
         record = {
             "budget": config.budget.model_dump(exclude_none=True),
             "metric": "accuracy_drop" if config.budget.max_accuracy_drop is not None else "cosine_mean",
-            "samples": len(evalset.texts),
+            "samples": len(evalset.texts), "max_len": evalset.max_len,
             "reference_accuracy": None if evalset.gold is None else measured[0]["fidelity"]["reference_accuracy"]
             if measured else None,
             "trials_run": len(trials), "stopped": stopped, "elapsed_s": round(time.perf_counter() - t0, 1),
