@@ -26,7 +26,7 @@ def bench_bundle(path: str | Path, settings: BenchSettings, *, variants: list[st
 
     bundle = open_bundle(path)
     names = variants or [v.name for v in bundle.variants]
-    checks = {}
+    fidelity, encoder = {}, None
     for name in names:  # verify each variant reproduces its recorded outputs before timing it
         model = load(bundle, runtime=runtime, variant=name, threads=settings.threads, check=False)
         result = model.check()
@@ -34,18 +34,20 @@ def bench_bundle(path: str | Path, settings: BenchSettings, *, variants: list[st
             from edgekit.errors import ParityError
 
             raise ParityError(f"{name} on {model.runtime}: {result['verdict']}")
-        fidelity = {"selfcheck_cosine_min": result["cosine_to_recorded_min"], **result.get("fidelity_to_fp32", {})}
-        checks[name] = (fidelity, model)
+        fidelity[name] = {"selfcheck_cosine_min": result["cosine_to_recorded_min"],
+                          **result.get("fidelity_to_fp32", {})}
+        encoder = encoder or model.encoder  # the tokenizer only: the session is let go before timing
+        model.close()
+        del model
     rows = []
     for t in threads or [settings.threads]:
         for b in batch_sizes or [settings.batch_size]:
             for s in seq_lens or [settings.seq_len]:
                 point = replace(settings, batch_size=b, seq_len=s, threads=t)
                 targets = [_target(bundle, name, runtime, t) for name in names]
-                encoder = checks[names[0]][1].encoder
                 rows += measure(targets, point, tokenizer=encoder, texts=bundle.reference_texts, progress=progress)
     for row in rows:
-        row["fidelity"] = dict(checks[row["name"]][0])
+        row["fidelity"] = dict(fidelity[row["name"]])
     sweep = {"batch_sizes": batch_sizes or [settings.batch_size], "seq_lens": seq_lens or [settings.seq_len],
              "threads": threads or [settings.threads]}
     return build_report(

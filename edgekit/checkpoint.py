@@ -168,6 +168,18 @@ class Checkpoint:
         return build_task_module(self.model, self.task)
 
     @property
+    def label2id(self) -> dict[str, int]:
+        """Label name -> class id, from config.json (empty for encoders)."""
+        cfg = self.config
+        return cfg.get("label2id") or {v: int(k) for k, v in (cfg.get("id2label") or {}).items()}
+
+    def label_ids(self, labels):
+        """Class ids of ``labels`` given as label names or class numbers (see :func:`edgekit.evaluate.label_ids`)."""
+        from edgekit.evaluate import label_ids
+
+        return label_ids(labels, self.label2id, int(self.config.get("num_labels") or len(self.label2id)))
+
+    @property
     def max_length(self) -> int:
         return int(self.config.get("max_position_embeddings", 512))
 

@@ -400,24 +400,17 @@ def _model_file(path: Path) -> Path:
 
 
 def _diff_feeds(inputs_file: Path | None, dirs: list[Path]) -> list[dict]:
-    import numpy as np
-
     from edgekit.errors import InputError
+    from edgekit_runtimes import selfcheck
 
     if inputs_file is not None:
         from edgekit.bench_file import _load_inputs
 
         return [_load_inputs(inputs_file)]
     for d in dirs:
-        check = (d if d.is_dir() else d.parent) / "selfcheck.npz"
+        check = (d if d.is_dir() else d.parent) / selfcheck.FILE
         if check.is_file():
-            with np.load(check) as data:
-                cases: dict[int, dict] = {}
-                for key in data.files:
-                    if key.startswith("in"):
-                        idx, name = key[2:].split("__", 1)
-                        cases.setdefault(int(idx), {})[name] = data[key]
-            return [cases[i] for i in sorted(cases)]
+            return [case["in"] for case in selfcheck.load_cases(check)]
     raise InputError("no inputs: pass --inputs FILE.npz, or artifact directories (their selfcheck.npz is used)")
 
 

@@ -51,9 +51,9 @@ def _onnx_run(model, names: list[str], feeds: list[dict], threads: int) -> list[
     for name in names:
         if name not in existing:
             model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3
+    from edgekit_runtimes.onnxruntime_cpu import OnnxRuntimeCPUAdapter
+
+    so = OnnxRuntimeCPUAdapter().session_options(threads)  # the same settings artifacts are run with
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     outs = [o.name for o in sess.get_outputs()]
     wanted = {i.name for i in sess.get_inputs()}

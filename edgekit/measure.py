@@ -11,7 +11,8 @@ import numpy as np
 from tqdm import tqdm
 
 from edgekit.benchmark import PeakRSS, interleaved
-from edgekit.feeds import check_feeds, synthesize, text_batches, tokenize
+from edgekit.evaluate import accuracy, macro_f1, run_texts
+from edgekit.feeds import check_feeds, synthesize, tokenize
 from edgekit.fidelity import compare
 
 
@@ -49,18 +50,9 @@ def timing_text(tokenizer, texts: Sequence[str], seq_len: int) -> str:
     return joined
 
 
-def _outputs(session, tokenizer, texts, seq_len) -> np.ndarray:
-    name = session.outputs[0].name
-    chunks = [session.run(f)[name] for f in text_batches(tokenizer, texts, session.inputs, seq_len, 16)]
-    out = np.concatenate(chunks)
-    return out[: len(texts)]
-
-
 def _task_metrics(outputs, labels) -> dict:
     if labels is None or outputs is None:
         return {}
-    from edgekit.evaluate import accuracy, macro_f1
-
     gold = labels[: len(outputs)]
     pred = outputs.argmax(-1)
     return {"accuracy": round(accuracy(pred, gold), 3), "macro_f1": round(macro_f1(pred, gold, outputs.shape[-1]), 3),
@@ -86,7 +78,7 @@ def _load_all(bar, settings: BenchSettings, task, tokenizer, texts, feeds_overri
             else:
                 feeds = synthesize(session.inputs, settings.batch_size, seq_len)
             session.run(feeds)
-            outputs = _outputs(session, tok, texts, seq_len) if tok is not None and texts else None
+            outputs = run_texts(session, tok, texts, seq_len) if tok is not None and texts else None
         if target.is_reference:
             reference_out = outputs
             fidelity = {"reference": True}

@@ -127,11 +127,7 @@ def _gold(ckpt: Checkpoint, data):
     """Class ids of the held-out labels, when the model is a classifier and the set is labelled."""
     if ckpt.task != "text-classification" or not data.heldout_labels:
         return None
-    from edgekit.evaluate import label_ids
-
-    cfg = ckpt.config
-    label2id = cfg.get("label2id") or {v: int(k) for k, v in (cfg.get("id2label") or {}).items()}
-    return label_ids(data.heldout_labels, label2id, int(cfg.get("num_labels") or len(label2id)))
+    return ckpt.label_ids(data.heldout_labels)
 
 
 def mark_slower_than_parent(report: dict, artifacts: dict[str, Artifact]) -> None:

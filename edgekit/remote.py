@@ -84,6 +84,12 @@ def build_runner() -> bytes:
     return buf.getvalue()
 
 
+def _last_line(stderr: bytes, default: str) -> str:
+    """The last non-empty line a remote command wrote to stderr (its error message)."""
+    lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else default
+
+
 class SSHRunner:
     def __init__(self, target: SSHTarget, *, identity: Path | None = None, options: tuple[str, ...] = (),
                  python: str = "python3", remote_root: str = REMOTE_ROOT, timeout_s: int = 1800) -> None:
@@ -96,18 +102,18 @@ class SSHRunner:
         for opt in options:
             self.base += ["-o", opt]
 
-    def _ssh(self, command: str, data: bytes | None = None, timeout_s: int | None = None) -> subprocess.CompletedProcess:
+    def _ssh(self, command: str, data: bytes | None = None) -> subprocess.CompletedProcess:
         try:
             return subprocess.run([*self.base, self.target.destination, "--", command], input=data,
-                                  capture_output=True, timeout=timeout_s or self.timeout_s)
+                                  capture_output=True, timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
-            raise RemoteError(f"{self.target.url()}: no answer within {timeout_s or self.timeout_s} s") from None
+            raise RemoteError(f"{self.target.url()}: no answer within {self.timeout_s} s") from None
 
     def _checked(self, command: str, data: bytes | None = None, what: str = "") -> bytes:
         proc = self._ssh(command, data)
         if proc.returncode != 0:
-            lines = [ln for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
-            raise RemoteError(f"{self.target.url()}: {what or 'command'} failed ({lines[-1] if lines else proc.returncode})")
+            raise RemoteError(f"{self.target.url()}: {what or 'command'} failed "
+                              f"({_last_line(proc.stderr, str(proc.returncode))})")
         return proc.stdout
 
     def upload_bundle(self, bundle: Bundle) -> str:
@@ -133,8 +139,7 @@ class SSHRunner:
         proc = self._ssh(f"{shlex.quote(self.python)} {q}/runner.pyz {q}/bundle --settings "
                          f"{shlex.quote(json.dumps(options))}")
         if proc.returncode != 0:
-            lines = [ln for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
-            msg = f"{self.target.url()}: {lines[-1] if lines else f'runner exited with {proc.returncode}'}"
+            msg = f"{self.target.url()}: {_last_line(proc.stderr, f'runner exited with {proc.returncode}')}"
             if proc.returncode == 3:
                 raise GateFailed(msg)
             if proc.returncode == 127:

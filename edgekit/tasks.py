@@ -28,6 +28,12 @@ def infer_task(config: dict) -> str:
     return "feature-extraction"
 
 
+def mean_pool(hidden, attention_mask):
+    """Mean of the token vectors the mask keeps (sentence-transformers' pooling)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
 def build_task_module(model, task: str):
     """Wrap a transformers model so its forward takes token tensors positionally
     and returns the one task output (mean-pooled embeddings or logits)."""
@@ -47,9 +53,7 @@ def build_task_module(model, task: str):
             out = self.model(**kwargs)
             if not self.pooled:
                 return out.logits
-            hidden = out.last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return mean_pool(out.last_hidden_state, attention_mask)
 
     takes = getattr(model.config, "type_vocab_size", 0) > 0
     return TaskModule(model, task == "feature-extraction", takes).eval()

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from edgekit.benchmark import PeakRSS, interleaved
 from edgekit.errors import EdgekitError, GateFailed, RecipeError
-from edgekit.evaluate import EvalSet, label_ids, run_texts
+from edgekit.evaluate import EvalSet, run_texts
 from edgekit.feeds import tokenize
 from edgekit.plugins import runtime_for_format
 from edgekit.recipe import QuantizeConfig, SearchConfig
@@ -64,9 +64,7 @@ def _eval_set(ctx, config: SearchConfig, max_len: int) -> EvalSet:
             raise RecipeError("search budget max_accuracy_drop needs a labelled evaluation set "
                               "(--eval FILE.jsonl with text and label)")
     if labels is not None and ctx.checkpoint.task == "text-classification":
-        cfg = ctx.checkpoint.config
-        label2id = cfg.get("label2id") or {v: int(k) for k, v in (cfg.get("id2label") or {}).items()}
-        gold = label_ids(labels[: len(texts)], label2id, ref.shape[-1])
+        gold = ctx.checkpoint.label_ids(labels[: len(texts)])
         return EvalSet(ctx.checkpoint.task, texts, ref, gold, ref.shape[-1], max_len)
     return EvalSet(ctx.checkpoint.task, texts, ref, max_len=max_len)
 
@@ -138,7 +136,7 @@ def _trial(cand: QuantizeConfig, target: _Target, ctx, workdir: Path, evalset: E
             rss = mem.peak_mb
         lat, base = interleaved([lambda: session.run(target.feeds), lambda: target.session.run(target.feeds)],
                                 warmup=3, runs=config.runs, rounds=3, settle_s=0.02)
-    except (EdgekitError, Exception) as err:  # noqa: BLE001 - a failed candidate is a trial result, not a crash
+    except Exception as err:  # noqa: BLE001 - a failed candidate (edgekit or library error) is a trial result
         msg = " ".join(str(err).split())[:300]
         return {**row, "verdict": "error", "reason": f"{type(err).__name__}: {msg}", "_result": None}
     size = (out / result.model_file).stat().st_size
@@ -244,8 +242,7 @@ def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
             "budget": config.budget.model_dump(exclude_none=True),
             "metric": "accuracy_drop" if config.budget.max_accuracy_drop is not None else "cosine_mean",
             "samples": len(evalset.texts), "max_len": evalset.max_len,
-            "reference_accuracy": None if evalset.gold is None else measured[0]["fidelity"]["reference_accuracy"]
-            if measured else None,
+            "reference_accuracy": evalset.reference_accuracy,
             "trials_run": len(trials), "stopped": stopped, "elapsed_s": round(time.perf_counter() - t0, 1),
         }
         if not passing:

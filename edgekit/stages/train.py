@@ -53,8 +53,7 @@ def _task_data(ctx, data_spec: str, max_len: int, student_holder: list, tokenize
         from edgekit.datasets import load_dataset
 
         data = load_dataset(data_spec)
-        cfg = teacher.config
-        label2id = cfg.get("label2id") or {v: int(k) for k, v in (cfg.get("id2label") or {}).items()}
+        label2id = teacher.label2id
         unknown = sorted(set(data.train.labels) - set(label2id))
         if unknown:
             raise RecipeError(f"dataset {data_spec}: labels {unknown} are not the teacher's ({sorted(label2id)})")
@@ -162,7 +161,8 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
     data = _task_data(ctx, config.data, (config.recover or TrainConfig()).max_len, holder)
     rng = np.random.default_rng(0)
     idx = rng.permutation(len(data.train))[: config.importance_batches * 16]
-    batches = [data.train.batch(idx[i : i + 16]) for i in range(0, len(idx), 16)]
+    chunks = [idx[i : i + 16] for i in range(0, len(idx), 16)]
+    batches = [data.train.batch(c) for c in chunks]
     task = ctx.teacher.task
     if task == "text-classification":
         def loss_of(m, b):
@@ -170,15 +170,17 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
             y = b.pop("labels")
             return torch.nn.functional.cross_entropy(m(**b).logits, y)
     else:
-        from edgekit.training.distill import teacher_targets
+        from edgekit.tasks import mean_pool
+
+        for b, c in zip(batches, chunks):  # the teacher's embeddings of the same rows, in its own token ids
+            tb = data.teacher_train.batch(c)
+            with torch.no_grad():
+                b["teacher"] = mean_pool(ctx.teacher.model(**tb).last_hidden_state, tb["attention_mask"])
 
         def loss_of(m, b):
             b = dict(b)
-            b.pop("labels", None)
-            t = torch.from_numpy(teacher_targets(ctx.teacher.model, _One(b), task))
-            h = m(**b).last_hidden_state
-            mask = b["attention_mask"].unsqueeze(-1).float()
-            e = (h * mask).sum(1) / mask.sum(1)
+            t = b.pop("teacher")
+            e = mean_pool(m(**b).last_hidden_state, b["attention_mask"])
             return (1 - torch.nn.functional.cosine_similarity(e, t, dim=-1)).mean()
     imp = measure_importance(model, batches, loss_of, layer_scores=config.layers is not None)
     before = data.evaluate()
@@ -236,19 +238,6 @@ def _make_permanent(linears: list) -> float | None:
         zeros += int((m.weight == 0).sum())
         total += m.weight.numel()
     return round(zeros / total, 4)
-
-
-class _One:
-    """An already-built batch presented as a one-batch data set (for teacher_targets)."""
-
-    def __init__(self, b: dict) -> None:
-        self.b = b
-
-    def __len__(self) -> int:
-        return len(self.b["input_ids"])
-
-    def batch(self, _idx) -> dict:
-        return dict(self.b)
 
 
 @register(QATConfig, lambda c, fmt: "onnx-int8-qat")

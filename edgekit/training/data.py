@@ -59,4 +59,6 @@ def logits(model, data: Encoded, batch_size: int = 64) -> np.ndarray:
 
 
 def accuracy(model, data: Encoded) -> float:
-    return float((logits(model, data).argmax(-1) == data.labels.numpy()).mean() * 100.0)
+    from edgekit.evaluate import accuracy as percent_correct
+
+    return percent_correct(logits(model, data).argmax(-1), data.labels.numpy())

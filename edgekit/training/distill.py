@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.tasks import mean_pool
 from edgekit.training.loop import TrainSettings, Trainer, seed_everything
 
 
@@ -51,11 +52,6 @@ def student_from_teacher(teacher, layers: list[int]):
     return student
 
 
-def _pool(hidden, mask):
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-
-
 def teacher_targets(teacher, data, task: str, batch_size: int = 64) -> np.ndarray:
     """Teacher logits (classifiers) or mean-pooled embeddings (encoders) for every row of ``data``."""
     import torch
@@ -67,7 +63,7 @@ def teacher_targets(teacher, data, task: str, batch_size: int = 64) -> np.ndarra
             b = data.batch(range(i, min(i + batch_size, len(data))))
             b.pop("labels", None)
             res = teacher(**b)
-            out.append((res.logits if task == "text-classification" else _pool(res.last_hidden_state,
+            out.append((res.logits if task == "text-classification" else mean_pool(res.last_hidden_state,
                                                                                 b["attention_mask"])).float().numpy())
     return np.concatenate(out)
 
@@ -101,7 +97,7 @@ def distill(teacher, student, data, task: str, settings: TrainSettings, losses: 
             if losses.hard and labels is not None:
                 loss = loss + losses.hard * F.cross_entropy(s, labels)
         else:
-            emb = _pool(out.last_hidden_state, b["attention_mask"])
+            emb = mean_pool(out.last_hidden_state, b["attention_mask"])
             loss = loss + losses.embedding * (1 - F.cosine_similarity(emb, tgt, dim=-1)).mean()
         if use_hidden:
             with torch.no_grad():

@@ -26,16 +26,21 @@ def record(session, feeds_list: list[dict[str, np.ndarray]], path: Path) -> None
     np.savez_compressed(path, **arrays)
 
 
+def load_cases(path: Path) -> list[dict[str, dict[str, np.ndarray]]]:
+    """The recorded cases in order, each ``{"in": {name: array}, "out": {name: array}}``."""
+    cases: dict[int, dict[str, dict[str, np.ndarray]]] = {}
+    with np.load(path) as data:
+        for key in data.files:
+            kind, name = key.split("__", 1)
+            idx = int(kind[2:] if kind.startswith("in") else kind[3:])
+            cases.setdefault(idx, {"in": {}, "out": {}})["in" if kind.startswith("in") else "out"][name] = data[key]
+    return [cases[i] for i in sorted(cases)]
+
+
 def replay(session, path: Path) -> float:
     """Run the recorded inputs; return the worst cosine between recorded and new outputs."""
-    data = np.load(path)
-    cases: dict[int, dict[str, dict[str, np.ndarray]]] = {}
-    for key in data.files:
-        kind, name = key.split("__", 1)
-        idx = int(kind[2:] if kind.startswith("in") else kind[3:])
-        cases.setdefault(idx, {"in": {}, "out": {}})["in" if kind.startswith("in") else "out"][name] = data[key]
     worst = 1.0
-    for case in cases.values():
+    for case in load_cases(path):
         got = session.run(case["in"])
         for name, expected in case["out"].items():
             a = expected.reshape(len(expected), -1).astype(np.float64)
