@@ -60,7 +60,8 @@ def main() -> int:
     for r in rows:
         fid = r["fidelity"].get("cosine_mean", 1.0)
         print(f"batch {r['batch_size']:>2}  {r['name']:<20} p50 {r['latency_ms']['p50']:8.3f} ms  "
-              f"{r['throughput_per_s']:9.1f}/s  cos {fid:.4f}  {r['runtime_details'].get('providers', [''])[0]}")
+              f"{r['throughput_per_s']:9.1f}/s  cos {fid:.4f}  {r['runtime_details'].get('providers', [''])[0]}"
+              f"  CPU: {r['runtime_details'].get('compute_ops_on_cpu') or '-'}")
     return 0
 
 

@@ -11,9 +11,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit_runtimes.base import Session
-from edgekit_runtimes.onnxruntime_cpu import OnnxRuntimeCPUAdapter, OrtSession
+import numpy as np
+
+from edgekit_runtimes.onnxruntime_cpu import OnnxRuntimeCPUAdapter, OrtSession, _spec
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+# onnxruntime-gpu lists TensorRT as available whether or not TensorRT is
+# installed; creating a session then prints an "EP Error" and retries on CUDA.
+TENSORRT_LIBRARIES = ("libnvinfer.so.10", "libnvinfer.so")
+
+
+def tensorrt_loadable() -> bool:
+    import ctypes
+
+    for name in TENSORRT_LIBRARIES:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def gpu_providers() -> list[str]:
@@ -21,7 +38,10 @@ def gpu_providers() -> list[str]:
         import onnxruntime as ort
     except ImportError:
         return []
-    return [p for p in GPU_PROVIDERS if p in ort.get_available_providers()]
+    listed = [p for p in GPU_PROVIDERS if p in ort.get_available_providers()]
+    if "TensorrtExecutionProvider" in listed and not tensorrt_loadable():
+        listed.remove("TensorrtExecutionProvider")
+    return listed
 
 
 class OnnxRuntimeGPUAdapter(OnnxRuntimeCPUAdapter):
@@ -45,13 +65,59 @@ class OnnxRuntimeGPUAdapter(OnnxRuntimeCPUAdapter):
         providers = gpu_providers()
         if not providers:
             raise RuntimeError("no GPU execution provider: install onnxruntime-gpu on a machine with an NVIDIA GPU")
-        sess = ort.InferenceSession(str(path), self.session_options(threads), providers=[*providers, "CPUExecutionProvider"])
+        sess = ort.InferenceSession(str(path), self.session_options(threads),
+                                    providers=[*providers, "CPUExecutionProvider"])
         used = sess.get_providers()
         if not any(p in used for p in GPU_PROVIDERS):
             raise RuntimeError(f"ONNX Runtime would run this model on {used}, not on the GPU")
-        return GpuOrtSession(sess)
+        return GpuOrtSession(sess, cpu_ops=placed_on_cpu(path, providers, self.session_options(threads)))
+
+
+# ONNX Runtime keeps small shape computations on the CPU on purpose; only the
+# other op types on the CPU mean real work is copied off the GPU and back.
+SHAPE_OPS = frozenset({
+    "Shape", "Size", "Gather", "GatherElements", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Reshape",
+    "ConstantOfShape", "Constant", "Equal", "Where", "Range", "Expand", "Add", "Sub", "Mul", "Div", "Less",
+    "Greater", "Not", "And", "Or", "Identity", "ReduceProd", "Tile", "Min", "Max", "Floor", "Ceil", "Neg"})
+
+
+def placed_on_cpu(path: Path, providers: list[str], options) -> dict[str, int]:
+    """Op types the GPU providers left on the CPU, counted from one profiled run of a probe session."""
+    import json
+    import os
+    import tempfile
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(tmp, "probe")
+        probe = ort.InferenceSession(str(path), options, providers=[*providers, "CPUExecutionProvider"])
+        feeds = {}
+        for arg in probe.get_inputs():
+            spec = _spec(arg)
+            shape = [d if isinstance(d, int) else (1 if i == 0 else 8) for i, d in enumerate(spec.shape)]
+            dtype = np.dtype(spec.dtype)
+            feeds[arg.name] = np.ones(shape, dtype) if dtype.kind in "iub" else np.zeros(shape, dtype)
+        try:
+            probe.run(None, feeds)
+        except Exception:  # an input the probe cannot guess (e.g. an image size): no placement figures
+            probe.end_profiling()
+            return {}
+        events = json.loads(Path(probe.end_profiling()).read_text())
+    ops: dict[str, set[str]] = {}
+    for e in events:
+        args = e.get("args") or {}
+        if e.get("cat") == "Node" and args.get("provider") == "CPUExecutionProvider":
+            ops.setdefault(args.get("op_name", "?"), set()).add(e.get("name", "").removesuffix("_kernel_time"))
+    return {op: len(nodes) for op, nodes in sorted(ops.items())}
 
 
 class GpuOrtSession(OrtSession):
+    def __init__(self, sess, cpu_ops: dict[str, int]):
+        super().__init__(sess)
+        self.cpu_ops = cpu_ops
+
     def details(self) -> dict:
-        return {"providers": self._sess.get_providers()}
+        heavy = {op: n for op, n in self.cpu_ops.items() if op not in SHAPE_OPS}
+        return {"providers": self._sess.get_providers(), "cpu_ops": self.cpu_ops, "compute_ops_on_cpu": heavy}

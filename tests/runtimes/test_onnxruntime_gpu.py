@@ -35,3 +35,15 @@ def test_fp16_variant_matches_fp32(tiny_fp16_onnx, tiny_ckpt):
     out = s.run({i.name: feeds[i.name] for i in s.inputs})["embeddings"]
     assert out.dtype == np.float32  # inputs and outputs keep their types
     np.testing.assert_allclose(out, expected, atol=2e-2)
+
+
+def test_fp32_does_its_compute_on_the_gpu(tiny_compressed):
+    s = OnnxRuntimeGPUAdapter().load(tiny_compressed / "onnx-fp32", threads=1)
+    assert s.details()["compute_ops_on_cpu"] == {}
+
+
+def test_dynamic_int8_reports_its_cpu_fallback(tiny_compressed):
+    # MatMulInteger / DynamicQuantizeLinear have no CUDA kernels: the session
+    # loads, but the report must say part of the graph runs on the CPU.
+    s = OnnxRuntimeGPUAdapter().load(tiny_compressed / "onnx-int8-dynamic", threads=1)
+    assert "MatMulInteger" in s.details()["compute_ops_on_cpu"]
