@@ -32,6 +32,7 @@ from edgekit.errors import ArtifactError
 BUNDLE_FILE = "bundle.json"
 BUNDLE_VERSION = 1
 REFERENCE_FILE = "reference.npz"
+REFERENCE_IMAGES_KEY = "reference-images"  # reference.npz key of an image bundle's reference inputs
 FP32_KEY = "fp32-reference"  # reference.npz key of the fp32 model's outputs (PyTorch), when recorded
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 MAX_ARCHIVE_MEMBERS = 10_000
@@ -64,7 +65,13 @@ class Bundle:
         return [Variant(v["name"], v["format"], v["precision"], v["file"], v["size_bytes"]) for v in self.meta["variants"]]
 
     @property
-    def reference_texts(self) -> list[str]:
+    def reference_texts(self) -> list:
+        """The reference inputs: texts, or for an image bundle its reference images (uint8 arrays)."""
+        if "images" in self.meta["reference"]:
+            import numpy as np
+
+            with np.load(self.path / REFERENCE_FILE, allow_pickle=False) as data:
+                return list(data[REFERENCE_IMAGES_KEY])
         return list(self.meta["reference"]["texts"])
 
     @property

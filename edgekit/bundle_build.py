@@ -11,7 +11,9 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.artifact import Artifact, sha256_file
-from edgekit.bundle import BUNDLE_FILE, BUNDLE_VERSION, FP32_KEY, REFERENCE_FILE, Bundle, Variant, open_bundle, pack, verify
+from edgekit.bundle import (BUNDLE_FILE, BUNDLE_VERSION, FP32_KEY, REFERENCE_FILE, REFERENCE_IMAGES_KEY, Bundle,
+                            Variant,
+                            open_bundle, pack, verify)
 from edgekit.errors import InputError
 from edgekit.output import OutputDir
 
@@ -28,6 +30,10 @@ def _read_json(path: Path) -> dict:
 
 
 def _preprocessing(ckpt: Path) -> dict:
+    from edgekit.images import CONFIG_FILE
+
+    if (ckpt / CONFIG_FILE).is_file() and not (ckpt / "tokenizer.json").is_file():
+        return {"kind": "image", "processor": f"preprocessor/{CONFIG_FILE}", "batch_size": 32}
     config = _read_json(ckpt / "config.json")
     st = _read_json(ckpt / "sentence_bert_config.json")
     tok_cfg = _read_json(ckpt / "tokenizer_config.json")
@@ -45,6 +51,14 @@ def _postprocessing(ckpt: Path, task: str) -> dict:
     id2label = _read_json(ckpt / "config.json").get("id2label") or {}
     labels = [id2label[k] for k in sorted(id2label, key=int)]
     return {"output": "logits", "activation": "softmax", "labels": labels}
+
+
+def _write_preprocessing(ckpt: Path, staged: Path, pre: dict) -> None:
+    if pre["kind"] == "image":
+        (staged / "preprocessor").mkdir(parents=True)
+        shutil.copy2(ckpt / Path(pre["processor"]).name, staged / pre["processor"])
+    else:
+        _write_tokenizer(ckpt, staged / "tokenizer")
 
 
 def _write_tokenizer(ckpt: Path, dest: Path) -> None:
@@ -91,7 +105,8 @@ def _tokenizer_home(source: Path, artifact: Artifact, root: Path) -> Path:
             break
         pmeta = Artifact.load(parent).meta
         if pmeta.get("format") == "hf-checkpoint" and ((parent / "tokenizer.json").is_file() or
-                                                       (parent / "vocab.txt").is_file()):
+                                                       (parent / "vocab.txt").is_file() or
+                                                       (parent / "preprocessor_config.json").is_file()):
             return parent
         meta = pmeta
     return root
@@ -101,6 +116,17 @@ def _reference_texts() -> list[str]:
     from edgekit.calibration import load_text_data
 
     return ["edgekit", *load_text_data().heldout[: REFERENCE_TEXTS - 1]]
+
+
+def _reference_images(report: dict) -> list[np.ndarray]:
+    """The first test images of the set the run was scored on, as uint8 arrays."""
+    from edgekit.datasets import load_dataset
+    from edgekit.images import _open
+
+    source = report.get("settings", {}).get("heldout", "")
+    spec = source.split(":", 1)[1].split("/")[0] if source.startswith("builtin:") else str(Path(source).parent)
+    samples = load_dataset(spec).test.texts[:REFERENCE_TEXTS]
+    return [np.asarray(_open(s) if isinstance(s, str) else s, dtype=np.uint8) for s in samples]
 
 
 def _fp32_outputs(draft: Bundle, ckpt: Path, task: str, texts: list[str], threads: int) -> np.ndarray:
@@ -140,10 +166,11 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
         raise InputError(f"{source}: the chosen artifacts use different tokenizers ({', '.join(sorted(map(str, homes)))})"
                          "; bundle them separately")
     home = homes.pop()
-    texts = _reference_texts()
+    pre = _preprocessing(home)
+    texts = _reference_images(report) if pre["kind"] == "image" else _reference_texts()
     with OutputDir(output.parent) as out:
         staged = out.stage(output.name)
-        _write_tokenizer(home, staged / "tokenizer")
+        _write_preprocessing(home, staged, pre)
         variants = []
         for a in chosen:
             dest = staged / "models" / a.name
@@ -158,9 +185,10 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "edgekit_version": __version__,
             "source": {"model_digest": report["model"].get("digest"), "recipe": report.get("recipe")},
-            "preprocessing": _preprocessing(home),
+            "preprocessing": pre,
             "postprocessing": _postprocessing(ckpt, task),
-            "reference": {"texts": texts, "file": REFERENCE_FILE, "fidelity": {},
+            "reference": {**({"images": len(texts)} if pre["kind"] == "image" else {"texts": texts}),
+                          "file": REFERENCE_FILE, "fidelity": {},
                           "what": "each variant's task outputs on these texts, recorded on its runtime when "
                                   f"bundled, and the fp32 PyTorch model's ({FP32_KEY}); fidelity: each "
                                   "variant's cosine to the fp32 outputs"},
@@ -177,6 +205,8 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
             cos = cosine_rows(recorded[FP32_KEY], recorded[v.name])
             meta["reference"]["fidelity"][v.name] = {"cosine_mean": round(float(cos.mean()), 6),
                                                      "cosine_min": round(float(cos.min()), 6)}
+        if pre["kind"] == "image":
+            recorded[REFERENCE_IMAGES_KEY] = np.stack(texts)
         np.savez_compressed(staged / REFERENCE_FILE, **recorded)
         meta["files"] = _hash_all(staged)
         (staged / BUNDLE_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

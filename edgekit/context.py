@@ -61,7 +61,7 @@ class StageContext:
         key = tuple((k, v.shape, v.tobytes()[:64]) for k, v in sorted(feeds.items()))
         if key not in self._reference:
             ref = self.reference_session()
-            typed = {s.name: feeds[s.name].astype(np.int64) for s in ref.inputs if s.name in feeds}
+            typed = {s.name: feeds[s.name].astype(s.dtype) for s in ref.inputs if s.name in feeds}
             self._reference[key] = next(iter(ref.run(typed).values()))
         return self._reference[key]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekit.tasks import CLASSIFIERS
+
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a.reshape(len(a), -1).astype(np.float64)
@@ -24,12 +26,12 @@ def compare(task: str, reference: np.ndarray, output: np.ndarray) -> dict:
         "cosine_min": float(cos.min()),
         "max_abs_diff": float(np.abs(reference - output).max()),
     }
-    if task == "text-classification":
+    if task in CLASSIFIERS:
         result["label_agreement"] = float((reference.argmax(-1) == output.argmax(-1)).mean())
     return result
 
 
 def headline(task: str, fidelity: dict) -> float | None:
     """The single number a user compares: label agreement or mean cosine."""
-    key = "label_agreement" if task == "text-classification" else "cosine_mean"
+    key = "label_agreement" if task in CLASSIFIERS else "cosine_mean"
     return fidelity.get(key)

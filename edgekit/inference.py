@@ -4,9 +4,10 @@
     model = edgekit.load("bundle/", runtime="onnxruntime", threads=2)
     vectors = model.embed(["a sentence", "another"])      # feature-extraction bundles
     labels = model.classify(["free money!!!"])           # text-classification bundles
+    labels = model.classify_images([array_or_path])      # image-classification bundles
     raw = model.run({"input_ids": ..., "attention_mask": ...})
 
-Needs numpy, ``tokenizers`` and the runtime library of the chosen variant
+Needs numpy, ``tokenizers`` (Pillow to open image files) and the runtime library of the chosen variant
 (onnxruntime or ai-edge-litert); never torch, transformers or TensorFlow.
 """
 
@@ -55,6 +56,27 @@ def check_texts(texts) -> list[str]:
     return list(texts)
 
 
+def check_images(images) -> list:
+    """A list of images (arrays HxW or HxWxC, or file paths). One path, one HxW array, one HxWxC array
+    (C of 1, 3 or 4), or an N-image array (NxHxW, NxHxWxC) are accepted too."""
+    if isinstance(images, (str, Path)):
+        images = [images]
+    elif isinstance(images, np.ndarray):
+        single = images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4))
+        images = [images] if single else list(images)
+    else:
+        images = list(images)
+    if not images:
+        raise InputError("images is empty")
+    for i, im in enumerate(images):
+        if isinstance(im, (str, Path)):
+            if not Path(im).is_file():
+                raise InputError(f"image {i}: no such file {im}")
+        elif not isinstance(im, np.ndarray) or im.ndim not in (2, 3) or im.size == 0:
+            raise InputError(f"image {i}: expected an HxW or HxWxC array or a file path")
+    return images
+
+
 class BundleModel:
     """A bundle variant loaded on a runtime adapter. Calls are safe from several threads."""
 
@@ -62,8 +84,14 @@ class BundleModel:
         self.bundle, self.variant, self.session, self.runtime = bundle, variant, session, runtime
         self.threads = threads
         pre = bundle.meta["preprocessing"]
-        self.max_seq_len = min(pre["max_seq_len"], self.session.max_seq_len or pre["max_seq_len"])
-        self.encoder = TextEncoder(bundle.path / pre["tokenizer"], self.max_seq_len)
+        if pre.get("kind") == "image":
+            from edgekit.images import ImageProcessor
+
+            self.max_seq_len = 0
+            self.encoder = ImageProcessor.from_pretrained((bundle.path / pre["processor"]).parent)
+        else:
+            self.max_seq_len = min(pre["max_seq_len"], self.session.max_seq_len or pre["max_seq_len"])
+            self.encoder = TextEncoder(bundle.path / pre["tokenizer"], self.max_seq_len)
         self.batch_size = int(pre.get("batch_size", 32))
         self._post = bundle.meta["postprocessing"]
         self._output = self._post["output"]
@@ -106,17 +134,31 @@ class BundleModel:
 
     def classify(self, texts: str | Sequence[str]) -> list[Prediction]:
         """The most likely label of each text, with its probability and every label's."""
+        if self.task == "image-classification":
+            raise InputError("this bundle classifies images; use classify_images()")
         if self.task != "text-classification":
             raise InputError(f"this bundle is a {self.task} model; use embed()")
-        logits = self._forward(check_texts(texts)).astype(np.float64)
+        return self._predictions(self._forward(check_texts(texts)))
+
+    def classify_images(self, images) -> list[Prediction]:
+        """The most likely label of each image (an HxW or HxWxC array, or a file path), with its probability
+        and every label's."""
+        if self.task != "image-classification":
+            raise InputError(f"this bundle is a {self.task} model; use {'embed' if self.task == 'feature-extraction' else 'classify'}()")
+        return self._predictions(self._forward(check_images(images)))
+
+    def _predictions(self, logits: np.ndarray) -> list[Prediction]:
+        logits = logits.astype(np.float64)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         labels = self._post["labels"]
         return [Prediction(labels[int(p.argmax())], round(float(p.max()), 6),
                            {labels[j]: round(float(p[j]), 6) for j in range(len(labels))}) for p in probs]
 
-    def predict(self, texts: str | Sequence[str]) -> np.ndarray | list[Prediction]:
-        """The task-level call for this bundle: embeddings or predictions."""
+    def predict(self, texts) -> np.ndarray | list[Prediction]:
+        """The task-level call for this bundle: embeddings or predictions (texts, or images)."""
+        if self.task == "image-classification":
+            return self.classify_images(texts)
         return self.embed(texts) if self.task == "feature-extraction" else self.classify(texts)
 
     def task_outputs(self, texts: Sequence[str]) -> np.ndarray:

@@ -9,11 +9,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from edgekit.artifact import Artifact, digest_files, sha256_file, write_manifest
-from edgekit.calibration import load_text_data
+from edgekit.calibration import TextData, load_text_data
 from edgekit.checkpoint import Checkpoint, load_checkpoint
 from edgekit.context import StageContext
 from edgekit.environment import environment, library_versions
-from edgekit.errors import RecipeError
+from edgekit.errors import InputError, RecipeError
 from edgekit.measure import BenchSettings, Target, measure
 from edgekit.output import OutputDir
 from edgekit.plugins import get_runtime, runtime_for_format
@@ -21,6 +21,7 @@ from edgekit.recipe import BenchConfig, Recipe
 from edgekit.report import build_report, dumps, markdown
 from edgekit.stages import default_name, handler_for, output_format
 from edgekit.stages.search import SearchFailed
+from edgekit.tasks import CLASSIFIERS
 from edgekit_runtimes import selfcheck
 
 REFERENCE_NAME = "pytorch-fp32"
@@ -61,9 +62,12 @@ def compress(
 ) -> CompressResult:
     # everything that can be checked before work starts is checked first
     ckpt = load_checkpoint(checkpoint, task=task, allow_unsafe_pickle=allow_unsafe_pickle)
-    data = load_text_data(calibration, evaluation)
     bench = recipe.bench_config()
-    if bench.eval and evaluation is None:  # the recipe names a labelled set to score every artifact on
+    if ckpt.is_image and (calibration or evaluation):
+        raise InputError("--calibration and --eval take text files; an image model calibrates on the train split "
+                         "and is scored on the test split of --data")
+    data = image_data(ckpt, bench.eval) if ckpt.is_image else load_text_data(calibration, evaluation)
+    if bench.eval and evaluation is None and not ckpt.is_image:  # the recipe names a labelled set to score every artifact on
         from dataclasses import replace
 
         from edgekit.datasets import load_dataset
@@ -123,9 +127,24 @@ def compress(
         return CompressResult(report=report, artifacts=artifacts, output=out.path)
 
 
+CALIBRATION_IMAGES = 256
+
+
+def image_data(ckpt: Checkpoint, dataset: str | None) -> TextData:
+    """Calibration images (from the train split) and the labelled test images an image model is scored on."""
+    if not dataset:
+        raise InputError(f"{ckpt.path}: an image model needs a labelled image set: pass --data "
+                         "(`digits`, or a folder of train/validation/test image folders) or set the bench stage's eval")
+    from edgekit.datasets import load_dataset
+
+    d = load_dataset(dataset)
+    return TextData(calibration=d.train.texts[:CALIBRATION_IMAGES], heldout=d.test.texts,
+                    calibration_source=d.train.source, heldout_source=d.test.source, heldout_labels=d.test.labels)
+
+
 def _gold(ckpt: Checkpoint, data):
     """Class ids of the held-out labels, when the model is a classifier and the set is labelled."""
-    if ckpt.task != "text-classification" or not data.heldout_labels:
+    if ckpt.task not in CLASSIFIERS or not data.heldout_labels:
         return None
     return ckpt.label_ids(data.heldout_labels)
 

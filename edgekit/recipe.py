@@ -143,6 +143,14 @@ class QATConfig(StageConfig):
 
     kind: Literal["qat"]
     data: str = "spam"
+    mode: Literal["qat", "ptq"] = Field("qat", description="qat: calibrate, then fake-quant training; ptq: the same "
+                                        "quantizer and precision, calibrated only (the static PTQ baseline)")
+    calibration_batches: int = Field(16, ge=1, description="training batches that calibrate the observers first")
+    keep_best: bool = Field(True, description="keep the calibrated start when training lowers validation accuracy")
+    freeze_observers: bool = Field(True, description="QAT: keep the calibrated quantization ranges fixed while the "
+                                   "weights train (else the observers keep moving with every batch)")
+    dropout: bool = Field(False, description="QAT: train with dropout; off, training fits the quantization error "
+                          "against the fp32 model instead of re-learning the task")
     train: TrainConfig = TrainConfig(epochs=0.5, lr=2e-5)
     losses: LossConfig = LossConfig()
     opset: int = Field(18, ge=17, le=21)
@@ -210,6 +218,17 @@ class Recipe(_Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+    def with_data(self, data: str) -> "Recipe":
+        """The same recipe on another labelled set: every training stage's ``data`` and the bench ``eval``."""
+        stages = []
+        for st in self.stages:
+            if isinstance(st, BenchConfig):
+                st = st.model_copy(update={"eval": data})
+            elif "data" in type(st).model_fields:
+                st = st.model_copy(update={"data": data})
+            stages.append(st)
+        return self.model_copy(update={"stages": stages})
 
     def bench_config(self) -> BenchConfig:
         benches = [s for s in self.stages if isinstance(s, BenchConfig)]

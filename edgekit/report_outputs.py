@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 from xml.etree import ElementTree as ET
 
+from edgekit.tasks import CLASSIFIERS
 from edgekit.compare import Comparison
 from edgekit.fidelity import headline
 from edgekit.plots import bars, lines, scatter_pareto
@@ -23,7 +24,7 @@ def _fid(rep: dict, row: dict) -> float | None:
 
 def html(reports: list[dict], comparison: Comparison | None = None) -> str:
     task = reports[0]["model"].get("task")
-    metric = "label agreement" if task == "text-classification" else "mean cosine to fp32"
+    metric = "label agreement" if task in CLASSIFIERS else "mean cosine to fp32"
     sweep: dict[str, list[tuple[float, float]]] = {}
     for rep, row in _rows(reports):
         s = rep.get("settings", {})

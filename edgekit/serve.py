@@ -149,6 +149,9 @@ def make_handler(model: BundleModel, max_body_bytes: int, max_texts: int, quiet:
 
 def make_server(model: BundleModel, host: str, port: int, *, max_body_bytes: int = 1 << 20,
                 max_texts: int = 64, quiet: bool = True) -> ThreadingHTTPServer:
+    if model.task not in ("feature-extraction", "text-classification"):
+        raise InputError(f"edgekit serve takes text bundles; this is a {model.task} bundle "
+                         "(use the Python API: edgekit.load(...).classify_images)")
     server = ThreadingHTTPServer((host, port), make_handler(model, max_body_bytes, max_texts, quiet))
     server.daemon_threads = True
     return server

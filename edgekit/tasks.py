@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TASKS = ("feature-extraction", "text-classification")
+TASKS = ("feature-extraction", "text-classification", "image-classification")
+CLASSIFIERS = ("text-classification", "image-classification")
 
 
 @dataclass(frozen=True)
@@ -17,12 +18,15 @@ class TaskSpec:
 TASK_SPECS = {
     "feature-extraction": TaskSpec("feature-extraction", "embeddings", "mean-pooled sentence embeddings"),
     "text-classification": TaskSpec("text-classification", "logits", "class logits"),
+    "image-classification": TaskSpec("image-classification", "logits", "class logits"),
 }
 
 
 def infer_task(config: dict) -> str:
     """Classification when the config names a sequence-classification head, else embeddings."""
     archs = config.get("architectures") or []
+    if any(a.endswith("ForImageClassification") for a in archs):
+        return "image-classification"
     if any(a.endswith("ForSequenceClassification") for a in archs):
         return "text-classification"
     return "feature-extraction"
@@ -38,6 +42,17 @@ def build_task_module(model, task: str):
     """Wrap a transformers model so its forward takes token tensors positionally
     and returns the one task output (mean-pooled embeddings or logits)."""
     import torch
+
+    if task == "image-classification":
+        class ImageTaskModule(torch.nn.Module):
+            def __init__(self, inner) -> None:
+                super().__init__()
+                self.model = inner
+
+            def forward(self, pixel_values):
+                return self.model(pixel_values=pixel_values).logits
+
+        return ImageTaskModule(model).eval()
 
     class TaskModule(torch.nn.Module):
         def __init__(self, inner, pooled: bool, takes_token_types: bool) -> None:

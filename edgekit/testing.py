@@ -78,3 +78,18 @@ def with_custom_op(src: str | Path, dst: str | Path, custom_code: str = "Edgekit
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     Path(dst).write_bytes(bytes(builder.Output()))
     return Path(dst)
+
+
+def make_tiny_vit(directory: str | Path, *, epochs: float = 15.0, hidden_size: int = 32, layers: int = 2,
+                  heads: int = 4, seed: int = 0) -> Path:
+    """A tiny Vision Transformer trained briefly on scikit-learn's digits (seconds on a CPU)."""
+    from edgekit.datasets import load_dataset
+    from edgekit.training.finetune import VISION_SETTINGS, train_image_classifier
+    from dataclasses import replace
+
+    directory = Path(directory)
+    arch = {"patch_size": 2, "hidden_size": hidden_size, "num_hidden_layers": layers, "num_attention_heads": heads,
+            "intermediate_size": hidden_size * 2, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    train_image_classifier("tiny", load_dataset("digits"), directory, arch=arch, progress=False,
+                           settings=replace(VISION_SETTINGS, epochs=epochs, lr=3e-3, seed=seed))
+    return directory

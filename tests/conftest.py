@@ -156,3 +156,30 @@ requires_minilm = pytest.mark.skipif(not minilm_available(), reason="gt-all-mini
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory) -> Path:
+    """A 2-layer ViT (hidden 32, 4 heads, 8x8 grey images, patch 2) trained for a few epochs on digits."""
+    from edgekit.testing import make_tiny_vit
+
+    return make_tiny_vit(tmp_path_factory.mktemp("vit") / "ckpt")
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_chain(tiny_vit, tmp_path_factory) -> Path:
+    """The tiny ViT through the built-in distill-prune-int8 recipe on digits (short training)."""
+    from edgekit.pipeline import compress
+    from edgekit.recipe import recipe_from_dict
+    from tests.helpers import fast_recipe
+
+    data = fast_recipe("distill-prune-int8", fidelity_samples=361).with_data("digits").model_dump(
+        mode="json", exclude_none=True)
+    for s in data["stages"]:
+        if s["kind"] == "distill":
+            s.update(layers=1, train={"epochs": 1, "lr": 1e-3})
+        if s["kind"] == "prune":
+            s.update(importance_batches=4, recover={"epochs": 1, "lr": 1e-3})
+    out = tmp_path_factory.mktemp("vitchain") / "out"
+    compress(tiny_vit, recipe_from_dict(data, "distill-prune-int8"), out, progress=False)
+    return out

@@ -20,13 +20,19 @@ class OnnxConverter(Converter):
         ckpt = ctx.checkpoint
         module = ckpt.task_module()
         names = ckpt.input_names
-        enc = ckpt.tokenizer(
-            ["edgekit export example", "a second, longer example sentence for the exporter"],
-            padding="max_length", max_length=16, truncation=True, return_tensors="pt",
-        )
-        args = tuple(enc[n].to(torch.int64) for n in names)
+        if ckpt.is_image:
+            from edgekit.images import sample_images
+
+            args = (ckpt.tokenizer(sample_images(ckpt.tokenizer, 2), return_tensors="pt")["pixel_values"],)
+            dynamic = {"pixel_values": {0: "batch"}}
+        else:
+            enc = ckpt.tokenizer(
+                ["edgekit export example", "a second, longer example sentence for the exporter"],
+                padding="max_length", max_length=16, truncation=True, return_tensors="pt",
+            )
+            args = tuple(enc[n].to(torch.int64) for n in names)
+            dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
         out = out_dir / self.model_file
-        dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
         dynamic[ckpt.task_spec.output_name] = {0: "batch"}
         # The TorchScript exporter is used on purpose: ONNX Runtime's transformer
         # optimizer fuses its graph fully (Attention, EmbedLayerNormalization);

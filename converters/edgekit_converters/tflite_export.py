@@ -30,6 +30,8 @@ def build_module(ckpt):
     """The task model with int32 token inputs and an additive 4-D mask."""
     import torch
 
+    if ckpt.is_image:
+        return _image_module(ckpt)
     inner = ckpt.task_module().model
     output_name = ckpt.task_spec.output_name
     takes_types = "token_type_ids" in ckpt.input_names
@@ -55,6 +57,26 @@ def build_module(ckpt):
             return {output_name: value}
 
     return TFLiteTask().eval()
+
+
+IMAGE_SIGNATURE = "image"
+
+
+def _image_module(ckpt):
+    import torch
+
+    inner = ckpt.task_module()
+    output_name = ckpt.task_spec.output_name
+
+    class TFLiteImageTask(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.task = inner
+
+        def forward(self, pixel_values):
+            return {output_name: self.task(pixel_values)}
+
+    return TFLiteImageTask().eval()
 
 
 @contextlib.contextmanager
@@ -86,7 +108,11 @@ class TFLiteConverter(Converter):
             ckpt = ctx.checkpoint
             module = build_module(ckpt)
             converter = None
-            for seq_len in sorted(set(config.seq_lens)):
+            if ckpt.is_image:  # one static signature: batch 1, the processor's image size
+                proc = ckpt.tokenizer
+                sample = {"pixel_values": torch.zeros((1, proc.num_channels, proc.image_size, proc.image_size))}
+                converter = litert_torch.signature(IMAGE_SIGNATURE, module, sample_kwargs=sample)
+            for seq_len in [] if ckpt.is_image else sorted(set(config.seq_lens)):
                 sample = {
                     name: torch.ones((1, seq_len), dtype=torch.int32) if name == "attention_mask"
                     else torch.zeros((1, seq_len), dtype=torch.int32)

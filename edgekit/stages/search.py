@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from edgekit.tasks import CLASSIFIERS
 from edgekit.benchmark import PeakRSS, interleaved
 from edgekit.errors import EdgekitError, GateFailed, RecipeError
 from edgekit.evaluate import EvalSet, run_texts
@@ -57,13 +58,13 @@ def _eval_set(ctx, config: SearchConfig, max_len: int) -> EvalSet:
     ref = run_texts(ctx.reference_session(), ctx.checkpoint.tokenizer, texts, max_len)
     labels = ctx.data.heldout_labels
     if config.budget.max_accuracy_drop is not None:
-        if ctx.checkpoint.task != "text-classification":
+        if ctx.checkpoint.task not in CLASSIFIERS:
             raise RecipeError("search budget max_accuracy_drop needs a text-classification model; "
                               "use min_fidelity for embeddings")
         if labels is None:
             raise RecipeError("search budget max_accuracy_drop needs a labelled evaluation set "
                               "(--eval FILE.jsonl with text and label)")
-    if labels is not None and ctx.checkpoint.task == "text-classification":
+    if labels is not None and ctx.checkpoint.task in CLASSIFIERS:
         gold = ctx.checkpoint.label_ids(labels[: len(texts)])
         return EvalSet(ctx.checkpoint.task, texts, ref, gold, ref.shape[-1], max_len)
     return EvalSet(ctx.checkpoint.task, texts, ref, max_len=max_len)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.tasks import CLASSIFIERS
 from edgekit.errors import RecipeError
 from edgekit.recipe import DistillConfig, PruneConfig, QATConfig, TrainConfig
 from edgekit.stages import StageResult, register
@@ -39,6 +40,8 @@ def _settings(cfg: TrainConfig):
 
 
 def _same_vocab(a, b) -> bool:
+    if getattr(a, "is_image", False):  # image processors: the same pixels for teacher and student
+        return True
     return a is b or a.get_vocab() == b.get_vocab()
 
 
@@ -49,7 +52,7 @@ def _task_data(ctx, data_spec: str, max_len: int, student_holder: list, tokenize
     teacher = ctx.teacher
     tok = tokenizer or ctx.checkpoint.tokenizer
     same = _same_vocab(tok, teacher.tokenizer)
-    if teacher.task == "text-classification":
+    if teacher.task in CLASSIFIERS:
         from edgekit.datasets import load_dataset
 
         data = load_dataset(data_spec)
@@ -80,7 +83,7 @@ def _task_data(ctx, data_spec: str, max_len: int, student_holder: list, tokenize
 
 
 def _task_texts(data_spec: str, ctx) -> list[str]:
-    if ctx.teacher.task == "text-classification":
+    if ctx.teacher.task in CLASSIFIERS:
         from edgekit.datasets import load_dataset
 
         d = load_dataset(data_spec)
@@ -103,6 +106,15 @@ def _save(model, ctx, out_dir: Path, record: dict, tokenizer) -> StageResult:
 
     shutil.rmtree(_run_dir(ctx, out_dir, out_dir.name), ignore_errors=True)  # finished: nothing to resume
     model.save_pretrained(str(out_dir), safe_serialization=True)
+    from edgekit.training.prune import HEADS_KEY
+
+    if getattr(model.config, HEADS_KEY, None):
+        # load_pruned rebuilds the narrower model and loads this state dict by the module's own names;
+        # save_pretrained may rename weights to a legacy layout (it does for ViT)
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out_dir / MODEL_FILE),
+                  metadata={"format": "pt"})
     tokenizer.save_pretrained(str(out_dir))
     raw = (out_dir / MODEL_FILE).read_bytes()
     record = {**record, "size_bytes": len(raw), "gzip_bytes": len(gzip.compress(raw, compresslevel=6))}
@@ -164,7 +176,7 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
     chunks = [idx[i : i + 16] for i in range(0, len(idx), 16)]
     batches = [data.train.batch(c) for c in chunks]
     task = ctx.teacher.task
-    if task == "text-classification":
+    if task in CLASSIFIERS:
         def loss_of(m, b):
             b = dict(b)
             y = b.pop("labels")
@@ -187,7 +199,9 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
     plan = apply(model, imp, heads=config.heads, ffn=config.ffn, layers=config.layers)
     masked = _mask_by_magnitude(model, config.sparsity) if config.sparsity else []
     tokenizer, vocab = ctx.checkpoint.tokenizer, None
-    if config.vocabulary:
+    if config.vocabulary and ctx.teacher.is_image:
+        vocab = {"skipped": "an image model has no vocabulary"}
+    elif config.vocabulary:
         import tempfile
 
         from edgekit.training.vocab import plan_vocabulary, prune_embeddings, write_tokenizer
@@ -206,13 +220,23 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
                           progress=ctx.progress, resume=ctx.resume, desc=f"recover {out_dir.name}",
                           teacher_data=data.teacher_train)
     sparsity = _make_permanent(masked)
+    from edgekit.training.prune import encoder_macs
+
+    seq = 128 if not ctx.teacher.is_image else _patches(ctx.checkpoint.config)
+    macs = {"seq_len": seq, "before": encoder_macs(ctx.checkpoint.config, seq),
+            "after": encoder_macs(model.config.to_dict(), seq)}
     heads = len(next(iter(plan["heads"].values()))) if plan["heads"] else None
-    record = {"kind": "prune", "unstructured_sparsity": sparsity, "vocabulary": vocab,
+    record = {"kind": "prune", "unstructured_sparsity": sparsity, "vocabulary": vocab, "encoder_macs": macs,
               "kept": {"layers": plan["layers"], "heads_per_layer": heads,
                        "ffn_per_layer": model.config.intermediate_size},
               "before_pruning": before, "after_pruning_before_recovery": after, "history": history or [after],
               "importance": {"layers": imp.layers.round(5).tolist()}}
     return _save(model, ctx, out_dir, record, tokenizer)
+
+
+def _patches(config: dict) -> int:
+    """Tokens a ViT sees: its patches plus the class token."""
+    return (int(config["image_size"]) // int(config["patch_size"])) ** 2 + 1
 
 
 def _mask_by_magnitude(model, amount: float) -> list:
@@ -240,37 +264,62 @@ def _make_permanent(linears: list) -> float | None:
     return round(zeros / total, 4)
 
 
-@register(QATConfig, lambda c, fmt: "onnx-int8-qat")
+@register(QATConfig, lambda c, fmt: "onnx-int8-qat" if c.mode == "qat" else "onnx-int8-pt2e-static")
 def run_qat(config: QATConfig, parent, ctx, out_dir: Path) -> StageResult:
+    """QAT, or (``mode: ptq``) static PTQ through the same quantizer: equal precision, so the two compare.
+
+    Both calibrate the observers on training batches first. QAT then trains
+    with distillation from the fp32 model; with ``keep_best`` it keeps the
+    calibrated start when training lowered validation accuracy (model
+    selection on the validation split; the test split is never looked at)."""
     import contextlib
+    import copy
     import io
+    import shutil
 
     from edgekit.plugins import get_runtime
     from edgekit.stages.quantize import sanity
     from edgekit.training.distill import distill
-    from edgekit.training.qat import export_onnx, prepare
+    from edgekit.training.qat import calibrate, export_onnx, freeze_observers, prepare
 
     if parent.format != "hf-checkpoint":
         raise RecipeError(f"stage qat reads a checkpoint, but its input {parent.name!r} is {parent.format}")
-    if ctx.teacher.task != "text-classification":
-        raise RecipeError("stage qat trains classifiers (distillation on logits); encoders are not supported yet")
-    adapter = prepare(ctx.checkpoint)
+    if ctx.teacher.task not in CLASSIFIERS or ctx.teacher.is_image:
+        raise RecipeError("stage qat trains text classifiers (distillation on logits); encoders and image models "
+                          "are not supported yet")
+    qat = config.mode == "qat"
+    adapter = prepare(ctx.checkpoint, qat=qat)
+    adapter.dropout = config.dropout
     holder = [adapter]
     data = _task_data(ctx, config.data, config.train.max_len, holder)
-    history = distill(ctx.teacher.model, adapter, data.train, ctx.teacher.task, _settings(config.train),
-                      _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
-                      progress=ctx.progress, resume=ctx.resume, desc=f"qat {out_dir.name}",
-                      teacher_data=data.teacher_train)
+    rng = np.random.default_rng(config.train.seed)
+    order = rng.permutation(len(data.train))[: config.calibration_batches * config.train.batch_size]
+    calibrate(adapter, [data.train.batch(order[i : i + config.train.batch_size])
+                        for i in range(0, len(order), config.train.batch_size)])
+    start = {"step": 0, **data.evaluate()}
+    history, kept_start, frozen = [start], False, 0
+    if qat and config.freeze_observers:
+        frozen = freeze_observers(adapter)
+    if qat:
+        snapshot = copy.deepcopy(adapter.graph.state_dict())
+        history += distill(ctx.teacher.model, adapter, data.train, ctx.teacher.task, _settings(config.train),
+                           _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
+                           progress=ctx.progress, resume=ctx.resume, desc=f"qat {out_dir.name}",
+                           teacher_data=data.teacher_train)
+        if config.keep_best and history[-1].get("val_accuracy", 0) < start.get("val_accuracy", 0):
+            adapter.graph.load_state_dict(snapshot)
+            kept_start = True
     model_file = "model.onnx"
     with contextlib.redirect_stdout(io.StringIO()):
         export_onnx(adapter, ctx.checkpoint, out_dir / model_file, config.opset)
-    import shutil
-
     shutil.rmtree(_run_dir(ctx, out_dir, out_dir.name), ignore_errors=True)
     session = get_runtime("onnxruntime").load(out_dir / model_file, threads=ctx.threads)
-    validation = sanity(session, ctx, config.min_cosine, "qat")
+    validation = sanity(session, ctx, config.min_cosine, config.mode)
+    scheme = ("QAT" if qat else "static PTQ") + (" (PT2E, X86 Inductor quantizer): int8 per-channel weights, uint8 "
+                                                "activations, QDQ ONNX")
     return StageResult(format="onnx", precision="int8", model_file=model_file,
-                       validation={**validation, **{k: v for k, v in history[-1].items() if k != "loss"}}
-                       if history else validation,
-                       extra={"scheme": ["QAT (PT2E, X86 Inductor quantizer): int8 per-channel weights, uint8 "
-                                         "activations, QDQ ONNX"], "history": history}, session=session)
+                       validation={**validation, **{k: v for k, v in history[-1].items() if k != "loss"}},
+                       extra={"scheme": [scheme], "calibration_batches": config.calibration_batches,
+                              "validation_after_calibration": start.get("val_accuracy"),
+                              "kept_calibrated_start": kept_start, "frozen_observers": frozen,
+                              "history": history}, session=session)

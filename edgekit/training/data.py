@@ -31,8 +31,33 @@ class Encoded:
         return out
 
 
+@dataclass
+class EncodedImages:
+    """Images as one ``pixel_values`` tensor: the image counterpart of :class:`Encoded`."""
+
+    pixels: object  # torch.FloatTensor [N, C, H, W]
+    labels: object | None = None
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def batch(self, idx) -> dict:
+        import torch
+
+        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        out = {"pixel_values": self.pixels[idx]}
+        if self.labels is not None:
+            out["labels"] = self.labels[idx]
+        return out
+
+
 def encode(tokenizer, texts: Sequence[str], max_len: int, labels: Sequence[int] | None = None) -> Encoded:
+    """Token tensors for ``texts``; for an image processor, pixel tensors for the images."""
     import torch
+
+    if getattr(tokenizer, "is_image", False):
+        return EncodedImages(torch.from_numpy(tokenizer(list(texts))["pixel_values"]),
+                             None if labels is None else torch.as_tensor(list(labels), dtype=torch.long))
 
     enc = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len, return_tensors="np")
     mask = enc["attention_mask"]

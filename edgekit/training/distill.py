@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.tasks import CLASSIFIERS
 from edgekit.tasks import mean_pool
 from edgekit.training.loop import TrainSettings, Trainer, seed_everything
 
@@ -63,7 +64,7 @@ def teacher_targets(teacher, data, task: str, batch_size: int = 64) -> np.ndarra
             b = data.batch(range(i, min(i + batch_size, len(data))))
             b.pop("labels", None)
             res = teacher(**b)
-            out.append((res.logits if task == "text-classification" else mean_pool(res.last_hidden_state,
+            out.append((res.logits if task in CLASSIFIERS else mean_pool(res.last_hidden_state,
                                                                                 b["attention_mask"])).float().numpy())
     return np.concatenate(out)
 
@@ -89,7 +90,7 @@ def distill(teacher, student, data, task: str, settings: TrainSettings, losses: 
         out = model(**b, output_hidden_states=use_hidden)
         tgt = targets[torch.as_tensor(np.asarray(idx))]
         loss = torch.zeros(())
-        if task == "text-classification":
+        if task in CLASSIFIERS:
             s = out.logits
             if losses.kd:
                 loss = loss + losses.kd * T * T * F.kl_div(F.log_softmax(s / T, -1), F.softmax(tgt / T, -1),
@@ -102,7 +103,8 @@ def distill(teacher, student, data, task: str, settings: TrainSettings, losses: 
         if use_hidden:
             with torch.no_grad():
                 t_hidden = teacher(**b, output_hidden_states=True).hidden_states
-            mask = b["attention_mask"].unsqueeze(-1).float()
+            mask = (b["attention_mask"].unsqueeze(-1).float() if "attention_mask" in b
+                    else torch.ones(*out.hidden_states[0].shape[:2], 1))
             for i, j in enumerate(layer_map):
                 diff = (out.hidden_states[i + 1] - t_hidden[j + 1]) * mask
                 loss = loss + losses.hidden * diff.pow(2).sum() / (mask.sum() * diff.shape[-1])

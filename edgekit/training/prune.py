@@ -21,8 +21,39 @@ import numpy as np
 HEADS_KEY = "edgekit_attention_heads"
 
 
+def _layer_holder(model):
+    """(module, attribute) holding the transformer layers: BERT-style ``encoder.layer``, ViT-style ``layers``."""
+    base = model.base_model
+    return (base.encoder, "layer") if hasattr(base, "encoder") else (base, "layers")
+
+
 def encoder_layers(model):
-    return model.base_model.encoder.layer
+    holder, attr = _layer_holder(model)
+    return getattr(holder, attr)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Where one layer keeps what pruning slices (BERT: attention.self.query ..., ViT: attention.q_proj ...)."""
+
+    attn: object  # the module with the q/k/v projections and the head counts
+    qkv: tuple[str, str, str]
+    out: object  # holder of the attention output projection
+    out_name: str
+    head_size: int
+    ffn_in: object
+    ffn_in_name: str
+    ffn_out: object
+    ffn_out_name: str
+
+
+def parts(layer) -> _Parts:
+    att = layer.attention
+    if hasattr(att, "self"):  # BERT family
+        return _Parts(att.self, ("query", "key", "value"), att.output, "dense", att.self.attention_head_size,
+                      layer.intermediate, "dense", layer.output, "dense")
+    return _Parts(att, ("q_proj", "k_proj", "v_proj"), att, "o_proj", att.head_dim,  # ViT (transformers 5)
+                  layer.mlp, "fc1", layer.mlp, "fc2")
 
 
 @dataclass
@@ -38,10 +69,11 @@ def measure_importance(model, batches: list[dict], loss_of: Callable, layer_scor
 
     layers = encoder_layers(model)
     n_layers = len(layers)
-    head_size = layers[0].attention.self.attention_head_size
-    n_heads = layers[0].attention.self.query.out_features // head_size
+    first = parts(layers[0])
+    head_size = first.head_size
+    n_heads = getattr(first.attn, first.qkv[0]).out_features // head_size
     heads = np.zeros((n_layers, n_heads))
-    ffn = np.zeros((n_layers, layers[0].intermediate.dense.out_features))
+    ffn = np.zeros((n_layers, getattr(first.ffn_in, first.ffn_in_name).out_features))
     acts: dict = {}
     hooks = []
 
@@ -53,8 +85,9 @@ def measure_importance(model, batches: list[dict], loss_of: Callable, layer_scor
         return pre_hook
 
     for i, layer in enumerate(layers):
-        hooks.append(layer.attention.output.dense.register_forward_pre_hook(capture(("attn", i))))
-        hooks.append(layer.output.dense.register_forward_pre_hook(capture(("ffn", i))))
+        lp = parts(layer)
+        hooks.append(getattr(lp.out, lp.out_name).register_forward_pre_hook(capture(("attn", i))))
+        hooks.append(getattr(lp.ffn_out, lp.ffn_out_name).register_forward_pre_hook(capture(("ffn", i))))
     model.eval()
     try:
         for b in batches:
@@ -103,31 +136,34 @@ def _slice_linear(linear, rows=None, cols=None):
 def prune_heads(layer, keep: list[int]) -> None:
     import torch
 
-    att = layer.attention.self
-    d = att.attention_head_size
+    lp = parts(layer)
+    att, d = lp.attn, lp.head_size
     rows = torch.tensor([h * d + j for h in sorted(keep) for j in range(d)])
-    att.query, att.key, att.value = (_slice_linear(m, rows=rows) for m in (att.query, att.key, att.value))
-    layer.attention.output.dense = _slice_linear(layer.attention.output.dense, cols=rows)
+    for name in lp.qkv:
+        setattr(att, name, _slice_linear(getattr(att, name), rows=rows))
+    setattr(lp.out, lp.out_name, _slice_linear(getattr(lp.out, lp.out_name), cols=rows))
     att.num_attention_heads = len(keep)
-    att.all_head_size = len(keep) * d
+    if hasattr(att, "all_head_size"):
+        att.all_head_size = len(keep) * d
 
 
 def prune_ffn(layer, keep: list[int]) -> None:
     import torch
 
     idx = torch.tensor(sorted(keep))
-    layer.intermediate.dense = _slice_linear(layer.intermediate.dense, rows=idx)
-    layer.output.dense = _slice_linear(layer.output.dense, cols=idx)
+    lp = parts(layer)
+    setattr(lp.ffn_in, lp.ffn_in_name, _slice_linear(getattr(lp.ffn_in, lp.ffn_in_name), rows=idx))
+    setattr(lp.ffn_out, lp.ffn_out_name, _slice_linear(getattr(lp.ffn_out, lp.ffn_out_name), cols=idx))
 
 
 def keep_layers(model, keep: list[int]) -> None:
     import torch
 
-    enc = model.base_model.encoder
-    enc.layer = torch.nn.ModuleList([enc.layer[i] for i in sorted(keep)])
-    for i, layer in enumerate(enc.layer):
-        if hasattr(layer.attention.self, "layer_idx"):
-            layer.attention.self.layer_idx = i
+    holder, attr = _layer_holder(model)
+    setattr(holder, attr, torch.nn.ModuleList([getattr(holder, attr)[i] for i in sorted(keep)]))
+    for i, layer in enumerate(getattr(holder, attr)):
+        if hasattr(parts(layer).attn, "layer_idx"):
+            parts(layer).attn.layer_idx = i
     model.config.num_hidden_layers = len(keep)
 
 
@@ -168,6 +204,19 @@ def apply(model, imp: Importance, *, heads: float | int | None = None, ffn: floa
     if k_heads < n_heads:
         setattr(model.config, HEADS_KEY, k_heads)
     return plan
+
+
+def encoder_macs(config: dict, seq_len: int) -> int:
+    """Multiply-accumulates of the transformer layers for one sequence of ``seq_len`` tokens (patches):
+    the q/k/v/output projections, the two FFN matrices and the two attention products. Embeddings,
+    layer norms and the head are left out (under 1% of the total at these sizes)."""
+    hidden = int(config["hidden_size"])
+    heads = int(config["num_attention_heads"])
+    head_dim = int(config.get("head_dim") or hidden // heads)
+    kept = int(config.get(HEADS_KEY) or heads) * head_dim
+    ffn = int(config["intermediate_size"])
+    per_layer = seq_len * (3 * hidden * kept + kept * hidden + 2 * hidden * ffn) + 2 * seq_len * seq_len * kept
+    return int(config["num_hidden_layers"]) * per_layer
 
 
 def load_pruned(path, model_class, **kwargs):

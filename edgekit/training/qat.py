@@ -27,6 +27,13 @@ class _Adapter(torch.nn.Module):
     def __init__(self, graph, names: list[str]) -> None:
         super().__init__()
         self.graph, self.names = graph, names
+        self.dropout = True  # False: the graph stays in eval mode while it trains (no dropout)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if not self.dropout:  # gradients still flow; only dropout (the graph's train/eval switch) stays off
+            self.graph.eval()
+        return self
 
     def forward(self, output_hidden_states: bool = False, **batch):
         return SimpleNamespace(logits=self.graph(*(batch[n] for n in self.names)))
@@ -45,11 +52,12 @@ def _dynamic(names: list[str], max_len: int):
     return {n: {0: batch, 1: seq} for n in names}
 
 
-def prepare(ckpt):
-    """The checkpoint's task model, exported and fake-quantized for training."""
+def prepare(ckpt, qat: bool = True):
+    """The checkpoint's task model, exported and fake-quantized for training (``qat``), or with observers
+    only, for static post-training quantization with the same quantizer (``qat=False``)."""
     from torch.export import export
     from torchao.quantization.pt2e import allow_exported_model_train_eval
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         X86InductorQuantizer,
         get_default_x86_inductor_quantization_config,
@@ -64,10 +72,29 @@ def prepare(ckpt):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         graph = export(module, _example(ckpt.tokenizer, names), dynamic_shapes=_dynamic(names, ckpt.max_length)).module()
-        quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=True))
-        prepared = prepare_qat_pt2e(graph, quantizer)
+        quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=qat))
+        prepared = prepare_qat_pt2e(graph, quantizer) if qat else prepare_pt2e(graph, quantizer)
     allow_exported_model_train_eval(prepared)
     return _Adapter(prepared, names)
+
+
+def calibrate(adapter: _Adapter, batches) -> None:
+    """Run ``batches`` through the prepared graph so its observers see real activation ranges."""
+    with torch.no_grad():
+        for b in batches:
+            b = dict(b)
+            b.pop("labels", None)
+            adapter(**b)
+
+
+def freeze_observers(adapter: _Adapter) -> int:
+    """Stop every observer of a QAT graph from updating its range (fake quantization stays on); returns how many."""
+    frozen = 0
+    for m in adapter.graph.modules():
+        if hasattr(m, "disable_observer") and m is not adapter.graph:
+            m.disable_observer()
+            frozen += 1
+    return frozen
 
 
 def export_onnx(adapter: _Adapter, ckpt, out: Path, opset: int) -> Path:

@@ -35,7 +35,7 @@ class _Signature:
         self.outputs = {n: np.dtype(d["dtype"]).name for n, d in runner.get_output_details().items()}
         shapes = [s for s, _ in self.inputs.values()]
         self.batch = shapes[0][0] if shapes and shapes[0] else 1
-        self.seq_len = shapes[0][1] if shapes and len(shapes[0]) > 1 else None
+        self.seq_len = shapes[0][1] if shapes and len(shapes[0]) == 2 else None  # token inputs only
 
 
 class TFLiteSession(Session):
@@ -55,7 +55,7 @@ class TFLiteSession(Session):
         self.outputs = [TensorSpec(n, dt, ("batch", None)) for n, dt in first.outputs.items()]
         self.signatures = [(s.name, s.seq_len) for s in self._sigs]
         self.buckets = [s.seq_len for s in self._sigs]
-        self.max_seq_len = self.buckets[-1]
+        self.max_seq_len = self.buckets[-1]  # None for image models
         self.delegated = self._has_delegate()
 
     def details(self) -> dict:
@@ -78,7 +78,7 @@ class TFLiteSession(Session):
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         first = next(iter(feeds.values()))
-        seq = first.shape[1] if first.ndim > 1 else None
+        seq = first.shape[1] if first.ndim == 2 else None
         sig = self._pick(seq)
         for name, (shape, dtype) in sig.inputs.items():
             if name not in feeds:

@@ -10,20 +10,21 @@ from edgekit_runtimes.base import RuntimeAdapter, Session, TensorSpec
 
 
 class TorchSession(Session):
-    def __init__(self, module, input_names: list[str], output_name: str, threads: int) -> None:
+    def __init__(self, module, input_names: list[str], output_name: str, threads: int,
+                 inputs: list[TensorSpec] | None = None) -> None:
         import torch
 
         self._torch = torch
         self._module = module
         self._threads = threads
-        self.inputs = [TensorSpec(n, "int64", ("batch", "sequence")) for n in input_names]
+        self.inputs = inputs or [TensorSpec(n, "int64", ("batch", "sequence")) for n in input_names]
         self.outputs = [TensorSpec(output_name, "float32", ("batch", None))]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
         if torch.get_num_threads() != self._threads:
             torch.set_num_threads(self._threads)
-        args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name], dtype=np.int64)) for s in self.inputs]
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name], dtype=s.dtype)) for s in self.inputs]
         with torch.inference_mode():
             out = self._module(*args)
         return {self.outputs[0].name: out.numpy()}
@@ -44,4 +45,9 @@ class TorchEagerAdapter(RuntimeAdapter):
 
     def from_checkpoint(self, ckpt, threads: int = 1) -> Session:
         module = ckpt.task_module()
-        return TorchSession(module, ckpt.input_names, ckpt.task_spec.output_name, threads)
+        inputs = None
+        if getattr(ckpt, "is_image", False):
+            proc = ckpt.tokenizer
+            inputs = [TensorSpec("pixel_values", "float32", ("batch", proc.num_channels, proc.image_size,
+                                                             proc.image_size))]
+        return TorchSession(module, ckpt.input_names, ckpt.task_spec.output_name, threads, inputs)

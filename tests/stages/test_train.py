@@ -80,7 +80,10 @@ def test_builtin_training_recipes_plan(tmp_path):
     steps = [n for _, n, _ in plan(load_recipe("distill-prune-int8"))]
     assert steps == ["student", "student-pruned", "onnx-fp32", "onnx-fp32-opt", "onnx-int8-dynamic", "tflite-fp32",
                      "tflite-int8-dynamic"]
-    assert yaml.safe_load(load_recipe("distill-prune-int8").to_yaml())["stages"][1]["heads"] == 8
+    assert yaml.safe_load(load_recipe("distill-prune-int8").to_yaml())["stages"][1]["heads"] == 0.333
+    digits = load_recipe("distill-prune-int8").with_data("digits")
+    assert [s.data for s in digits.stages[:2]] == ["digits", "digits"] and digits.bench_config().eval == "digits"
+    assert [s.kind for s in digits.stages] == [s.kind for s in load_recipe("distill-prune-int8").stages]
     assert json.loads(load_recipe("prune").to_json())["stages"][0]["recover"]["epochs"] == 1.0
 
 
@@ -110,7 +113,9 @@ def test_qat_exports_qdq_onnx_scored_beside_ptq(tiny_cls_ckpt, task_dir, tmp_pat
 
     recipe = recipe_from_dict({"version": 1, "name": "qat", "stages": [
         {"kind": "export"}, {"kind": "quantize", "method": "dynamic"},
-        {"kind": "qat", "input": "pytorch-fp32", "data": str(task_dir),
+        {"kind": "qat", "input": "pytorch-fp32", "mode": "ptq", "data": str(task_dir), "calibration_batches": 2,
+         "train": {"max_len": 32}},
+        {"kind": "qat", "input": "pytorch-fp32", "data": str(task_dir), "calibration_batches": 2,
          "train": {"epochs": 0.5, "lr": 1e-4, "batch_size": 32, "max_len": 32}},
         {"kind": "bench", "eval": str(task_dir), "fidelity_samples": 120, "runs": 3, "warmup": 1, "seq_len": 32,
          "threads": 1}]})
@@ -123,7 +128,13 @@ def test_qat_exports_qdq_onnx_scored_beside_ptq(tiny_cls_ckpt, task_dir, tmp_pat
     assert rows["onnx-int8-qat"]["precision"] == "int8"
     assert "accuracy" in rows["onnx-int8-qat"]["fidelity"] and "accuracy" in rows["onnx-int8-dynamic"]["fidelity"]
     meta = Artifact.load(tmp_path / "out" / "onnx-int8-qat").meta
-    assert meta["validation"]["cosine_mean"] > 0.9 and meta["history"]
+    assert meta["validation"]["cosine_mean"] > 0.9 and meta["history"][0]["step"] == 0
+    # keep_best: QAT never ends below its calibrated start on the validation split
+    assert meta["validation"]["val_accuracy"] >= meta["validation_after_calibration"]
+    assert meta["frozen_observers"] > 0  # the calibrated ranges stay fixed while the weights train
+    ptq = Artifact.load(tmp_path / "out" / "onnx-int8-pt2e-static").meta
+    assert ptq["scheme"][0].startswith("static PTQ") and len(ptq["history"]) == 1
+    assert "accuracy" in rows["onnx-int8-pt2e-static"]["fidelity"]
 
 
 def test_bundle_of_a_pruned_vocabulary_student_carries_its_tokenizer(chain, tmp_path):

@@ -62,3 +62,14 @@ def test_layers_kept_by_importance(model_and_batches):
     plan = apply(model, measure_importance(model, batches, _loss), layers=1)
     assert len(plan["layers"]) == 1 and model.config.num_hidden_layers == 1
     assert len(model.base_model.encoder.layer) == 1
+
+
+def test_encoder_macs_counts_projections_ffn_and_attention():
+    from edgekit.training.prune import encoder_macs
+
+    minilm = {"hidden_size": 384, "num_attention_heads": 12, "intermediate_size": 1536, "num_hidden_layers": 6}
+    assert encoder_macs(minilm, 128) == 6 * (128 * (4 * 384 * 384 + 2 * 384 * 1536) + 2 * 128 * 128 * 384)
+    pruned = {**minilm, "num_hidden_layers": 3, "intermediate_size": 768, "edgekit_attention_heads": 8}
+    assert encoder_macs(pruned, 128) == 402_653_184  # the spam student: 8 heads of 32, FFN 768
+    vit = {"hidden_size": 128, "num_attention_heads": 4, "intermediate_size": 512, "num_hidden_layers": 6}
+    assert encoder_macs(vit, 17) == 6 * (17 * (4 * 128 * 128 + 2 * 128 * 512) + 2 * 17 * 17 * 128)
