@@ -34,13 +34,19 @@ def run_optimize(config: OptimizeConfig, parent, ctx, out_dir) -> StageResult:
             heads = int(cfg["edgekit_attention_heads"])
         options = FusionOptions("bert")
         options.enable_gelu_approximation = config.gelu_approximation
-        opt = optimize_model(
-            input=str(parent.model_path),
-            optimization_options=options,
-            model_type="bert",
-            num_heads=heads,
-            hidden_size=hidden,
-        )
+        # the optimizer sets its modules' log levels itself; a pruned model's narrower q/k/v makes the
+        # attention fusion warn once per layer (and fuse all the same), so warnings are off while it runs
+        logging.disable(logging.WARNING)
+        try:
+            opt = optimize_model(
+                input=str(parent.model_path),
+                optimization_options=options,
+                model_type="bert",
+                num_heads=heads,
+                hidden_size=hidden,
+            )
+        finally:
+            logging.disable(logging.NOTSET)
         fused = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
         opt.save_model_to_file(str(out))
     else:
