@@ -101,6 +101,8 @@ class TrainConfig(_Strict):
     max_len: int = Field(128, ge=8, description="tokens per training example")
     seed: int = 0
     save_every: int = Field(50, ge=1, description="steps between resume checkpoints")
+    min_steps: int = Field(0, ge=0, description="train at least this many steps: a small data set gets more "
+                           "epochs than `epochs` says")
 
 
 class LossConfig(_Strict):

@@ -32,10 +32,15 @@ class _TaskData:
     evaluate: object  # () -> dict
 
 
-def _settings(cfg: TrainConfig):
+def _settings(cfg: TrainConfig, n_examples: int):
+    """The loop's settings; ``min_steps`` turns into more epochs on a small set."""
     from edgekit.training.loop import TrainSettings
 
-    return TrainSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, max_len=cfg.max_len, seed=cfg.seed,
+    epochs = cfg.epochs
+    if cfg.min_steps:
+        steps_per_epoch = -(-n_examples // cfg.batch_size)
+        epochs = max(epochs, cfg.min_steps / steps_per_epoch)
+    return TrainSettings(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, max_len=cfg.max_len, seed=cfg.seed,
                          save_every=cfg.save_every)
 
 
@@ -147,7 +152,8 @@ def run_distill(config: DistillConfig, parent, ctx, out_dir: Path) -> StageResul
     student = student_from_teacher(source, layers).train()
     holder = [student]
     data = _task_data(ctx, config.data, config.train.max_len, holder)
-    history = distill(teacher, student, data.train, ctx.teacher.task, _settings(config.train), _losses(config.losses),
+    history = distill(teacher, student, data.train, ctx.teacher.task, _settings(config.train, len(data.train)),
+                      _losses(config.losses),
                       _run_dir(ctx, out_dir, out_dir.name), layer_map=layers if source is teacher else None,
                       evaluate=data.evaluate, progress=ctx.progress, resume=ctx.resume,
                       desc=f"distill {out_dir.name}", teacher_data=data.teacher_train)
@@ -215,7 +221,7 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
     history = []
     if config.recover is not None:
         model.train()
-        history = distill(ctx.teacher.model, model, data.train, task, _settings(config.recover),
+        history = distill(ctx.teacher.model, model, data.train, task, _settings(config.recover, len(data.train)),
                           _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
                           progress=ctx.progress, resume=ctx.resume, desc=f"recover {out_dir.name}",
                           teacher_data=data.teacher_train)
@@ -302,7 +308,8 @@ def run_qat(config: QATConfig, parent, ctx, out_dir: Path) -> StageResult:
         frozen = freeze_observers(adapter)
     if qat:
         snapshot = copy.deepcopy(adapter.graph.state_dict())
-        history += distill(ctx.teacher.model, adapter, data.train, ctx.teacher.task, _settings(config.train),
+        history += distill(ctx.teacher.model, adapter, data.train, ctx.teacher.task,
+                           _settings(config.train, len(data.train)),
                            _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
                            progress=ctx.progress, resume=ctx.resume, desc=f"qat {out_dir.name}",
                            teacher_data=data.teacher_train)

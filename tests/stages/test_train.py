@@ -186,3 +186,13 @@ def test_qat_leaves_the_fp32_model_untouched(tiny_cls_ckpt, task_dir):
             p.add_(1.0)  # what training would do to shared storage
     after = ck.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_min_steps_gives_a_small_set_more_epochs():
+    from edgekit.recipe import TrainConfig
+    from edgekit.stages.train import _settings
+
+    assert _settings(TrainConfig(epochs=2, batch_size=32, min_steps=400), 1257).epochs == 10.0  # 40 steps an epoch
+    assert _settings(TrainConfig(epochs=2, batch_size=32, min_steps=400), 4213).epochs == pytest.approx(400 / 132)
+    assert _settings(TrainConfig(epochs=2, batch_size=32, min_steps=400), 100_000).epochs == 2
+    assert _settings(TrainConfig(epochs=2), 10).epochs == 2
