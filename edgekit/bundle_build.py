@@ -121,12 +121,12 @@ def _reference_texts() -> list[str]:
 def _reference_images(report: dict) -> list[np.ndarray]:
     """The first test images of the set the run was scored on, as uint8 arrays."""
     from edgekit.datasets import load_dataset
-    from edgekit.images import _open
+    from edgekit.images import load_image
 
     source = report.get("settings", {}).get("heldout", "")
     spec = source.split(":", 1)[1].split("/")[0] if source.startswith("builtin:") else str(Path(source).parent)
     samples = load_dataset(spec).test.texts[:REFERENCE_TEXTS]
-    return [np.asarray(_open(s) if isinstance(s, str) else s, dtype=np.uint8) for s in samples]
+    return [np.asarray(load_image(s), dtype=np.uint8) for s in samples]
 
 
 def _fp32_outputs(draft: Bundle, ckpt: Path, task: str, texts: list[str], threads: int) -> np.ndarray:

@@ -15,6 +15,7 @@ import click
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError, ExitCode, GateFailed
+from edgekit.tasks import TASKS
 
 
 def _fail(message: str, code: int) -> None:
@@ -45,7 +46,7 @@ def cli() -> None:
               help="Built-in recipe name (see `edgekit recipes`) or a recipe YAML file.")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="Directory for the artifacts, recipe.yaml, report.json and report.md.")
-@click.option("--task", type=click.Choice(["feature-extraction", "text-classification", "image-classification"]),
+@click.option("--task", type=click.Choice(list(TASKS)),
               help="Override the task inferred from config.json.")
 @click.option("--data", "data",
               help="Labelled set for every training stage and the scoring, in place of the recipe's: "

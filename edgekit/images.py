@@ -26,12 +26,15 @@ CONFIG_FILE = "preprocessor_config.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 
 
-def _open(path: str | Path) -> np.ndarray:
+def load_image(image) -> np.ndarray:
+    """An image as an array: a file path is opened with Pillow (grey or RGB), anything else is ``np.asarray``."""
+    if not isinstance(image, (str, Path)):
+        return np.asarray(image)
     try:
         from PIL import Image
     except ImportError:
         raise ImportError("reading image files needs Pillow: pip install pillow") from None
-    with Image.open(path) as im:
+    with Image.open(image) as im:
         return np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
 
 
@@ -57,6 +60,11 @@ class ImageProcessor:
                    image_std=[float(s) for s in (std * channels)[:channels]] if len(std) == 1 else std,
                    rescale_factor=float(cfg.get("rescale_factor", 1 / 255)))
 
+    @property
+    def pixel_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one image in ``pixel_values``."""
+        return (self.num_channels, self.image_size, self.image_size)
+
     def to_dict(self) -> dict:
         return {"image_processor_type": "ViTImageProcessor", "do_resize": True, "do_rescale": True,
                 "do_normalize": True, "size": {"height": self.image_size, "width": self.image_size},
@@ -69,9 +77,7 @@ class ImageProcessor:
 
     def _one(self, image) -> np.ndarray:
         """One image as a CxHxW float32 array, resized, rescaled and normalized."""
-        if isinstance(image, (str, Path)):
-            image = _open(image)
-        arr = np.asarray(image)
+        arr = load_image(image)
         if arr.ndim == 2:
             arr = arr[:, :, None]
         if arr.ndim != 3:

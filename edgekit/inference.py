@@ -144,7 +144,8 @@ class BundleModel:
         """The most likely label of each image (an HxW or HxWxC array, or a file path), with its probability
         and every label's."""
         if self.task != "image-classification":
-            raise InputError(f"this bundle is a {self.task} model; use {'embed' if self.task == 'feature-extraction' else 'classify'}()")
+            use = "embed" if self.task == "feature-extraction" else "classify"
+            raise InputError(f"this bundle is a {self.task} model; use {use}()")
         return self._predictions(self._forward(check_images(images)))
 
     def _predictions(self, logits: np.ndarray) -> list[Prediction]:

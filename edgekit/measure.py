@@ -14,6 +14,7 @@ from edgekit.benchmark import PeakRSS, interleaved
 from edgekit.evaluate import accuracy, macro_f1, run_texts
 from edgekit.feeds import check_feeds, synthesize, tokenize
 from edgekit.fidelity import compare
+from edgekit.images import is_image_processor
 
 
 @dataclass
@@ -44,7 +45,7 @@ class BenchSettings:
 def timing_text(tokenizer, texts: Sequence[str], seq_len: int) -> str:
     """Join held-out sentences until they fill ``seq_len`` tokens, so timing runs real full-length input.
     (An image model is timed on its first held-out image.)"""
-    if getattr(tokenizer, "is_image", False):
+    if is_image_processor(tokenizer):
         return texts[0]
     joined, i = "", 0
     while i < len(texts) and len(tokenizer(joined)["input_ids"]) < seq_len:

@@ -67,7 +67,8 @@ def compress(
         raise InputError("--calibration and --eval take text files; an image model calibrates on the train split "
                          "and is scored on the test split of --data")
     data = image_data(ckpt, bench.eval) if ckpt.is_image else load_text_data(calibration, evaluation)
-    if bench.eval and evaluation is None and not ckpt.is_image:  # the recipe names a labelled set to score every artifact on
+    # the recipe names a labelled set to score every artifact on
+    if bench.eval and evaluation is None and not ckpt.is_image:
         from dataclasses import replace
 
         from edgekit.datasets import load_dataset

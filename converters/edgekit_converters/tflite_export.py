@@ -109,18 +109,18 @@ class TFLiteConverter(Converter):
             module = build_module(ckpt)
             converter = None
             if ckpt.is_image:  # one static signature: batch 1, the processor's image size
-                proc = ckpt.tokenizer
-                sample = {"pixel_values": torch.zeros((1, proc.num_channels, proc.image_size, proc.image_size))}
+                sample = {"pixel_values": torch.zeros((1, *ckpt.tokenizer.pixel_shape))}
                 converter = litert_torch.signature(IMAGE_SIGNATURE, module, sample_kwargs=sample)
-            for seq_len in [] if ckpt.is_image else sorted(set(config.seq_lens)):
-                sample = {
-                    name: torch.ones((1, seq_len), dtype=torch.int32) if name == "attention_mask"
-                    else torch.zeros((1, seq_len), dtype=torch.int32)
-                    for name in ckpt.input_names
-                }
-                sig = signature_name(seq_len)
-                converter = (litert_torch.signature(sig, module, sample_kwargs=sample) if converter is None
-                             else converter.signature(sig, module, sample_kwargs=sample))
+            else:
+                for seq_len in sorted(set(config.seq_lens)):
+                    sample = {
+                        name: torch.ones((1, seq_len), dtype=torch.int32) if name == "attention_mask"
+                        else torch.zeros((1, seq_len), dtype=torch.int32)
+                        for name in ckpt.input_names
+                    }
+                    sig = signature_name(seq_len)
+                    converter = (litert_torch.signature(sig, module, sample_kwargs=sample) if converter is None
+                                 else converter.signature(sig, module, sample_kwargs=sample))
             out = out_dir / self.model_file
             converter.convert().export(str(out))
         return out

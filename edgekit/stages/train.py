@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.tasks import CLASSIFIERS
 from edgekit.errors import RecipeError
 from edgekit.recipe import DistillConfig, PruneConfig, QATConfig, TrainConfig
 from edgekit.stages import StageResult, register
+from edgekit.tasks import CLASSIFIERS
 
 MODEL_FILE = "model.safetensors"
 
@@ -45,7 +45,9 @@ def _settings(cfg: TrainConfig, n_examples: int):
 
 
 def _same_vocab(a, b) -> bool:
-    if getattr(a, "is_image", False):  # image processors: the same pixels for teacher and student
+    from edgekit.images import is_image_processor
+
+    if is_image_processor(a):  # image processors: the same pixels for teacher and student
         return True
     return a is b or a.get_vocab() == b.get_vocab()
 
@@ -304,9 +306,9 @@ def run_qat(config: QATConfig, parent, ctx, out_dir: Path) -> StageResult:
                         for i in range(0, len(order), config.train.batch_size)])
     start = {"step": 0, **data.evaluate()}
     history, kept_start, frozen = [start], False, 0
-    if qat and config.freeze_observers:
-        frozen = freeze_observers(adapter)
     if qat:
+        if config.freeze_observers:
+            frozen = freeze_observers(adapter)
         snapshot = copy.deepcopy(adapter.graph.state_dict())
         history += distill(ctx.teacher.model, adapter, data.train, ctx.teacher.task,
                            _settings(config.train, len(data.train)),

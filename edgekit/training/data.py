@@ -55,7 +55,9 @@ def encode(tokenizer, texts: Sequence[str], max_len: int, labels: Sequence[int] 
     """Token tensors for ``texts``; for an image processor, pixel tensors for the images."""
     import torch
 
-    if getattr(tokenizer, "is_image", False):
+    from edgekit.images import is_image_processor
+
+    if is_image_processor(tokenizer):
         return EncodedImages(torch.from_numpy(tokenizer(list(texts))["pixel_values"]),
                              None if labels is None else torch.as_tensor(list(labels), dtype=torch.long))
 

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.tasks import CLASSIFIERS
-from edgekit.tasks import mean_pool
+from edgekit.tasks import CLASSIFIERS, mean_pool
 from edgekit.training.loop import TrainSettings, Trainer, seed_everything
 
 

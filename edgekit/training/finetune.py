@@ -118,12 +118,9 @@ def _train_and_publish(model, preprocessor, train, val, test, key: dict, setting
 
 def _image_size(data: LabelledData) -> tuple[int, int]:
     """(side, channels) of the first training image (all are resized to it)."""
-    import numpy as np
+    from edgekit.images import load_image
 
-    from edgekit.images import _open
-
-    first = data.train.texts[0]
-    arr = _open(first) if isinstance(first, str) else np.asarray(first)
+    arr = load_image(data.train.texts[0])
     return int(arr.shape[0]), 1 if arr.ndim == 2 else int(arr.shape[2])
 
 

@@ -162,8 +162,9 @@ def keep_layers(model, keep: list[int]) -> None:
     holder, attr = _layer_holder(model)
     setattr(holder, attr, torch.nn.ModuleList([getattr(holder, attr)[i] for i in sorted(keep)]))
     for i, layer in enumerate(getattr(holder, attr)):
-        if hasattr(parts(layer).attn, "layer_idx"):
-            parts(layer).attn.layer_idx = i
+        attn = parts(layer).attn
+        if hasattr(attn, "layer_idx"):
+            attn.layer_idx = i
     model.config.num_hidden_layers = len(keep)
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit_runtimes.base import Session
-import numpy as np
-
-from edgekit_runtimes.onnxruntime_cpu import OnnxRuntimeCPUAdapter, OrtSession, _spec
+from edgekit_runtimes.onnxruntime_cpu import OnnxRuntimeCPUAdapter, OrtSession
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 # onnxruntime-gpu lists TensorRT as available whether or not TensorRT is
@@ -70,7 +68,9 @@ class OnnxRuntimeGPUAdapter(OnnxRuntimeCPUAdapter):
         used = sess.get_providers()
         if not any(p in used for p in GPU_PROVIDERS):
             raise RuntimeError(f"ONNX Runtime would run this model on {used}, not on the GPU")
-        return GpuOrtSession(sess, cpu_ops=placed_on_cpu(path, providers, self.session_options(threads)))
+        session = GpuOrtSession(sess)
+        session.cpu_ops = placed_on_cpu(path, providers, self.session_options(threads), session.inputs)
+        return session
 
 
 # ONNX Runtime keeps small shape computations on the CPU on purpose; only the
@@ -81,26 +81,23 @@ SHAPE_OPS = frozenset({
     "Greater", "Not", "And", "Or", "Identity", "ReduceProd", "Tile", "Min", "Max", "Floor", "Ceil", "Neg"})
 
 
-def placed_on_cpu(path: Path, providers: list[str], options) -> dict[str, int]:
-    """Op types the GPU providers left on the CPU, counted from one profiled run of a probe session."""
+def placed_on_cpu(path: Path, providers: list[str], options, inputs) -> dict[str, int]:
+    """Op types the GPU providers left on the CPU, counted from one profiled run of a probe session
+    on inputs synthesized from ``inputs`` (the model's input specs; batch 1, 8 tokens)."""
     import json
     import os
     import tempfile
 
     import onnxruntime as ort
 
+    from edgekit.feeds import synthesize
+
     with tempfile.TemporaryDirectory() as tmp:
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(tmp, "probe")
         probe = ort.InferenceSession(str(path), options, providers=[*providers, "CPUExecutionProvider"])
-        feeds = {}
-        for arg in probe.get_inputs():
-            spec = _spec(arg)
-            shape = [d if isinstance(d, int) else (1 if i == 0 else 8) for i, d in enumerate(spec.shape)]
-            dtype = np.dtype(spec.dtype)
-            feeds[arg.name] = np.ones(shape, dtype) if dtype.kind in "iub" else np.zeros(shape, dtype)
         try:
-            probe.run(None, feeds)
+            probe.run(None, synthesize(inputs, batch_size=1, seq_len=8))
         except Exception:  # an input the probe cannot guess (e.g. an image size): no placement figures
             probe.end_profiling()
             return {}
@@ -114,9 +111,9 @@ def placed_on_cpu(path: Path, providers: list[str], options) -> dict[str, int]:
 
 
 class GpuOrtSession(OrtSession):
-    def __init__(self, sess, cpu_ops: dict[str, int]):
+    def __init__(self, sess) -> None:
         super().__init__(sess)
-        self.cpu_ops = cpu_ops
+        self.cpu_ops: dict[str, int] = {}  # op type -> nodes on the CPU; the adapter's placement probe fills it
 
     def details(self) -> dict:
         heavy = {op: n for op, n in self.cpu_ops.items() if op not in SHAPE_OPS}

@@ -46,8 +46,6 @@ class TorchEagerAdapter(RuntimeAdapter):
     def from_checkpoint(self, ckpt, threads: int = 1) -> Session:
         module = ckpt.task_module()
         inputs = None
-        if getattr(ckpt, "is_image", False):
-            proc = ckpt.tokenizer
-            inputs = [TensorSpec("pixel_values", "float32", ("batch", proc.num_channels, proc.image_size,
-                                                             proc.image_size))]
+        if ckpt.is_image:
+            inputs = [TensorSpec("pixel_values", "float32", ("batch", *ckpt.tokenizer.pixel_shape))]
         return TorchSession(module, ckpt.input_names, ckpt.task_spec.output_name, threads, inputs)
