@@ -80,7 +80,11 @@ def test_builtin_training_recipes_plan(tmp_path):
     steps = [n for _, n, _ in plan(load_recipe("distill-prune-int8"))]
     assert steps == ["student", "student-pruned", "onnx-fp32", "onnx-fp32-opt", "onnx-int8-dynamic", "tflite-fp32",
                      "tflite-int8-dynamic"]
-    assert yaml.safe_load(load_recipe("distill-prune-int8").to_yaml())["stages"][1]["heads"] == 0.333
+    stages = yaml.safe_load(load_recipe("distill-prune-int8").to_yaml())["stages"]
+    assert stages[1]["heads"] == 0.333
+    # one schedule for spam (132 batches an epoch) and digits (40): min_steps gives the small set more epochs
+    assert (stages[0]["train"]["min_steps"], stages[1]["recover"]["min_steps"]) == (400, 200)
+    assert stages[0]["losses"]["hidden"] == 1.0
     digits = load_recipe("distill-prune-int8").with_data("digits")
     assert [s.data for s in digits.stages[:2]] == ["digits", "digits"] and digits.bench_config().eval == "digits"
     assert [s.kind for s in digits.stages] == [s.kind for s in load_recipe("distill-prune-int8").stages]
