@@ -141,6 +141,7 @@ def _run_dir(ctx, out_dir: Path, name: str) -> Path:
 
 @register(DistillConfig, lambda c, fmt: "student")
 def run_distill(config: DistillConfig, parent, ctx, out_dir: Path) -> StageResult:
+    from edgekit.training.device import train_device
     from edgekit.training.distill import distill, evenly_spaced, student_from_teacher
 
     if parent.format != "hf-checkpoint":
@@ -158,8 +159,9 @@ def run_distill(config: DistillConfig, parent, ctx, out_dir: Path) -> StageResul
                       _losses(config.losses),
                       _run_dir(ctx, out_dir, out_dir.name), layer_map=layers if source is teacher else None,
                       evaluate=data.evaluate, progress=ctx.progress, resume=ctx.resume,
-                      desc=f"distill {out_dir.name}", teacher_data=data.teacher_train)
-    record = {"kind": "distill", "teacher_layers": n, "student_layers": layers, "history": history}
+                      desc=f"distill {out_dir.name}", teacher_data=data.teacher_train, device=(device := train_device()))
+    record = {"kind": "distill", "teacher_layers": n, "student_layers": layers, "device": str(device),
+              "history": history}
     return _save(student, ctx, out_dir, record, ctx.checkpoint.tokenizer)
 
 
@@ -220,13 +222,15 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
         tokenizer = write_tokenizer(tokenizer, keep, Path(tempfile.mkdtemp(prefix="vocab-", dir=out_dir.parent)))
         data = _task_data(ctx, config.data, (config.recover or TrainConfig()).max_len, holder, tokenizer)
     after = data.evaluate()
-    history = []
+    history, device = [], None
     if config.recover is not None:
+        from edgekit.training.device import train_device
+
         model.train()
         history = distill(ctx.teacher.model, model, data.train, task, _settings(config.recover, len(data.train)),
                           _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
                           progress=ctx.progress, resume=ctx.resume, desc=f"recover {out_dir.name}",
-                          teacher_data=data.teacher_train)
+                          teacher_data=data.teacher_train, device=(device := train_device()))
     sparsity = _make_permanent(masked)
     from edgekit.training.prune import encoder_macs
 
@@ -235,6 +239,7 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
             "after": encoder_macs(model.config.to_dict(), seq)}
     heads = len(next(iter(plan["heads"].values()))) if plan["heads"] else None
     record = {"kind": "prune", "unstructured_sparsity": sparsity, "vocabulary": vocab, "encoder_macs": macs,
+              "recovery_device": device and str(device),
               "kept": {"layers": plan["layers"], "heads_per_layer": heads,
                        "ffn_per_layer": model.config.intermediate_size},
               "before_pruning": before, "after_pruning_before_recovery": after, "history": history or [after],
@@ -314,7 +319,7 @@ def run_qat(config: QATConfig, parent, ctx, out_dir: Path) -> StageResult:
                            _settings(config.train, len(data.train)),
                            _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
                            progress=ctx.progress, resume=ctx.resume, desc=f"qat {out_dir.name}",
-                           teacher_data=data.teacher_train)
+                           teacher_data=data.teacher_train, device="cpu")  # the PT2E graph was exported on the CPU
         if config.keep_best and history[-1].get("val_accuracy", 0) < start.get("val_accuracy", 0):
             adapter.graph.load_state_dict(snapshot)
             kept_start = True

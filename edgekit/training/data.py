@@ -70,17 +70,20 @@ def encode(tokenizer, texts: Sequence[str], max_len: int, labels: Sequence[int] 
 
 
 def logits(model, data: Encoded, batch_size: int = 64) -> np.ndarray:
-    """The model's logits for every row, in order, in eval mode without gradients."""
+    """The model's logits for every row, in order, in eval mode without gradients (on the model's device)."""
     import torch
+
+    from edgekit.training.device import device_of, to_device
 
     was = model.training
     model.eval()
+    device = device_of(model)
     out = []
     with torch.inference_mode():
         for i in range(0, len(data), batch_size):
             b = data.batch(range(i, min(i + batch_size, len(data))))
             b.pop("labels", None)
-            out.append(model(**b).logits.float().numpy())
+            out.append(model(**to_device(b, device)).logits.float().cpu().numpy())
     model.train(was)
     return np.concatenate(out)
 

@@ -12,7 +12,9 @@ Losses, weighted in the recipe:
 * ``embedding``: 1 - cosine between mean-pooled sentence embeddings, encoders
   (trained on unlabelled text).
 
-Teacher logits and embeddings are computed once, before training.
+Teacher logits and embeddings are computed once, before training. The
+teacher sits on the training device for the run (its hidden states are
+needed at every step) and goes back to where it was afterwards.
 """
 
 from __future__ import annotations
@@ -56,39 +58,62 @@ def teacher_targets(teacher, data, task: str, batch_size: int = 64) -> np.ndarra
     """Teacher logits (classifiers) or mean-pooled embeddings (encoders) for every row of ``data``."""
     import torch
 
+    from edgekit.training.device import device_of, to_device
+
     out = []
     teacher.eval()
+    device = device_of(teacher)
     with torch.inference_mode():
         for i in range(0, len(data), batch_size):
-            b = data.batch(range(i, min(i + batch_size, len(data))))
+            b = to_device(data.batch(range(i, min(i + batch_size, len(data)))), device)
             b.pop("labels", None)
             res = teacher(**b)
             out.append((res.logits if task in CLASSIFIERS else mean_pool(res.last_hidden_state,
-                                                                                b["attention_mask"])).float().numpy())
+                                                                         b["attention_mask"])).float().cpu().numpy())
     return np.concatenate(out)
 
 
 def distill(teacher, student, data, task: str, settings: TrainSettings, losses: DistillLosses,
             run_dir: Path | None, *, layer_map: list[int] | None = None, evaluate=None, progress: bool = True,
-            resume: bool = False, desc: str = "distill", teacher_data=None) -> list[dict]:
+            resume: bool = False, desc: str = "distill", teacher_data=None, device=None) -> list[dict]:
     """Train ``student`` in place on ``data`` (an Encoded set, labelled for classifiers).
 
     ``teacher_data`` holds the same rows in the teacher's token ids when the
-    student has its own (pruned) vocabulary."""
+    student has its own (pruned) vocabulary. ``device``: where to train
+    (default: :func:`edgekit.training.device.train_device`)."""
+    import torch
+
+    from edgekit.training.device import device_of, train_device
+
+    device = torch.device(device) if device is not None else train_device()
+    home = device_of(teacher)
+    teacher.to(device)
+    try:
+        seed_everything(settings.seed)
+        return _distill(teacher, student, data, task, settings, losses, run_dir, layer_map, evaluate, progress,
+                        resume, desc, teacher_data, device)
+    finally:
+        teacher.to(home)
+
+
+def _distill(teacher, student, data, task, settings, losses, run_dir, layer_map, evaluate, progress, resume, desc,
+             teacher_data, device) -> list[dict]:
     import torch
     import torch.nn.functional as F
 
-    seed_everything(settings.seed)
+    from edgekit.training.device import to_device
+
     targets = torch.from_numpy(teacher_targets(teacher, teacher_data if teacher_data is not None else data, task))
+    targets = targets.to(device)
     use_hidden = losses.hidden > 0 and layer_map is not None and (teacher_data is None or teacher_data is data)
     T = losses.temperature
 
     def step_loss(model, idx):
-        b = data.batch(idx)
+        b = to_device(data.batch(idx), device)
         labels = b.pop("labels", None)
         out = model(**b, output_hidden_states=use_hidden)
-        tgt = targets[torch.as_tensor(np.asarray(idx))]
-        loss = torch.zeros(())
+        tgt = targets[torch.as_tensor(np.asarray(idx), device=device)]
+        loss = torch.zeros((), device=device)
         if task in CLASSIFIERS:
             s = out.logits
             if losses.kd:
@@ -103,11 +128,11 @@ def distill(teacher, student, data, task: str, settings: TrainSettings, losses: 
             with torch.no_grad():
                 t_hidden = teacher(**b, output_hidden_states=True).hidden_states
             mask = (b["attention_mask"].unsqueeze(-1).float() if "attention_mask" in b
-                    else torch.ones(*out.hidden_states[0].shape[:2], 1))
+                    else torch.ones(*out.hidden_states[0].shape[:2], 1, device=device))
             for i, j in enumerate(layer_map):
                 diff = (out.hidden_states[i + 1] - t_hidden[j + 1]) * mask
                 loss = loss + losses.hidden * diff.pow(2).sum() / (mask.sum() * diff.shape[-1])
         return loss
 
-    trainer = Trainer(student, step_loss, len(data), settings, run_dir, progress=progress, desc=desc)
+    trainer = Trainer(student, step_loss, len(data), settings, run_dir, progress=progress, desc=desc, device=device)
     return trainer.fit(evaluate, resume=resume)

@@ -91,9 +91,10 @@ def _train_and_publish(model, preprocessor, train, val, test, key: dict, setting
     import torch
 
     from edgekit.training.data import accuracy
+    from edgekit.training.device import device_of, to_device
 
     def step_loss(m, idx):
-        b = train.batch(idx)
+        b = to_device(train.batch(idx), device_of(m))
         y = b.pop("labels")
         return torch.nn.functional.cross_entropy(m(**b).logits, y)
 
@@ -102,7 +103,8 @@ def _train_and_publish(model, preprocessor, train, val, test, key: dict, setting
     history = trainer.fit(lambda: {"val_accuracy": accuracy(model, val)}, resume=resume)
     record = {"key": key, "history": history, "val_accuracy": history[-1]["val_accuracy"] if history else
               accuracy(model, val),
-              "test_accuracy": accuracy(model, test), "train_examples": len(train), "world_size": trainer.world}
+              "test_accuracy": accuracy(model, test), "train_examples": len(train), "world_size": trainer.world,
+              "device": str(trainer.device), "backend": trainer.backend}
     if trainer.rank == 0:
         staged = out.with_name(out.name + ".partial")
         shutil.rmtree(staged, ignore_errors=True)

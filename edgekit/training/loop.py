@@ -5,11 +5,13 @@
 * Resumable: every ``save_every`` steps and at each epoch's end the model,
   optimizer, scheduler, step and RNG states go to ``<run_dir>/resume.pt``;
   ``resume=True`` continues from there, skipping the batches already done.
-* Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is
-  set up (NCCL on GPUs, gloo on CPU), the model wrapped in
+* Device: the model trains on this process's GPU when there is one (see
+  :mod:`edgekit.training.device`) and goes back where it was afterwards.
+* Distributed: under ``torchrun`` the process group is set up (NCCL for
+  GPU tensors, gloo for CPU ones), the model wrapped in
   DistributedDataParallel and every batch split across ranks; only rank 0
   writes checkpoints and shows progress. The same code runs unchanged on one
-  CPU process.
+  process.
 """
 
 from __future__ import annotations
@@ -48,16 +50,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def launched() -> bool:
+    """True in a process started by torchrun (or any launcher that sets the env:// variables)."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
+
+
 def world() -> tuple[int, int]:
-    """(rank, world size); sets up the process group when started by torchrun."""
+    """(rank, world size); sets up the process group when started by torchrun, even with one process."""
     import torch.distributed as dist
 
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size > 1 and not dist.is_initialized():
+    if launched() and not dist.is_initialized():
         import torch
 
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), dist.get_world_size()) if size > 1 else (0, 1)
+        # one group for both kinds of tensor: a model that stays on the CPU (QAT) trains on GPU hosts too
+        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
 def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -66,20 +73,30 @@ def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarr
 
 
 class Trainer:
-    """``step_loss(model, index_batch) -> loss`` is the only task-specific part."""
+    """``step_loss(model, index_batch) -> loss`` is the only task-specific part; it builds its batch on the
+    model's device (:func:`edgekit.training.device.device_of`).
+
+    ``device``: where to train (default: :func:`edgekit.training.device.train_device`)."""
 
     def __init__(self, model, step_loss: Callable, n_examples: int, settings: TrainSettings, run_dir: Path | None,
-                 *, progress: bool = True, desc: str = "train", parameters=None) -> None:
+                 *, progress: bool = True, desc: str = "train", parameters=None, device=None) -> None:
         import torch
+        import torch.distributed as dist
+
+        from edgekit.training.device import device_of, train_device
 
         self.settings, self.run_dir, self.desc = settings, run_dir, desc
         self.rank, self.world = world()
-        self.model = model
+        self.home = device_of(model)  # where the model goes back to after fit()
+        self.device = torch.device(device) if device is not None else train_device()
+        self.model = model.to(self.device)
         self.module = model
-        if self.world > 1:
+        self.backend = dist.get_backend() if dist.is_initialized() else None
+        if dist.is_initialized():
             from torch.nn.parallel import DistributedDataParallel
 
-            self.model = DistributedDataParallel(model)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(model, device_ids=ids)
         self.step_loss, self.n = step_loss, n_examples
         self.progress = progress and self.rank == 0
         params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
@@ -100,7 +117,8 @@ class Trainer:
 
         return {"model": self.module.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
                 "step": self.step, "history": self.history, "settings": asdict(self.settings),
-                "torch_rng": torch.get_rng_state(), "np_rng": np.random.get_state(), "py_rng": random.getstate()}
+                "torch_rng": torch.get_rng_state(), "np_rng": np.random.get_state(), "py_rng": random.getstate(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
 
     def save(self) -> None:
         if self.run_dir is None or self.rank != 0:
@@ -119,7 +137,7 @@ class Trainer:
         path = self.run_dir / RESUME_FILE if self.run_dir else None
         if path is None or not path.is_file():
             return False
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=False, map_location="cpu")
         if state["settings"] != asdict(self.settings):
             from edgekit.errors import InputError
 
@@ -131,6 +149,8 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["np_rng"])
         random.setstate(state["py_rng"])
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         return True
 
     def fit(self, evaluate: Callable[[], dict] | None = None, resume: bool = False) -> list[dict]:
@@ -176,4 +196,5 @@ class Trainer:
             self.save()
         bar.close()
         self.model.eval()
+        self.module.to(self.home)
         return self.history
