@@ -335,7 +335,7 @@ def run_bundle(bundle_path, texts, texts_file, check, runtime, variant, threads)
 @click.option("--max-body-bytes", default=1 << 20, show_default=True, type=click.IntRange(min=1),
               help="Larger request bodies get 413.")
 @click.option("--max-texts", default=64, show_default=True, type=click.IntRange(min=1),
-              help="More texts in one request get 413.")
+              help="More texts (or images) in one request get 413.")
 @click.option("--log", is_flag=True, help="Log each request to stderr.")
 @_runtime_options
 def serve(bundle_path, host, port, max_body_bytes, max_texts, log, runtime, variant, threads):
@@ -344,6 +344,8 @@ def serve(bundle_path, host, port, max_body_bytes, max_texts, log, runtime, vari
     \b
     GET  /health, /info
     POST /embed or /classify (or /predict)  {"texts": ["...", ...]}
+    image bundles: POST /classify  {"images": [base64 of a PNG/JPEG file, ...]}
+                                   or {"arrays": [HxW or HxWxC pixel lists, ...]}
     Bad requests get a JSON error with a 4xx status; the server keeps serving.
     """
     from edgekit.inference import load

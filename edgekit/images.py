@@ -9,8 +9,8 @@ such as ``padding`` or ``max_length`` are accepted and ignored), which lets
 every text path (parity checks, calibration, benchmarks, evaluation) take
 images unchanged.
 
-An image is a path, a ``PIL.Image``, or an array ``HxW`` (grey) or ``HxWxC``:
-uint8 in 0-255, or float already in 0-1.
+An image is a path, the bytes of an image file, a ``PIL.Image``, or an array
+``HxW`` (grey) or ``HxWxC``: uint8 in 0-255, or float already in 0-1.
 """
 
 from __future__ import annotations
@@ -27,13 +27,18 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 def load_image(image) -> np.ndarray:
-    """An image as an array: a file path is opened with Pillow (grey or RGB), anything else is ``np.asarray``."""
-    if not isinstance(image, (str, Path)):
+    """An image as an array: a file path or a file's bytes is opened with Pillow (grey or RGB), anything else
+    is ``np.asarray``."""
+    if not isinstance(image, (str, Path, bytes, bytearray)):
         return np.asarray(image)
     try:
         from PIL import Image
     except ImportError:
         raise ImportError("reading image files needs Pillow: pip install pillow") from None
+    if isinstance(image, (bytes, bytearray)):
+        import io
+
+        image = io.BytesIO(image)
     with Image.open(image) as im:
         return np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
 

@@ -57,9 +57,9 @@ def check_texts(texts) -> list[str]:
 
 
 def check_images(images) -> list:
-    """A list of images (arrays HxW or HxWxC, or file paths). One path, one HxW array, one HxWxC array
-    (C of 1, 3 or 4), or an N-image array (NxHxW, NxHxWxC) are accepted too."""
-    if isinstance(images, (str, Path)):
+    """A list of images (arrays HxW or HxWxC, file paths, or image files' bytes). One path, one file's bytes,
+    one HxW array, one HxWxC array (C of 1, 3 or 4), or an N-image array (NxHxW, NxHxWxC) are accepted too."""
+    if isinstance(images, (str, Path, bytes, bytearray)):
         images = [images]
     elif isinstance(images, np.ndarray):
         single = images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4))
@@ -68,13 +68,27 @@ def check_images(images) -> list:
         images = list(images)
     if not images:
         raise InputError("images is empty")
+    out = []
     for i, im in enumerate(images):
-        if isinstance(im, (str, Path)):
-            if not Path(im).is_file():
-                raise InputError(f"image {i}: no such file {im}")
-        elif not isinstance(im, np.ndarray) or im.ndim not in (2, 3) or im.size == 0:
-            raise InputError(f"image {i}: expected an HxW or HxWxC array or a file path")
-    return images
+        if isinstance(im, (str, Path)) and not Path(im).is_file():
+            raise InputError(f"image {i}: no such file {im}")
+        if isinstance(im, (str, Path, bytes, bytearray)):
+            im = _decode(i, im)
+        if not isinstance(im, np.ndarray) or im.ndim not in (2, 3) or im.size == 0:
+            raise InputError(f"image {i}: expected an HxW or HxWxC array, a file path or a file's bytes")
+        out.append(im)
+    return out
+
+
+def _decode(i: int, image) -> np.ndarray:
+    from edgekit.images import load_image
+
+    try:
+        return load_image(image)
+    except ImportError:
+        raise
+    except Exception as err:  # noqa: BLE001 - Pillow raises several kinds for a file it cannot read
+        raise InputError(f"image {i}: not an image file Pillow can read ({type(err).__name__})") from None
 
 
 class BundleModel:
@@ -141,8 +155,8 @@ class BundleModel:
         return self._predictions(self._forward(check_texts(texts)))
 
     def classify_images(self, images) -> list[Prediction]:
-        """The most likely label of each image (an HxW or HxWxC array, or a file path), with its probability
-        and every label's."""
+        """The most likely label of each image (an HxW or HxWxC array, a file path or a file's bytes), with its
+        probability and every label's."""
         if self.task != "image-classification":
             use = "embed" if self.task == "feature-extraction" else "classify"
             raise InputError(f"this bundle is a {self.task} model; use {use}()")

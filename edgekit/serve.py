@@ -4,7 +4,12 @@
     GET  /info              the bundle, variant, runtime and limits
     POST /embed             {"texts": [...]} -> {"embeddings": [[...], ...], "dim": D}
     POST /classify          {"texts": [...]} -> {"predictions": [{"label", "score", "scores"}, ...]}
-    POST /predict           whichever of the two the bundle's task is
+                            image bundles: {"images": [base64 of an image file, ...]} or
+                            {"arrays": [HxW or HxWxC pixel lists, ...]}; the same predictions
+    POST /predict           whichever of these the bundle's task is
+
+Image requests carry the pixels, never a path: the server opens no file a
+client names.
 
 Errors are JSON ``{"error": "..."}`` with a 4xx status: 400 malformed JSON or
 fields, 404 unknown path, 405 wrong method, 411 no Content-Length, 413 body or
@@ -20,8 +25,10 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
+
 from edgekit.errors import InputError
-from edgekit.inference import BundleModel, check_texts
+from edgekit.inference import BundleModel, check_images, check_texts
 
 DRAIN_LIMIT = 64 << 20  # bodies beyond this are not read: the connection is closed
 
@@ -46,8 +53,49 @@ def _texts(body: dict, max_texts: int) -> list[str]:
         raise RequestError(HTTPStatus.BAD_REQUEST, err.message) from None
 
 
+IMAGE_FIELDS = 'send {"images": [base64 of an image file, ...]} or {"arrays": [HxW or HxWxC pixel lists, ...]}'
+
+
+def _images(body: dict, max_images: int) -> list[np.ndarray]:
+    """Decoded images from ``images`` (base64 file contents) or ``arrays`` (nested pixel lists)."""
+    import base64
+    import binascii
+
+    given = [k for k in ("images", "arrays") if k in body]
+    if len(given) != 1 or not isinstance(body[given[0]], list):
+        hint = "this bundle classifies images, not texts: " if "texts" in body or "text" in body else ""
+        raise RequestError(HTTPStatus.BAD_REQUEST, hint + IMAGE_FIELDS)
+    items = body[given[0]]
+    if len(items) > max_images:
+        raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"{len(items)} images; at most {max_images} per request")
+    decoded = []
+    for i, item in enumerate(items):
+        if given[0] == "images":
+            if not isinstance(item, str):
+                raise RequestError(HTTPStatus.BAD_REQUEST, f"image {i}: expected a base64 string")
+            try:
+                decoded.append(base64.b64decode(item, validate=True))
+            except (binascii.Error, ValueError):
+                raise RequestError(HTTPStatus.BAD_REQUEST, f"image {i}: not valid base64") from None
+        else:
+            try:
+                arr = np.asarray(item)
+            except ValueError:  # ragged rows
+                arr = np.asarray(None)
+            if arr.dtype.kind not in "uif":
+                raise RequestError(HTTPStatus.BAD_REQUEST, f"array {i}: expected rows of numbers, HxW or HxWxC")
+            decoded.append(arr)
+    try:
+        return check_images(decoded)
+    except InputError as err:
+        raise RequestError(HTTPStatus.BAD_REQUEST, err.message) from None
+    except ImportError as err:  # Pillow missing on the device: arrays still work
+        raise RequestError(HTTPStatus.NOT_IMPLEMENTED, f"{err}; or send arrays") from None
+
+
 def make_handler(model: BundleModel, max_body_bytes: int, max_texts: int, quiet: bool = True):
-    routes = {"/embed": "feature-extraction", "/classify": "text-classification", "/predict": None}
+    routes = {"/embed": ("feature-extraction",), "/classify": ("text-classification", "image-classification"),
+              "/predict": None}
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "edgekit"
@@ -121,9 +169,16 @@ def make_handler(model: BundleModel, max_body_bytes: int, max_texts: int, quiet:
             try:
                 body = self._body()
                 wanted = routes[self.path]
-                if wanted is not None and wanted != model.task:
+                if wanted is not None and model.task not in wanted:
                     raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY,
-                                       f"this bundle is a {model.task} model; {self.path} is for {wanted}")
+                                       f"this bundle is a {model.task} model; {self.path} is for "
+                                       f"{' and '.join(wanted)}")
+                if model.task == "image-classification":
+                    images = _images(body, max_texts)
+                    t0 = time.perf_counter()
+                    payload = {"predictions": [p.as_dict() for p in model.classify_images(images)],
+                               "ms": round((time.perf_counter() - t0) * 1000.0, 3)}
+                    return self._send(HTTPStatus.OK, payload)
                 texts = _texts(body, max_texts)
                 t0 = time.perf_counter()
                 if model.task == "feature-extraction":
@@ -149,9 +204,8 @@ def make_handler(model: BundleModel, max_body_bytes: int, max_texts: int, quiet:
 
 def make_server(model: BundleModel, host: str, port: int, *, max_body_bytes: int = 1 << 20,
                 max_texts: int = 64, quiet: bool = True) -> ThreadingHTTPServer:
-    if model.task not in ("feature-extraction", "text-classification"):
-        raise InputError(f"edgekit serve takes text bundles; this is a {model.task} bundle "
-                         "(use the Python API: edgekit.load(...).classify_images)")
+    if model.task not in ("feature-extraction", "text-classification", "image-classification"):
+        raise InputError(f"edgekit serve has no endpoint for a {model.task} bundle")
     server = ThreadingHTTPServer((host, port), make_handler(model, max_body_bytes, max_texts, quiet))
     server.daemon_threads = True
     return server

@@ -111,11 +111,48 @@ def test_compress_refuses_an_image_model_without_image_data(tiny_vit, tmp_path, 
     assert not (tmp_path / "o").exists()
 
 
-def test_serve_refuses_an_image_bundle(tiny_vit_chain, tmp_path):
+def test_serve_classifies_posted_images_and_never_opens_paths(tiny_vit_chain, tmp_path):
+    import base64
+    import io
+    import threading
+
+    from PIL import Image
+
     import edgekit
     from edgekit.bundle_build import build_bundle
     from edgekit.serve import make_server
+    from tests.test_serve import _request
 
     bundle = build_bundle(tiny_vit_chain, tmp_path / "b", artifacts=["onnx-int8-dynamic"])
-    with pytest.raises(InputError, match="text bundles"):
-        make_server(edgekit.load(bundle.path, threads=1), "127.0.0.1", 0)
+    model = edgekit.load(bundle.path, threads=1)
+    srv = make_server(model, "127.0.0.1", 0, max_texts=4)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        test = load_dataset("digits").test
+        files = []
+        for img in test.texts[:3]:
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG")
+            files.append(base64.b64encode(buf.getvalue()).decode())
+        expected = [p.as_dict() for p in model.classify_images(test.texts[:3])]
+        status, out = _request(srv, "POST", "/classify", {"images": files})
+        assert status == 200 and [p["label"] for p in out["predictions"]] == [p["label"] for p in expected]
+        assert out["predictions"][0]["score"] == pytest.approx(expected[0]["score"], abs=1e-5)
+        status, out = _request(srv, "POST", "/predict", {"arrays": [img.tolist() for img in test.texts[:3]]})
+        assert status == 200 and [p["label"] for p in out["predictions"]] == [p["label"] for p in expected]
+        (tmp_path / "secret.png").write_bytes(base64.b64decode(files[0]))
+        for body, status, message in [
+            ({"images": [str(tmp_path / "secret.png")]}, 400, "not valid base64"),  # a path is not opened
+            ({"images": [base64.b64encode(b"not an image").decode()]}, 400, "not an image file"),
+            ({"arrays": [[[1, 2], [3]]]}, 400, "rows of numbers"),
+            ({"texts": ["hello"]}, 400, "classifies images, not texts"),
+            ({"images": files, "arrays": []}, 400, "send"),
+            ({"images": files * 2}, 413, "at most 4"),
+        ]:
+            got = _request(srv, "POST", "/classify", body)
+            assert got[0] == status and message in got[1]["error"], (body, got)
+        assert _request(srv, "POST", "/embed", {"images": files})[0] == 422
+        assert _request(srv, "GET", "/health") == (200, {"status": "ok"})
+    finally:
+        srv.shutdown()
+        srv.server_close()
