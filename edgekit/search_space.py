@@ -19,8 +19,9 @@ import re
 
 from edgekit.recipe import CalibrationConfig, QuantizeConfig
 
-FFN_OUTPUT_ONNX = r"layer\.\d+/output/dense/MatMul"
-FFN_OUTPUT_TFLITE = "BertOutput_output/.*Linear_dense"
+# the FFN output projection: BERT-style encoders (MiniLM) and ViT
+FFN_OUTPUT_ONNX = r"(layer\.\d+/output/dense|layers\.\d+/mlp/fc2)/MatMul"
+FFN_OUTPUT_TFLITE = "BertOutput_output/.*Linear_dense|MLP_mlp/.*Linear_fc2"
 _CAL = CalibrationConfig(samples=128)
 
 

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from edgekit.artifact import Artifact
 from edgekit.checkpoint import load_checkpoint
 from edgekit.datasets import load_dataset
 from edgekit.errors import InputError
@@ -156,3 +157,39 @@ def test_serve_classifies_posted_images_and_never_opens_paths(tiny_vit_chain, tm
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_ffn_output_patterns_find_the_vit_projection(tiny_vit_chain):
+    """The search's and recipes' "keep the FFN output projection out of static int8" rule reaches ViTs."""
+    import re
+
+    import onnx
+
+    from edgekit.search_space import FFN_OUTPUT_ONNX, FFN_OUTPUT_TFLITE
+    from edgekit.stages.quantize_tflite import matching_ops
+
+    nodes = [n.name for n in onnx.load(str(tiny_vit_chain / "onnx-fp32" / "model.onnx")).graph.node
+             if re.search(FFN_OUTPUT_ONNX, n.name)]
+    assert len(nodes) == 1 and "mlp/fc2" in nodes[0]  # the pruned student has one layer
+    tflite = tiny_vit_chain / "tflite-fp32" / "model.tflite"
+    assert matching_ops(tflite, FFN_OUTPUT_TFLITE, ["FULLY_CONNECTED"]) == 1
+    assert matching_ops(tflite, ".*", ["EMBEDDING_LOOKUP"]) == 0
+
+
+def test_static_int8_onnx_on_a_vit(tiny_vit, tmp_path):
+    """ptq-static on a ViT: the optimized graph keeps shape inference working (no FusedMatMul), calibration
+    reads images, and the FFN output projections stay in float as the recipe says."""
+    import onnx
+
+    from edgekit.pipeline import compress
+    from tests.helpers import fast_recipe
+
+    out = tmp_path / "out"
+    compress(tiny_vit, fast_recipe("ptq-static", fidelity_samples=64).with_data("digits"), out, progress=False)
+    ops = {n.op_type for n in onnx.load(str(out / "onnx-fp32-opt" / "model.onnx")).graph.node}
+    assert "FusedMatMul" not in ops
+    art = Artifact.load(out / "onnx-int8-static")
+    assert art.meta["float_nodes"] == ["/model/vit/layers.0/mlp/fc2/MatMul", "/model/vit/layers.1/mlp/fc2/MatMul"]
+    q = {n.op_type for n in onnx.load(str(art.model_path)).graph.node}
+    assert "QuantizeLinear" in q and "DequantizeLinear" in q
+    assert art.meta["validation"]["cosine_mean"] > 0.99

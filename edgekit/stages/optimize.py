@@ -12,6 +12,7 @@ from edgekit.stages import StageResult, register
 
 # model types whose graphs onnxruntime.transformers' BERT fusions understand
 _BERT_LIKE = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet"}
+UNQUANTIZABLE_FUSIONS = ["MatMulScaleFusion"]
 
 
 @register(OptimizeConfig, lambda c, fmt: "onnx-fp32-opt")
@@ -57,7 +58,10 @@ def run_optimize(config: OptimizeConfig, parent, ctx, out_dir) -> StageResult:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         so.optimized_model_filepath = str(out)
         so.log_severity_level = 3
-        ort.InferenceSession(str(parent.model_path), so, providers=["CPUExecutionProvider"])
+        # MatMulScaleFusion's FusedMatMul (Q.K^T with the 1/sqrt(d) scale, as in ViT) defeats the symbolic
+        # shape inference that static int8 needs; the Mul it saves is cheap
+        ort.InferenceSession(str(parent.model_path), so, providers=["CPUExecutionProvider"],
+                             disabled_optimizers=UNQUANTIZABLE_FUSIONS)
         if not out.exists():
             shutil.copy2(parent.model_path, out)
     session = get_runtime("onnxruntime").load(out, threads=ctx.threads)

@@ -46,6 +46,24 @@ def _calibration_data(config: QuantizeConfig, src: Path, ctx) -> dict:
     }
 
 
+def matching_ops(model_path: Path, pattern: str, op_names: list[str]) -> int:
+    """How many ops of the given kinds (``FULLY_CONNECTED``...) the quantizer's scope regex ``pattern`` selects:
+    the same scope (output tensor names) and ``re.search`` that ai-edge-quantizer applies."""
+    import re
+
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    model = tfl.read_model(Path(model_path))
+    codes = model.operatorCodes
+    n = 0
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            name = tfl.TFL_OP_CODE_TO_NAME.get(codes[op.opcodeIndex].builtinCode)
+            if name in op_names and re.search(pattern, tfl.get_op_scope(op, graph.tensors)):
+                n += 1
+    return n
+
+
 def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
     from ai_edge_quantizer import quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
@@ -76,10 +94,11 @@ def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
                     q.add_dynamic_config(pattern, op, num_bits=8, granularity=granularity)
                 else:
                     q.add_weight_only_config(pattern, op, 32, algorithm_key=AlgorithmName.NO_QUANTIZE)
-            scheme.append(f"{pattern}: {config.fallback}")
-        if config.quantize_embeddings:
+            scheme.append(f"{pattern}: {config.fallback} ({matching_ops(src, pattern, [o.name for o in ops])} ops)")
+        tables = matching_ops(src, ".*", [Op.EMBEDDING_LOOKUP.name]) if config.quantize_embeddings else 0
+        if tables:  # text models; a ViT has none
             q.add_dynamic_config(".*", Op.EMBEDDING_LOOKUP, num_bits=8, granularity=granularity)
-            scheme.append("EMBEDDING_LOOKUP: int8 table")
+            scheme.append(f"EMBEDDING_LOOKUP: int8 table ({tables} ops)")
     with _quiet():
         if q.need_calibration:
             calib = q.calibrate(_calibration_data(config, src, ctx), num_threads=ctx.threads)
