@@ -67,7 +67,8 @@ def _images(body: dict, max_images: int) -> list[np.ndarray]:
         raise RequestError(HTTPStatus.BAD_REQUEST, hint + IMAGE_FIELDS)
     items = body[given[0]]
     if len(items) > max_images:
-        raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"{len(items)} images; at most {max_images} per request")
+        raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                           f"{len(items)} images; at most {max_images} per request")
     decoded = []
     for i, item in enumerate(items):
         if given[0] == "images":
@@ -173,19 +174,13 @@ def make_handler(model: BundleModel, max_body_bytes: int, max_texts: int, quiet:
                     raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY,
                                        f"this bundle is a {model.task} model; {self.path} is for "
                                        f"{' and '.join(wanted)}")
-                if model.task == "image-classification":
-                    images = _images(body, max_texts)
-                    t0 = time.perf_counter()
-                    payload = {"predictions": [p.as_dict() for p in model.classify_images(images)],
-                               "ms": round((time.perf_counter() - t0) * 1000.0, 3)}
-                    return self._send(HTTPStatus.OK, payload)
-                texts = _texts(body, max_texts)
+                inputs = (_images if model.task == "image-classification" else _texts)(body, max_texts)
                 t0 = time.perf_counter()
-                if model.task == "feature-extraction":
-                    vectors = model.embed(texts)
-                    payload = {"embeddings": vectors.round(7).tolist(), "dim": int(vectors.shape[1])}
+                result = model.predict(inputs)  # embeddings, or predictions for texts or images
+                if isinstance(result, np.ndarray):
+                    payload = {"embeddings": result.round(7).tolist(), "dim": int(result.shape[1])}
                 else:
-                    payload = {"predictions": [p.as_dict() for p in model.classify(texts)]}
+                    payload = {"predictions": [p.as_dict() for p in result]}
                 payload["ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
                 self._send(HTTPStatus.OK, payload)
             except RequestError as err:
@@ -204,8 +199,6 @@ def make_handler(model: BundleModel, max_body_bytes: int, max_texts: int, quiet:
 
 def make_server(model: BundleModel, host: str, port: int, *, max_body_bytes: int = 1 << 20,
                 max_texts: int = 64, quiet: bool = True) -> ThreadingHTTPServer:
-    if model.task not in ("feature-extraction", "text-classification", "image-classification"):
-        raise InputError(f"edgekit serve has no endpoint for a {model.task} bundle")
     server = ThreadingHTTPServer((host, port), make_handler(model, max_body_bytes, max_texts, quiet))
     server.daemon_threads = True
     return server

@@ -166,14 +166,14 @@ def test_ffn_output_patterns_find_the_vit_projection(tiny_vit_chain):
     import onnx
 
     from edgekit.search_space import FFN_OUTPUT_ONNX, FFN_OUTPUT_TFLITE
-    from edgekit.stages.quantize_tflite import matching_ops
+    from edgekit.stages.quantize_tflite import matching_ops, op_scopes
 
     nodes = [n.name for n in onnx.load(str(tiny_vit_chain / "onnx-fp32" / "model.onnx")).graph.node
              if re.search(FFN_OUTPUT_ONNX, n.name)]
     assert len(nodes) == 1 and "mlp/fc2" in nodes[0]  # the pruned student has one layer
-    tflite = tiny_vit_chain / "tflite-fp32" / "model.tflite"
-    assert matching_ops(tflite, FFN_OUTPUT_TFLITE, ["FULLY_CONNECTED"]) == 1
-    assert matching_ops(tflite, ".*", ["EMBEDDING_LOOKUP"]) == 0
+    scopes = op_scopes(tiny_vit_chain / "tflite-fp32" / "model.tflite")
+    assert matching_ops(scopes, FFN_OUTPUT_TFLITE, ["FULLY_CONNECTED"]) == 1
+    assert matching_ops(scopes, ".*", ["EMBEDDING_LOOKUP"]) == 0
 
 
 def test_static_int8_onnx_on_a_vit(tiny_vit, tmp_path):

@@ -46,22 +46,23 @@ def _calibration_data(config: QuantizeConfig, src: Path, ctx) -> dict:
     }
 
 
-def matching_ops(model_path: Path, pattern: str, op_names: list[str]) -> int:
-    """How many ops of the given kinds (``FULLY_CONNECTED``...) the quantizer's scope regex ``pattern`` selects:
-    the same scope (output tensor names) and ``re.search`` that ai-edge-quantizer applies."""
-    import re
-
+def op_scopes(model_path: Path) -> list[tuple[str | None, str]]:
+    """(kind, scope) of every op of a .tflite as ai-edge-quantizer names them: ``FULLY_CONNECTED``..., and the
+    output tensor names its scope regexes are matched against."""
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
 
     model = tfl.read_model(Path(model_path))
     codes = model.operatorCodes
-    n = 0
-    for graph in model.subgraphs:
-        for op in graph.operators:
-            name = tfl.TFL_OP_CODE_TO_NAME.get(codes[op.opcodeIndex].builtinCode)
-            if name in op_names and re.search(pattern, tfl.get_op_scope(op, graph.tensors)):
-                n += 1
-    return n
+    return [(tfl.TFL_OP_CODE_TO_NAME.get(codes[op.opcodeIndex].builtinCode), tfl.get_op_scope(op, graph.tensors))
+            for graph in model.subgraphs for op in graph.operators]
+
+
+def matching_ops(scopes: list[tuple[str | None, str]], pattern: str, op_names: list[str]) -> int:
+    """How many ops of the given kinds the quantizer's scope regex ``pattern`` selects (``re.search``, as
+    ai-edge-quantizer applies it)."""
+    import re
+
+    return sum(1 for kind, scope in scopes if kind in op_names and re.search(pattern, scope))
 
 
 def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
@@ -84,6 +85,7 @@ def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
         q.add_weight_only_config(".*", Op.ALL_SUPPORTED, 16, algorithm_key=AlgorithmName.FLOAT_CASTING)
         scheme.append("all supported ops: float16 weights")
     else:
+        scopes = op_scopes(src)  # read once: the scheme counts the ops each rule takes
         ops = [getattr(Op, o) for o in (config.op_types or ["FULLY_CONNECTED"])]
         for op in ops:
             q.add_static_config(".*", op, activation_num_bits=8, weight_num_bits=8, weight_granularity=granularity)
@@ -94,8 +96,8 @@ def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
                     q.add_dynamic_config(pattern, op, num_bits=8, granularity=granularity)
                 else:
                     q.add_weight_only_config(pattern, op, 32, algorithm_key=AlgorithmName.NO_QUANTIZE)
-            scheme.append(f"{pattern}: {config.fallback} ({matching_ops(src, pattern, [o.name for o in ops])} ops)")
-        tables = matching_ops(src, ".*", [Op.EMBEDDING_LOOKUP.name]) if config.quantize_embeddings else 0
+            scheme.append(f"{pattern}: {config.fallback} ({matching_ops(scopes, pattern, [o.name for o in ops])} ops)")
+        tables = matching_ops(scopes, ".*", [Op.EMBEDDING_LOOKUP.name]) if config.quantize_embeddings else 0
         if tables:  # text models; a ViT has none
             q.add_dynamic_config(".*", Op.EMBEDDING_LOOKUP, num_bits=8, granularity=granularity)
             scheme.append(f"EMBEDDING_LOOKUP: int8 table ({tables} ops)")

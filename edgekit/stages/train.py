@@ -155,11 +155,12 @@ def run_distill(config: DistillConfig, parent, ctx, out_dir: Path) -> StageResul
     student = student_from_teacher(source, layers).train()
     holder = [student]
     data = _task_data(ctx, config.data, config.train.max_len, holder)
+    device = train_device()
     history = distill(teacher, student, data.train, ctx.teacher.task, _settings(config.train, len(data.train)),
                       _losses(config.losses),
                       _run_dir(ctx, out_dir, out_dir.name), layer_map=layers if source is teacher else None,
                       evaluate=data.evaluate, progress=ctx.progress, resume=ctx.resume,
-                      desc=f"distill {out_dir.name}", teacher_data=data.teacher_train, device=(device := train_device()))
+                      desc=f"distill {out_dir.name}", teacher_data=data.teacher_train, device=device)
     record = {"kind": "distill", "teacher_layers": n, "student_layers": layers, "device": str(device),
               "history": history}
     return _save(student, ctx, out_dir, record, ctx.checkpoint.tokenizer)
@@ -227,10 +228,11 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
         from edgekit.training.device import train_device
 
         model.train()
+        device = train_device()
         history = distill(ctx.teacher.model, model, data.train, task, _settings(config.recover, len(data.train)),
                           _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
                           progress=ctx.progress, resume=ctx.resume, desc=f"recover {out_dir.name}",
-                          teacher_data=data.teacher_train, device=(device := train_device()))
+                          teacher_data=data.teacher_train, device=device)
     sparsity = _make_permanent(masked)
     from edgekit.training.prune import encoder_macs
 

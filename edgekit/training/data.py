@@ -69,8 +69,9 @@ def encode(tokenizer, texts: Sequence[str], max_len: int, labels: Sequence[int] 
                    None if labels is None else torch.as_tensor(list(labels), dtype=torch.long))
 
 
-def logits(model, data: Encoded, batch_size: int = 64) -> np.ndarray:
-    """The model's logits for every row, in order, in eval mode without gradients (on the model's device)."""
+def outputs(model, data: Encoded, pick, batch_size: int = 64) -> np.ndarray:
+    """``pick(model_output, batch)`` for every row, in order, in eval mode without gradients, on the model's
+    device; the model's train/eval mode is restored afterwards."""
     import torch
 
     from edgekit.training.device import device_of, to_device
@@ -81,11 +82,16 @@ def logits(model, data: Encoded, batch_size: int = 64) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for i in range(0, len(data), batch_size):
-            b = data.batch(range(i, min(i + batch_size, len(data))))
+            b = to_device(data.batch(range(i, min(i + batch_size, len(data)))), device)
             b.pop("labels", None)
-            out.append(model(**to_device(b, device)).logits.float().cpu().numpy())
+            out.append(pick(model(**b), b).float().cpu().numpy())
     model.train(was)
     return np.concatenate(out)
+
+
+def logits(model, data: Encoded, batch_size: int = 64) -> np.ndarray:
+    """The model's logits for every row, in order, in eval mode without gradients (on the model's device)."""
+    return outputs(model, data, lambda res, _batch: res.logits, batch_size)
 
 
 def accuracy(model, data: Encoded) -> float:

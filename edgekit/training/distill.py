@@ -55,22 +55,14 @@ def student_from_teacher(teacher, layers: list[int]):
 
 
 def teacher_targets(teacher, data, task: str, batch_size: int = 64) -> np.ndarray:
-    """Teacher logits (classifiers) or mean-pooled embeddings (encoders) for every row of ``data``."""
-    import torch
+    """Teacher logits (classifiers) or mean-pooled embeddings (encoders) for every row of ``data``; the
+    model is left in eval mode (the hidden-state loss runs the teacher at every step)."""
+    from edgekit.training.data import outputs
 
-    from edgekit.training.device import device_of, to_device
-
-    out = []
     teacher.eval()
-    device = device_of(teacher)
-    with torch.inference_mode():
-        for i in range(0, len(data), batch_size):
-            b = to_device(data.batch(range(i, min(i + batch_size, len(data)))), device)
-            b.pop("labels", None)
-            res = teacher(**b)
-            out.append((res.logits if task in CLASSIFIERS else mean_pool(res.last_hidden_state,
-                                                                         b["attention_mask"])).float().cpu().numpy())
-    return np.concatenate(out)
+    if task in CLASSIFIERS:
+        return outputs(teacher, data, lambda res, _batch: res.logits, batch_size)
+    return outputs(teacher, data, lambda res, b: mean_pool(res.last_hidden_state, b["attention_mask"]), batch_size)
 
 
 def distill(teacher, student, data, task: str, settings: TrainSettings, losses: DistillLosses,
@@ -82,57 +74,48 @@ def distill(teacher, student, data, task: str, settings: TrainSettings, losses: 
     student has its own (pruned) vocabulary. ``device``: where to train
     (default: :func:`edgekit.training.device.train_device`)."""
     import torch
+    import torch.nn.functional as F
 
-    from edgekit.training.device import device_of, train_device
+    from edgekit.training.device import device_of, to_device, train_device
 
     device = torch.device(device) if device is not None else train_device()
     home = device_of(teacher)
-    teacher.to(device)
+    teacher.to(device)  # the hidden-state loss runs it at every step
     try:
         seed_everything(settings.seed)
-        return _distill(teacher, student, data, task, settings, losses, run_dir, layer_map, evaluate, progress,
-                        resume, desc, teacher_data, device)
+        targets = torch.from_numpy(teacher_targets(teacher, teacher_data if teacher_data is not None else data, task))
+        targets = targets.to(device)
+        use_hidden = losses.hidden > 0 and layer_map is not None and (teacher_data is None or teacher_data is data)
+        T = losses.temperature
+
+        def step_loss(model, idx):
+            b = to_device(data.batch(idx), device)
+            labels = b.pop("labels", None)
+            out = model(**b, output_hidden_states=use_hidden)
+            tgt = targets[torch.as_tensor(np.asarray(idx), device=device)]
+            loss = torch.zeros((), device=device)
+            if task in CLASSIFIERS:
+                s = out.logits
+                if losses.kd:
+                    loss = loss + losses.kd * T * T * F.kl_div(F.log_softmax(s / T, -1), F.softmax(tgt / T, -1),
+                                                               reduction="batchmean")
+                if losses.hard and labels is not None:
+                    loss = loss + losses.hard * F.cross_entropy(s, labels)
+            else:
+                emb = mean_pool(out.last_hidden_state, b["attention_mask"])
+                loss = loss + losses.embedding * (1 - F.cosine_similarity(emb, tgt, dim=-1)).mean()
+            if use_hidden:
+                with torch.no_grad():
+                    t_hidden = teacher(**b, output_hidden_states=True).hidden_states
+                mask = (b["attention_mask"].unsqueeze(-1).float() if "attention_mask" in b
+                        else torch.ones(*out.hidden_states[0].shape[:2], 1, device=device))
+                for i, j in enumerate(layer_map):
+                    diff = (out.hidden_states[i + 1] - t_hidden[j + 1]) * mask
+                    loss = loss + losses.hidden * diff.pow(2).sum() / (mask.sum() * diff.shape[-1])
+            return loss
+
+        trainer = Trainer(student, step_loss, len(data), settings, run_dir, progress=progress, desc=desc,
+                          device=device)
+        return trainer.fit(evaluate, resume=resume)
     finally:
         teacher.to(home)
-
-
-def _distill(teacher, student, data, task, settings, losses, run_dir, layer_map, evaluate, progress, resume, desc,
-             teacher_data, device) -> list[dict]:
-    import torch
-    import torch.nn.functional as F
-
-    from edgekit.training.device import to_device
-
-    targets = torch.from_numpy(teacher_targets(teacher, teacher_data if teacher_data is not None else data, task))
-    targets = targets.to(device)
-    use_hidden = losses.hidden > 0 and layer_map is not None and (teacher_data is None or teacher_data is data)
-    T = losses.temperature
-
-    def step_loss(model, idx):
-        b = to_device(data.batch(idx), device)
-        labels = b.pop("labels", None)
-        out = model(**b, output_hidden_states=use_hidden)
-        tgt = targets[torch.as_tensor(np.asarray(idx), device=device)]
-        loss = torch.zeros((), device=device)
-        if task in CLASSIFIERS:
-            s = out.logits
-            if losses.kd:
-                loss = loss + losses.kd * T * T * F.kl_div(F.log_softmax(s / T, -1), F.softmax(tgt / T, -1),
-                                                           reduction="batchmean")
-            if losses.hard and labels is not None:
-                loss = loss + losses.hard * F.cross_entropy(s, labels)
-        else:
-            emb = mean_pool(out.last_hidden_state, b["attention_mask"])
-            loss = loss + losses.embedding * (1 - F.cosine_similarity(emb, tgt, dim=-1)).mean()
-        if use_hidden:
-            with torch.no_grad():
-                t_hidden = teacher(**b, output_hidden_states=True).hidden_states
-            mask = (b["attention_mask"].unsqueeze(-1).float() if "attention_mask" in b
-                    else torch.ones(*out.hidden_states[0].shape[:2], 1, device=device))
-            for i, j in enumerate(layer_map):
-                diff = (out.hidden_states[i + 1] - t_hidden[j + 1]) * mask
-                loss = loss + losses.hidden * diff.pow(2).sum() / (mask.sum() * diff.shape[-1])
-        return loss
-
-    trainer = Trainer(student, step_loss, len(data), settings, run_dir, progress=progress, desc=desc, device=device)
-    return trainer.fit(evaluate, resume=resume)
