@@ -31,6 +31,9 @@ def main() -> int:
     ap.add_argument("--output", type=Path, default=Path("ci-out"))
     args = ap.parse_args()
 
+    from edgekit.logs import quiet_libraries
+
+    quiet_libraries()
     from edgekit.cli import main as edgekit
     from edgekit.pipeline import compress
     from edgekit.recipe import load_recipe, recipe_from_dict

@@ -67,7 +67,7 @@ def main() -> int:
     for label, recipe in recipes.items():
         out = args.work / recipe.name
         t = time.perf_counter()
-        res = compress(args.teacher, recipe, out, progress=True)
+        res = compress(args.teacher, recipe, out, progress=True, overwrite=True)  # its own work folder
         result["runs"][label] = {"output": str(out), **summary(res.report, time.perf_counter() - t)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")

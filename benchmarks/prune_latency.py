@@ -46,7 +46,7 @@ def main() -> int:
                    {"kind": "export", "input": f"pruned-{name}", "name": f"onnx-pruned-{name}"}]
     stages.append({"kind": "bench", "runs": args.runs, "seq_len": 128, "threads": 2})
     recipe = recipe_from_dict({"version": 1, "name": "prune-latency", "stages": stages}, "prune-latency")
-    result = compress(args.model, recipe, args.work, progress=True)
+    result = compress(args.model, recipe, args.work, progress=True, overwrite=True)  # its own work folder
     rows = {r["name"]: r for r in result.report["results"]}
     base_macs = encoder_macs(load_checkpoint(args.model).config, 128)
     out = {"environment": environment(2), "model": result.report["model"]["name"], "seq_len": 128, "variants": {}}

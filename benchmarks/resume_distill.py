@@ -61,15 +61,16 @@ def main() -> int:
     import torch
     from safetensors.torch import load_file
 
+    from edgekit.training.loop import RESUME_FILE, saved_step
+
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     recipe = recipe_file(args.work)
     base = [sys.executable, "-m", "edgekit", "compress", str(args.teacher), "-r", str(recipe), "-q"]
     interrupted, clean = args.work / "interrupted", args.work / "clean"
-    checkpoint = interrupted / ".train-student" / "resume.pt"  # training state lives in the output directory
+    checkpoint = interrupted / ".train-student" / RESUME_FILE  # training state lives in the output directory
     code_killed, t_killed = run([*base, "-o", str(interrupted)], kill_when=checkpoint.is_file)
-    state = torch.load(checkpoint, weights_only=False)
-    killed_at = state["step"]
+    killed_at = saved_step(checkpoint)
     code_resumed, t_resumed = run([*base, "-o", str(interrupted), "--resume"])
     code_clean, t_clean = run([*base, "-o", str(clean)])
     a = load_file(str(interrupted / "student" / "model.safetensors"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +32,47 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 def digest_files(files: dict[str, str]) -> str:
     """One digest over a {relative path: sha256} mapping."""
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+# config.json keys that record how and when a checkpoint was written, not what the model is
+_WRITE_TIME_KEYS = ("transformers_version", "_name_or_path", "_commit_hash")
+
+
+def model_identity(config: dict, weights: list[Path]) -> str:
+    """A digest of what defines a checkpoint's model, independent of the library versions that wrote it.
+
+    It covers the config minus write-time metadata (``transformers_version``, ``_name_or_path``, private
+    keys) and, for safetensors weights, every tensor's name, dtype, shape and bytes (not the file's
+    header, whose metadata and order a writer may change). Other weight files are digested as bytes.
+    """
+    h = hashlib.sha256()
+    model_config = {k: v for k, v in config.items() if k not in _WRITE_TIME_KEYS and not k.startswith("_")}
+    h.update(json.dumps(model_config, sort_keys=True).encode())
+    for path in sorted(weights, key=lambda p: p.name):
+        if path.suffix == ".safetensors":
+            for name, dtype, shape, data in _safetensors_tensors(path):
+                h.update(f"{name}|{dtype}|{shape}|".encode())
+                h.update(data)
+        else:
+            h.update(f"{path.name}|{sha256_file(path)}".encode())
+    return h.hexdigest()
+
+
+def _safetensors_tensors(path: Path):
+    """(name, dtype, shape, raw bytes) of every tensor in a safetensors file, sorted by name, read with
+    the standard library alone (the format is an 8-byte header length, a JSON header and the data)."""
+    with open(path, "rb") as f:
+        try:
+            (size,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(size))
+        except (struct.error, ValueError, UnicodeDecodeError) as err:
+            raise ArtifactError(f"{path}: not a readable safetensors file ({err})") from None
+        base = 8 + size
+        for name in sorted(k for k in header if k != "__metadata__"):
+            t = header[name]
+            start, end = t["data_offsets"]
+            f.seek(base + start)
+            yield name, t["dtype"], tuple(t["shape"]), f.read(end - start)
 
 
 @dataclass(frozen=True)

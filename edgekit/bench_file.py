@@ -7,8 +7,8 @@ from pathlib import Path
 
 from edgekit.calibration import load_text_data
 from edgekit.environment import environment
-from edgekit.errors import ModelFileError
-from edgekit.inspect_model import detect_format
+from edgekit.errors import InputError, ModelFileError
+from edgekit.inspect_model import check_token_inputs, detect_format, onnx_token_limits
 from edgekit.measure import BenchSettings, Target, measure
 from edgekit.plugins import load_session, runtime_for_format
 from edgekit.report import build_report
@@ -27,13 +27,20 @@ def _tokenizer(path: Path):
 
 
 def _load_inputs(path: Path) -> dict:
+    """Named arrays from an .npz (never unpickled: object arrays are refused)."""
+    import zipfile
+
     import numpy as np
 
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as err:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ModelFileError(f"{path}: not a readable .npz of named arrays ({err})") from None
+    raise ModelFileError(f"{path}: one unnamed array (.npy), not an .npz of named arrays; save the inputs with "
+                         "numpy.savez(FILE, input_ids=..., attention_mask=...)")
 
 
 def _selfcheck(adapter, model: Path, threads: int) -> float | None:
@@ -64,6 +71,27 @@ def _prepare(model: Path, runtime: str | None, settings: BenchSettings):
     return model, name, fmt, precision, adapter
 
 
+def _check_tokens(prepared: list, seq_lens: list[int], feeds: dict | None, inputs_file: Path | None, tok,
+                  tokenizer: Path | None) -> None:
+    """Token ids and lengths within what each ONNX model's embedding tables hold, before anything runs."""
+    for path, _, fmt, _, _ in prepared:
+        limits = onnx_token_limits(path) if fmt == "onnx" else {}
+        vocab, positions = limits.get("vocab"), limits.get("positions")
+        if positions is not None and feeds is None and max(seq_lens) > positions:
+            raise InputError(f"--seq-len {max(seq_lens)} is beyond what {path} takes: {positions} positions (its "
+                             f"position embedding table, max_position_embeddings); use at most {positions}")
+        check_token_inputs(feeds or {}, path, limits, inputs_file)
+        if vocab is not None and tok is not None and len(tok) > vocab:
+            raise InputError(f"tokenizer {tokenizer} has {len(tok)} tokens but {path} embeds {vocab}: it is not "
+                             "this model's tokenizer; pass the model's own")
+
+
+def _index_error(err: Exception) -> bool:
+    """A runtime's complaint that a token id indexes past an embedding table."""
+    text = str(err).lower()
+    return "index" in text and ("out of bounds" in text or "out of range" in text or "out of data bounds" in text)
+
+
 def _target(model: Path, name: str, fmt: str, precision: str, adapter, threads: int) -> Target:
     def load():
         return load_session(adapter, model, threads)
@@ -83,13 +111,22 @@ def bench_file(models: Path | list[Path], *, runtime: str | None, settings: Benc
     tok = _tokenizer(tokenizer) if tokenizer else None
     texts = load_text_data(evaluation=texts_file).heldout if tok is not None else []
     feeds = _load_inputs(inputs_file) if inputs_file else None
+    _check_tokens(prepared, seq_lens or [settings.seq_len], feeds, inputs_file, tok, tokenizer)
     rows = []
     for t in threads or [settings.threads]:
         for b in batch_sizes or [settings.batch_size]:
             for s in seq_lens or [settings.seq_len]:
                 point = replace(settings, batch_size=b, seq_len=s, threads=t)
                 targets = [_target(path, name, fmt, prec, adapter, t) for path, name, fmt, prec, adapter in prepared]
-                rows += measure(targets, point, tokenizer=tok, texts=texts, progress=progress, feeds_override=feeds)
+                try:
+                    rows += measure(targets, point, tokenizer=tok, texts=texts, progress=progress,
+                                    feeds_override=feeds)
+                except Exception as err:  # a runtime rejecting token ids whose range the graph did not show
+                    if (feeds is None and tok is None) or not _index_error(err):
+                        raise
+                    source = inputs_file or f"tokenizer {tokenizer}"
+                    raise InputError(f"{source}: a token id is outside a model's vocabulary "
+                                     f"({str(err).splitlines()[0][:200]}); use the model's own tokenizer") from None
     for row in rows:
         if checks.get(row["name"]) is not None:
             row["fidelity"] = {"selfcheck_cosine_min": checks[row["name"]]}

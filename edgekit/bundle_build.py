@@ -12,10 +12,9 @@ import numpy as np
 from edgekit import __version__
 from edgekit.artifact import Artifact, sha256_file
 from edgekit.bundle import (BUNDLE_FILE, BUNDLE_VERSION, FP32_KEY, REFERENCE_FILE, REFERENCE_IMAGES_KEY, Bundle,
-                            Variant,
-                            open_bundle, pack, verify)
+                            Variant, open_bundle, pack, seal, verify)
 from edgekit.errors import InputError
-from edgekit.output import OutputDir
+from edgekit.output import OutputDir, claim_file, place_file, refuse_overlap
 
 RUNNABLE_FORMATS = ("onnx", "tflite")
 REFERENCE_TEXTS = 16
@@ -39,8 +38,12 @@ def _preprocessing(ckpt: Path) -> dict:
     tok_cfg = _read_json(ckpt / "tokenizer_config.json")
     candidates = [st.get("max_seq_length"), tok_cfg.get("model_max_length"), config.get("max_position_embeddings")]
     lengths = [int(c) for c in candidates if isinstance(c, (int, float)) and 0 < c < 100_000]
-    return {"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_seq_len": min(lengths) if lengths else 512,
-            "batch_size": 32}
+    pre = {"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_seq_len": min(lengths) if lengths else 512,
+           "batch_size": 32}
+    vocab = config.get("vocab_size")
+    if isinstance(vocab, int) and vocab > 0:  # the model's embedding rows: token ids at or past it are refused
+        pre["vocab_size"] = vocab
+    return pre
 
 
 def _postprocessing(ckpt: Path, task: str) -> dict:
@@ -59,6 +62,17 @@ def _write_preprocessing(ckpt: Path, staged: Path, pre: dict) -> None:
         shutil.copy2(ckpt / Path(pre["processor"]).name, staged / pre["processor"])
     else:
         _write_tokenizer(ckpt, staged / "tokenizer")
+        _check_vocab(staged / pre["tokenizer"], pre.get("vocab_size"), ckpt)
+
+
+def _check_vocab(tokenizer_json: Path, vocab_size: int | None, ckpt: Path) -> None:
+    """The tokenizer gives no id the model has no embedding for."""
+    from tokenizers import Tokenizer
+
+    ids = Tokenizer.from_file(str(tokenizer_json)).get_vocab(with_added_tokens=True).values()
+    if vocab_size is not None and ids and max(ids) >= vocab_size:
+        raise InputError(f"{ckpt}: its tokenizer gives token ids up to {max(ids)}, but the model has "
+                         f"{vocab_size} (config.json vocab_size); they do not belong together")
 
 
 def _write_tokenizer(ckpt: Path, dest: Path) -> None:
@@ -140,14 +154,25 @@ def _fp32_outputs(draft: Bundle, ckpt: Path, task: str, texts: list[str], thread
     return BundleModel(draft, reference, session, adapter.name, threads).task_outputs(texts)
 
 
-def _hash_all(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != BUNDLE_FILE}
+def _hash_all(root: Path) -> dict[str, dict]:
+    return {p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != BUNDLE_FILE}
+
+
+def _common_max_length(pre: dict, sessions: list) -> None:
+    """Every variant truncates at the same length: the shortest that all of them take (a TFLite model's
+    largest sequence bucket may be shorter than the checkpoint's limit)."""
+    if pre["kind"] == "text":
+        limits = [s.max_seq_len for s in sessions if s.max_seq_len]
+        pre["max_seq_len"] = min([pre["max_seq_len"], *limits])
 
 
 def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str] | None = None,
-                 archive: bool = False, threads: int = 2) -> Bundle:
-    """Bundle the chosen artifacts of a compress output directory ``source`` into ``output``."""
+                 archive: bool = False, threads: int = 2, overwrite: bool = False) -> Bundle:
+    """Bundle the chosen artifacts of a compress output directory ``source`` into ``output``.
+
+    The bundle is built beside ``output`` and moved in whole (:class:`edgekit.output.OutputDir`); an
+    earlier edgekit bundle there is replaced only with ``overwrite``, anything else is refused."""
     from edgekit.compare import load_report
     from edgekit.fidelity import cosine_rows
     from edgekit.inference import BundleModel
@@ -155,6 +180,10 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
     from edgekit.plugins import runtime_for_format
 
     source, output = Path(source), Path(output)
+    refuse_overlap(source, output)
+    packed_at = output.with_name(output.name + ".tar.gz")
+    if archive:
+        claim_file(packed_at, overwrite)
     report = load_report(source / "report.json")
     ckpt = Path(report["model"]["path"])
     if not (ckpt / "config.json").is_file():
@@ -168,8 +197,8 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
     home = homes.pop()
     pre = _preprocessing(home)
     texts = _reference_images(report) if pre["kind"] == "image" else _reference_texts()
-    with OutputDir(output.parent) as out:
-        staged = out.stage(output.name)
+    with OutputDir(output, "bundle", overwrite=overwrite, exclusive=True) as out:  # a bundle holds only its files
+        staged = out.tree
         _write_preprocessing(home, staged, pre)
         variants = []
         for a in chosen:
@@ -196,10 +225,12 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
             "files": {},
         }
         draft = Bundle(path=staged, meta=meta)
+        adapters = [runtime_for_format(v.format) for v in draft.variants]
+        sessions = [load_session(adapter, staged / v.file, threads) for adapter, v in zip(adapters, draft.variants)]
+        _common_max_length(pre, sessions)
         recorded = {FP32_KEY: _fp32_outputs(draft, home, task, texts, threads)}
-        for v in draft.variants:
-            adapter = runtime_for_format(v.format)
-            model = BundleModel(draft, v, load_session(adapter, staged / v.file, threads), adapter.name, threads)
+        for v, adapter, session in zip(draft.variants, adapters, sessions):
+            model = BundleModel(draft, v, session, adapter.name, threads)
             recorded[v.name] = model.task_outputs(texts)
             model.close()
             cos = cosine_rows(recorded[FP32_KEY], recorded[v.name])
@@ -209,11 +240,13 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
             recorded[REFERENCE_IMAGES_KEY] = np.stack(texts)
         np.savez_compressed(staged / REFERENCE_FILE, **recorded)
         meta["files"] = _hash_all(staged)
+        meta = seal(meta)
         (staged / BUNDLE_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         verify(staged, meta)
-        final = out.commit(staged, output.name)
-        if archive:
-            pack(final, final.with_name(final.name + ".tar.gz"))
+        packed = pack(staged, out.scratch(packed_at.name)) if archive else None
+        final = out.commit()
+        if packed is not None:
+            place_file(packed, packed_at, overwrite=overwrite)
     return open_bundle(final)
 
 
@@ -221,5 +254,9 @@ def describe(bundle: Bundle) -> str:
     lines = [f"bundle {bundle.path} ({bundle.size_bytes / 1e6:.1f} MB): {bundle.name}, {bundle.task}"]
     for v in bundle.variants:
         lines.append(f"  {v.name:<24} {v.format:<7} {v.precision:<6} {v.size_bytes / 1e6:7.1f} MB  {v.file}")
+    pre = bundle.meta["preprocessing"]
+    if pre["kind"] == "text":
+        lines.append(f"  every variant takes up to {pre['max_seq_len']} tokens; longer texts are truncated")
+    lines.append(f"  digest sha256:{bundle.digest} (pin it: edgekit run --digest ...)")
     return "\n".join(lines)
 

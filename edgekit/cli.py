@@ -23,6 +23,20 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI cancel, `timeout`): unwinds like Ctrl-C, so the same clean-up runs."""
+
+
+def _on_sigterm(_signum, _frame) -> None:
+    raise Terminated()
+
+
+def _interrupted(exc: BaseException | None) -> None:
+    if isinstance(exc, Terminated):
+        _fail("terminated (SIGTERM)", 143)
+    _fail("interrupted", 130)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="edgekit")
 def cli() -> None:
@@ -38,6 +52,9 @@ def cli() -> None:
 
     Exit codes: 0 ok, 1 internal error, 2 bad input, 3 a check failed.
     """
+    from edgekit.logs import quiet_libraries
+
+    quiet_libraries()  # before any command imports torch or torchao
 
 
 @cli.command()
@@ -62,8 +79,12 @@ def cli() -> None:
                    "use only for checkpoints you trust.")
 @click.option("--resume", is_flag=True,
               help="Continue interrupted training stages (distill, prune) from their last checkpoint in OUTPUT.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier edgekit output at OUTPUT (only the files edgekit wrote there, unchanged; "
+                   "your own files stay). Without it an existing output is refused.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def compress(checkpoint, recipe, output, task, data, calibration, evaluation, allow_unsafe_pickle, resume, quiet):
+def compress(checkpoint, recipe, output, task, data, calibration, evaluation, allow_unsafe_pickle, resume, overwrite,
+             quiet):
     """Run a recipe on CHECKPOINT and benchmark every artifact it makes.
 
     CHECKPOINT is a Hugging Face checkpoint directory (config.json, safetensors
@@ -73,7 +94,10 @@ def compress(checkpoint, recipe, output, task, data, calibration, evaluation, al
 
     Each artifact lands in OUTPUT/<name>/ with a manifest.json; the report is
     written to OUTPUT/report.json and OUTPUT/report.md, the resolved recipe to
-    OUTPUT/recipe.yaml. A failed run leaves no partial artifact behind.
+    OUTPUT/recipe.yaml. The whole run is staged beside OUTPUT and moved in
+    at the end: a failed or interrupted run leaves OUTPUT as it was. An
+    existing OUTPUT is refused unless it is an earlier edgekit output and
+    --overwrite is given; a directory edgekit did not make is never replaced.
     """
     from edgekit.pipeline import compress as run
     from edgekit.recipe import load_recipe
@@ -86,7 +110,7 @@ def compress(checkpoint, recipe, output, task, data, calibration, evaluation, al
         loaded = load_recipe(recipe)
         result = run(checkpoint, loaded.with_data(data) if data else loaded, output, task=task, calibration=calibration,
                      evaluation=evaluation, allow_unsafe_pickle=allow_unsafe_pickle, progress=not quiet,
-                     resume=resume)
+                     resume=resume, overwrite=overwrite)
     except SearchFailed as err:
         click.echo("\n".join(search_markdown(err.record)))
         click.echo(f"\nwrote report.json and report.md (every trial) to {output}")
@@ -123,7 +147,9 @@ def _int_list(ctx, param, value):
               help="Thread count, or a sweep (1,2,4).")
 @click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0))
 @click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the report JSON here.")
+@click.option("--output", "-o", type=click.Path(path_type=Path),
+              help="Write the report JSON here (an existing file only with --overwrite, and only one edgekit wrote).")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier edgekit report at --output.")
 @click.option("--variant", "variants", multiple=True, help="With a bundle: only these variants (repeat).")
 @click.option("--target", help="With a bundle: benchmark on a device, ssh://[user@]host[:port].")
 @click.option("--identity", "-i", type=click.Path(path_type=Path), help="SSH private key for --target.")
@@ -134,7 +160,7 @@ def _int_list(ctx, param, value):
               help="Where on the --target device the bundle and runner go (relative: to the login's home).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def bench(models, runtime, tokenizer, texts, inputs_file, batch_size, seq_len, threads, warmup, runs, output,
-          variants, target, identity, ssh_options, remote_python, remote_dir, quiet):
+          overwrite, variants, target, identity, ssh_options, remote_python, remote_dir, quiet):
     """Benchmark model files (.onnx, .tflite) or edgekit artifact directories, side by side.
 
     Works on models edgekit did not make. Batch size, sequence length and
@@ -153,8 +179,11 @@ def bench(models, runtime, tokenizer, texts, inputs_file, batch_size, seq_len, t
     the report has the same schema, with `target` and `environment` naming it.
     """
     from edgekit.measure import BenchSettings
+    from edgekit.output import claim_file, stamped, write_file
     from edgekit.report import dumps, text_table
 
+    if output:
+        claim_file(output, overwrite)  # refused now, not after the benchmark
     settings = BenchSettings(batch_size=batch_size[0], seq_len=seq_len[0], threads=threads[0], warmup=warmup,
                              runs=runs)
     sweeps = {"batch_sizes": batch_size, "seq_lens": seq_len, "threads": threads}
@@ -173,10 +202,7 @@ def bench(models, runtime, tokenizer, texts, inputs_file, batch_size, seq_len, t
                             inputs_file=inputs_file, progress=not quiet, **sweeps)
     click.echo(text_table(report))
     if output:
-        from edgekit.output import OutputDir
-
-        with OutputDir(Path(output).parent) as out:
-            out.write_text(Path(output).name, dumps(report))
+        write_file(output, dumps(stamped(report)), overwrite=overwrite)
         click.echo(f"\nwrote {output}")
 
 
@@ -206,14 +232,18 @@ def _bench_bundle(path, settings, sweeps, runtime, variants, target, identity, s
 @click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--baseline", type=click.Path(path_type=Path), help="A report.json to compare against (rows matched by name).")
 @click.option("--max-latency-regression", type=float, metavar="PCT",
-              help="Fail when p50 grows by more than PCT percent and by more than the run-to-run spread.")
+              help="Fail when p50 grows by more than PCT percent and by more than the run-to-run spread "
+                   "(at most 50% of the baseline p50).")
 @click.option("--max-size-growth", type=float, metavar="PCT", help="Fail when a file grows by more than PCT percent.")
 @click.option("--max-accuracy-drop", type=float, metavar="POINTS",
               help="Fail when accuracy / fidelity drops by more than POINTS (percentage points).")
 @click.option("--markdown", "md_out", type=click.Path(path_type=Path), help="Write Markdown here.")
 @click.option("--html", "html_out", type=click.Path(path_type=Path), help="Write a self-contained HTML page here.")
 @click.option("--junit", "junit_out", type=click.Path(path_type=Path), help="Write JUnit XML (one case per gate).")
-def report(reports, baseline, max_latency_regression, max_size_growth, max_accuracy_drop, md_out, html_out, junit_out):
+@click.option("--overwrite", is_flag=True,
+              help="Replace earlier edgekit outputs at --markdown/--html/--junit (never a file edgekit did not write).")
+def report(reports, baseline, max_latency_regression, max_size_growth, max_accuracy_drop, md_out, html_out, junit_out,
+           overwrite):
     """Render report.json files and gate them against a baseline.
 
     Thresholds not given as flags come from the `gates:` section of the recipe
@@ -222,16 +252,26 @@ def report(reports, baseline, max_latency_regression, max_size_growth, max_accur
     \b
     Latency rule: a row fails only when its p50 grows by more than
     --max-latency-regression percent AND by more than the run-to-run spread
-    recorded in the reports (the larger p90 - p50 of the two rows).
+    recorded in the reports (the larger p90 - p50 of the two rows), which
+    excuses at most 50% of the baseline p50. Every baseline artifact must be
+    in the new report (a missing row fails).
     A failed gate exits with code 3; a malformed report, another schema
-    version, or a baseline of a different model exits with code 2.
+    version, a baseline of a different model or of another recipe exits
+    with code 2. An
+    existing output file is replaced only with --overwrite, and only if
+    edgekit wrote it.
     """
     from edgekit.compare import Thresholds, compare, comparison_markdown, load_report
-    from edgekit.output import OutputDir
+    from edgekit.output import claim_file, stamped_text, write_file
     from edgekit.report_outputs import html, junit, markdown_all
 
     if junit_out and baseline is None:
         raise click.UsageError("--junit needs --baseline (the gates are its test cases)")
+    outputs = [p for p in (md_out, html_out, junit_out) if p is not None]
+    if len({Path(p).absolute() for p in outputs}) < len(outputs):
+        raise click.UsageError("--markdown, --html and --junit need different paths")
+    for path in outputs:  # every output is checked before any is written
+        claim_file(path, overwrite)
     loaded = [load_report(p) for p in reports]
     comparison = None
     if baseline is not None:
@@ -245,8 +285,7 @@ def report(reports, baseline, max_latency_regression, max_size_growth, max_accur
                junit_out: lambda: junit(comparison)}
     for path, render in writers.items():
         if path is not None:
-            with OutputDir(Path(path).parent) as out:
-                out.write_text(Path(path).name, render())
+            write_file(path, stamped_text(render()), overwrite=overwrite)
     click.echo(comparison_markdown(comparison) if comparison else markdown_all(loaded))
     if comparison is not None and not comparison.passed:
         failed = [f"{c.artifact} {c.gate} {c.delta}" for c in comparison.checks if not c.passed]
@@ -259,17 +298,22 @@ def report(reports, baseline, max_latency_regression, max_size_growth, max_accur
 @click.option("--artifact", "-a", "artifacts", multiple=True,
               help="An artifact of SOURCE to include (repeat); default: every ONNX/TFLite one, fastest first.")
 @click.option("--archive", is_flag=True, help="Also write OUTPUT.tar.gz, one file to copy to a device.")
-def bundle(source, output, artifacts, archive):
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier edgekit output at OUTPUT (only the files edgekit wrote there, unchanged; "
+                   "your own files stay). Without it an existing output is refused.")
+def bundle(source, output, artifacts, archive, overwrite):
     """Package artifacts of a compress run (SOURCE) into a deployable bundle.
 
     The bundle holds each chosen model file, the tokenizer (for the
     `tokenizers` library), the task's pre- and post-processing, each
     variant's outputs on reference texts recorded now, and the sha256 of
     every file. The first variant is the default one `edgekit run` loads.
+    OUTPUT is built beside its final place and moved in whole; it may not be
+    SOURCE or lie inside it.
     """
     from edgekit.bundle_build import build_bundle, describe
 
-    b = build_bundle(source, output, artifacts=list(artifacts) or None, archive=archive)
+    b = build_bundle(source, output, artifacts=list(artifacts) or None, archive=archive, overwrite=overwrite)
     click.echo(describe(b))
     if archive:
         click.echo(f"wrote {b.path}.tar.gz")
@@ -289,23 +333,29 @@ def _runtime_options(f):
               help="Run the bundle's reference texts and compare with the outputs recorded when it was made: "
                    "reproduced (cosine >= 0.999), or, on a CPU with other int8 kernels, as close to fp32 as "
                    "recorded; else exit 3.")
+@click.option("--digest", metavar="SHA256",
+              help="Refuse the bundle unless its digest is this one (`edgekit bundle` prints it).")
 @_runtime_options
-def run_bundle(bundle_path, texts, texts_file, check, runtime, variant, threads):
+def run_bundle(bundle_path, texts, texts_file, check, digest, runtime, variant, threads):
     """Run a bundle on TEXTS and print the result as JSON.
 
     \b
     Embedding bundles print one vector per text; classifiers print the label,
-    its probability and every label's. For an image bundle, TEXTS are image
-    files. BUNDLE is a bundle directory or its .tar.gz. Needs only the runtime
-    extras (no torch; Pillow for image files).
+    its probability and every label's; each text's result says how many
+    tokens it has and whether it was truncated. For an image bundle, TEXTS are
+    image files. BUNDLE is a bundle directory or its .tar.gz. Needs only the
+    runtime extras (no torch; Pillow for image files).
     """
     import json
 
+    from edgekit.bundle import open_bundle
     from edgekit.inference import load
 
-    model = load(bundle_path, runtime=runtime, threads=threads, variant=variant)
+    model = load(open_bundle(bundle_path, digest=digest), runtime=runtime, threads=threads, variant=variant)
     out = {"bundle": model.bundle.name, "variant": model.variant.name, "runtime": model.runtime}
     if check:
+        if model.task != "image-classification":
+            _token_counts(model, model.bundle.reference_texts)
         out["check"] = model.check()
         click.echo(json.dumps(out))
         if not out["check"]["passed"]:
@@ -319,26 +369,66 @@ def run_bundle(bundle_path, texts, texts_file, check, runtime, variant, threads)
         items += load_texts(texts_file)
     if not items:
         raise click.UsageError("give TEXTS or --file (or --check)")
+    if model.task == "image-classification":
+        result = model.predict(items)
+        out["results"] = [{"image": str(t), **p.as_dict()} for t, p in zip(items, result)]
+        click.echo(json.dumps(out))
+        return
+    lengths = _token_counts(model, items)
     result = model.predict(items)
+    out["max_tokens"] = model.max_seq_len
+    rows = [{"text": t, "tokens": n, "truncated": n > model.max_seq_len} for t, n in zip(items, lengths)]
     if model.task == "feature-extraction":
-        out["results"] = [{"text": t, "embedding": [round(float(x), 7) for x in v]} for t, v in zip(items, result)]
+        out["results"] = [{**r, "embedding": [round(float(x), 7) for x in v]} for r, v in zip(rows, result)]
     else:
-        key = "image" if model.task == "image-classification" else "text"
-        out["results"] = [{key: str(t), **p.as_dict()} for t, p in zip(items, result)]
+        out["results"] = [{**r, **p.as_dict()} for r, p in zip(rows, result)]
     click.echo(json.dumps(out))
+
+
+def _token_counts(model, texts: list[str]) -> list[int]:
+    """How many tokens each text has before truncation; text that is not UTF-8, or a token id the model has no
+    embedding for (a tokenizer not the model's), is bad input."""
+    from edgekit.errors import InputError
+
+    vocab = model.bundle.meta["preprocessing"].get("vocab_size")
+    counts = []
+    for i, t in enumerate(texts, 1):
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:  # argv bytes that do not decode arrive as lone surrogates
+            raise InputError(f"text {i} is not valid UTF-8 (the shell passed bytes that do not decode)") from None
+        ids = model.encoder(t)["input_ids"]
+        if vocab is not None and ids and max(ids) >= vocab:
+            raise InputError(f"text {i} has token id {max(ids)}, the model only {vocab}: the bundle's tokenizer "
+                             "is not its model's")
+        counts.append(len(ids))
+    return counts
 
 
 @cli.command()
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", "-p", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", "-p", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="0: any free port (the first line printed says which).")
 @click.option("--max-body-bytes", default=1 << 20, show_default=True, type=click.IntRange(min=1),
               help="Larger request bodies get 413.")
 @click.option("--max-texts", default=64, show_default=True, type=click.IntRange(min=1),
               help="More texts (or images) in one request get 413.")
-@click.option("--log", is_flag=True, help="Log each request to stderr.")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Requests worked on at once; more wait their turn (the model runs one batch at a time).")
+@click.option("--max-connections", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Open connections; more wait in the listen queue.")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds from a request's first byte to the end of its headers; slower gets 408.")
+@click.option("--body-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds from the end of the headers to the end of the body; slower gets 408.")
+@click.option("--idle-timeout", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a keep-alive connection may wait for its next request before it is closed.")
+@click.option("--log/--quiet", " /-q", default=True, show_default=True,
+              help="One line per request on stderr (METHOD PATH STATUS LATENCY); warnings print either way.")
 @_runtime_options
-def serve(bundle_path, host, port, max_body_bytes, max_texts, log, runtime, variant, threads):
+def serve(bundle_path, host, port, max_body_bytes, max_texts, concurrency, max_connections, header_timeout,
+          body_timeout, idle_timeout, log, runtime, variant, threads):
     """Serve a bundle over HTTP (JSON in, JSON out) for other processes on a device.
 
     \b
@@ -346,21 +436,29 @@ def serve(bundle_path, host, port, max_body_bytes, max_texts, log, runtime, vari
     POST /embed or /classify (or /predict)  {"texts": ["...", ...]}
     image bundles: POST /classify  {"images": [base64 of a PNG/JPEG file, ...]}
                                    or {"arrays": [HxW or HxWxC pixel lists, ...]}
-    Bad requests get a JSON error with a 4xx status; the server keeps serving.
+    Every response is JSON; bad requests get {"error": ...} with a 4xx status and the
+    server keeps serving. SIGTERM or Ctrl-C: stop accepting, answer the requests in
+    flight, exit 0.
     """
+    import signal
+
     from edgekit.inference import load
     from edgekit.serve import make_server
 
     model = load(bundle_path, runtime=runtime, threads=threads, variant=variant)
-    server = make_server(model, host, port, max_body_bytes=max_body_bytes, max_texts=max_texts, quiet=not log)
+    server = make_server(model, host, port, quiet=not log, max_body_bytes=max_body_bytes, max_texts=max_texts,
+                         concurrency=concurrency, max_connections=max_connections, header_timeout=header_timeout,
+                         body_timeout=body_timeout, idle_timeout=idle_timeout)
+    addr, bound = server.server_address
     click.echo(f"serving {model.bundle.name} ({model.variant.name} on {model.runtime}) at "
-               f"http://{server.server_address[0]}:{server.server_address[1]}", err=True)
+               f"http://{f'[{addr}]' if ':' in addr else addr}:{bound}", err=True)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: server.stop())
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
         server.server_close()
+    click.echo("edgekit serve: stopped", err=True)
 
 
 @cli.command()
@@ -370,8 +468,9 @@ def serve(bundle_path, host, port, max_body_bytes, max_texts, log, runtime, vari
               help="An .npz of named input arrays; default: the inputs recorded in an artifact's selfcheck.npz.")
 @click.option("--worst", type=click.IntRange(min=1), help="Only the N layers with the lowest SNR.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write every row as JSON here.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier edgekit JSON at --json.")
 @click.option("--threads", "-t", default=2, show_default=True, type=click.IntRange(min=1))
-def diff(reference, candidate, inputs_file, worst, json_out, threads):
+def diff(reference, candidate, inputs_file, worst, json_out, overwrite, threads):
     """Per-layer error of CANDIDATE against REFERENCE (e.g. int8 against fp32).
 
     Both are model files or artifact directories of one format (ONNX or
@@ -382,19 +481,19 @@ def diff(reference, candidate, inputs_file, worst, json_out, threads):
     """
     import json
 
-    from edgekit.diagnostics import layer_diff, text_table
+    from edgekit.diagnostics import json_rows, layer_diff, text_table
     from edgekit.diagnostics import worst as lowest
+    from edgekit.output import claim_file, stamped, write_file
 
+    if json_out:
+        claim_file(json_out, overwrite)
     paths = [_model_file(p) for p in (reference, candidate)]
     feeds = _diff_feeds(inputs_file, [reference, candidate])
     rows = layer_diff(paths[0], paths[1], feeds, threads)
     click.echo(text_table(sorted(lowest(rows, worst), key=lambda r: r["index"]) if worst else rows))
     if json_out:
-        from edgekit.output import OutputDir
-
-        with OutputDir(Path(json_out).parent) as out:
-            out.write_text(Path(json_out).name, json.dumps({"reference": str(paths[0]), "candidate": str(paths[1]),
-                                                             "layers": rows}, indent=2) + "\n")
+        write_file(json_out, json.dumps(stamped({"reference": str(paths[0]), "candidate": str(paths[1]),
+                                                 "layers": json_rows(rows)}), indent=2) + "\n", overwrite=overwrite)
 
 
 def _model_file(path: Path) -> Path:
@@ -430,7 +529,8 @@ def _diff_feeds(inputs_file: Path | None, dirs: list[Path]) -> list[dict]:
               help="`spam` or `digits` (shipped), a directory with train/validation/test .jsonl or .csv "
                    "(text, label), or with train/validation/test image folders (one sub-folder per label).")
 @click.option("--output", "-o", type=click.Path(path_type=Path),
-              help="Checkpoint directory to write (default: ~/.cache/edgekit/teachers/<base>-<data>).")
+              help="Checkpoint directory to write (default: ~/.cache/edgekit/teachers/<base>-<data>, "
+                   "replaced when the settings change).")
 @click.option("--epochs", type=click.FloatRange(min=0.01),
               help="Default: 1 for a text checkpoint, 40 for a Vision Transformer trained from scratch.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: 32 (text), 64 (vision).")
@@ -438,8 +538,11 @@ def _diff_feeds(inputs_file: Path | None, dirs: list[Path]) -> list[dict]:
 @click.option("--max-len", default=128, show_default=True, type=click.IntRange(min=8))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier edgekit checkpoint at --output made with other settings (only the files "
+                   "edgekit wrote there). Without it an existing output is refused.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def finetune(base, dataset, output, epochs, batch_size, lr, max_len, seed, resume, quiet):
+def finetune(base, dataset, output, epochs, batch_size, lr, max_len, seed, resume, overwrite, quiet):
     """Fine-tune BASE plus a classification head on a labelled set: the teacher to compress.
 
     BASE is a checkpoint directory, `minilm`, or `vit-tiny`: a small Vision
@@ -449,7 +552,9 @@ def finetune(base, dataset, output, epochs, batch_size, lr, max_len, seed, resum
     The result is a normal Hugging Face checkpoint directory with
     edgekit_training.json (settings, validation and test accuracy). It is
     cached: the same base, data and settings reuse the directory. Runs under
-    torchrun (DistributedDataParallel) unchanged.
+    torchrun (DistributedDataParallel) unchanged. The checkpoint is written
+    beside its place and moved in whole; a directory edgekit did not make is
+    never replaced.
     """
     from edgekit.datasets import load_dataset
     from dataclasses import replace
@@ -463,7 +568,8 @@ def finetune(base, dataset, output, epochs, batch_size, lr, max_len, seed, resum
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     settings = replace(defaults, **{k: v for k, v in given.items() if v is not None}, seed=seed,
                        max_len=max_len if base not in VISION_BASES else defaults.max_len)
-    record = finetune_classifier(base, data, Path(out), settings=settings, progress=not quiet, resume=resume)
+    record = finetune_classifier(base, data, Path(out), settings=settings, progress=not quiet, resume=resume,
+                                 overwrite=overwrite or output is None)  # the default place is edgekit's cache
     state = "cached" if record["cached"] else "trained"
     click.echo(f"{state}: {out} (validation accuracy {record['val_accuracy']:.2f}%, "
                f"test accuracy {record['test_accuracy']:.2f}%)")
@@ -494,19 +600,34 @@ def runtimes():
 
 
 def main(argv: list[str] | None = None) -> None:
+    import signal
+    import threading
+
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main else None
+    try:
+        _main(argv)
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _interrupted(exc.__cause__)
         _fail("aborted", 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(ExitCode.INPUT if exc.exit_code == 2 else exc.exit_code)
     except EdgekitError as exc:
         _fail(exc.message, int(exc.exit_code))
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 1
         if "EDGEKIT_DEBUG" in __import__("os").environ:
             traceback.print_exc()

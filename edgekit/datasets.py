@@ -4,6 +4,10 @@ A user's text set is a directory of train/validation/test ``.jsonl``/``.csv``
 files with text and label; an image set is a directory of ``train/``,
 ``validation/`` and ``test/`` folders, each holding one folder of images per
 label. ``Split.texts`` holds the samples: strings for text, images for images.
+
+The validation and test splits come in stratified order (seeded), whatever the
+order on disk: the first N of them, as a fidelity pass or a search takes,
+represent every label in about its share. The train split keeps its order.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.calibration import data_dir, load_labels, load_texts
+from edgekit.calibration import data_dir, load_labels, load_texts, stratified_order
 from edgekit.errors import CalibrationError
 
 BUILTIN = {"spam": "spam_{split}.jsonl"}
@@ -25,6 +29,12 @@ class Split:
     texts: list[str]
     labels: list[str]
     source: str
+
+    def stratified(self, n: int | None = None, seed: int = 0) -> Split:
+        """The samples in seeded :func:`~edgekit.calibration.stratified_order`, or the first ``n`` of that
+        order: a stratified sample with every label represented once ``n`` allows."""
+        order = stratified_order(self.labels, seed)[:n]
+        return Split([self.texts[i] for i in order], [self.labels[i] for i in order], self.source)
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,12 @@ def image_dataset(root: Path) -> LabelledData:
 
 def load_dataset(spec: str) -> LabelledData:
     """``spam`` or ``digits`` (shipped), or a directory holding train/validation/test .jsonl or .csv files,
-    or train/validation/test image folders (one sub-folder per label)."""
+    or train/validation/test image folders (one sub-folder per label). Validation and test in stratified order."""
+    data = _read_dataset(spec)
+    return LabelledData(data.name, data.train, data.validation.stratified(), data.test.stratified())
+
+
+def _read_dataset(spec: str) -> LabelledData:
     if spec == "digits":
         return digits()
     if Path(spec).is_dir() and all((Path(spec) / s).is_dir() for s in SPLITS):

@@ -82,3 +82,7 @@ class ParityError(GateFailed):
 
 class RemoteError(InputError):
     """A remote target cannot be reached, or lacks what the runner needs."""
+
+
+class ServeError(InputError):
+    """``edgekit serve`` cannot listen where it was asked to (port in use, unknown host, no permission)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from edgekit.artifact import Artifact, digest_files, sha256_file, write_manifest
+from edgekit.artifact import Artifact, model_identity, write_manifest
 from edgekit.calibration import TextData, load_text_data
 from edgekit.checkpoint import Checkpoint, load_checkpoint
 from edgekit.context import StageContext
@@ -29,10 +29,9 @@ REFERENCE_NAME = "pytorch-fp32"
 
 def checkpoint_artifact(ckpt: Checkpoint) -> Artifact:
     weights = sorted(p for p in ckpt.path.iterdir() if p.name.startswith(("model", "pytorch_model")) and p.is_file())
-    files = {p.name: sha256_file(p) for p in [ckpt.path / "config.json", *weights]}
     return Artifact(
         name=REFERENCE_NAME, path=ckpt.path, format="hf-checkpoint", precision="fp32", model_file=None,
-        digest=digest_files(files), task=ckpt.task,
+        digest=model_identity(ckpt.config, weights), task=ckpt.task,
         meta={"size_bytes": sum(p.stat().st_size for p in weights)},
     )
 
@@ -59,10 +58,18 @@ def compress(
     allow_unsafe_pickle: bool = False,
     progress: bool = True,
     resume: bool = False,
+    overwrite: bool = False,
 ) -> CompressResult:
+    """Run ``recipe`` on ``checkpoint`` into the directory ``output``, all or nothing.
+
+    The whole run is staged beside ``output`` and swapped in at the end (see :mod:`edgekit.output`): a
+    failed or interrupted run leaves an earlier output as it was. An earlier edgekit output is replaced
+    only with ``overwrite``; what edgekit did not write is never replaced.
+    """
     # everything that can be checked before work starts is checked first
     ckpt = load_checkpoint(checkpoint, task=task, allow_unsafe_pickle=allow_unsafe_pickle)
     bench = recipe.bench_config()
+    recipe.check_lengths(ckpt.max_positions, str(ckpt.path))
     if ckpt.is_image and (calibration or evaluation):
         raise InputError("--calibration and --eval take text files; an image model calibrates on the train split "
                          "and is scored on the test split of --data")
@@ -76,11 +83,12 @@ def compress(
         test = load_dataset(bench.eval).test
         data = replace(data, heldout=test.texts, heldout_labels=test.labels, heldout_source=test.source)
     steps = plan(recipe)
-    with OutputDir(Path(output)) as out:
+    with OutputDir(Path(output), "compress", overwrite=overwrite) as out:
         root = checkpoint_artifact(ckpt)
-        artifacts: dict[str, Artifact] = {}
+        artifacts: dict[str, Artifact] = {}  # while running, each artifact is in the staging tree
+        # training stages keep their resumable state in the output itself: it survives a failed run
         ctx = StageContext(checkpoint=ckpt, data=data, recipe_digest=recipe.digest(), threads=bench.threads,
-                           progress=progress, seq_len=bench.seq_len, artifacts=artifacts, run_root=out.path,
+                           progress=progress, seq_len=bench.seq_len, artifacts=artifacts, run_root=out.hold(),
                            resume=resume)
         contexts = {REFERENCE_NAME: ctx}  # each artifact's lineage: its checkpoint is the parity reference
         versions = library_versions()
@@ -100,7 +108,8 @@ def compress(
                     load_checkpoint(artifacts[name].path, task=ckpt.task))
 
         targets = [_target(a, bench.threads, contexts[n].checkpoint.tokenizer
-                           if contexts[n].checkpoint is not ckpt else None) for n, a in artifacts.items()]
+                           if contexts[n].checkpoint is not ckpt else None, shown=out.final(n))
+                   for n, a in artifacts.items()]
         if bench.reference:
             targets.append(_reference_target(ctx, root, bench.threads))
         rows = measure(
@@ -114,7 +123,8 @@ def compress(
                     "gates": recipe.gates.model_dump() if recipe.gates else None},
             environment=environment(bench.threads),
             results=rows,
-            settings={**settings_dict(bench), "calibration": data.calibration_source, "heldout": data.heldout_source},
+            settings={**settings_dict(bench), "calibration": data.calibration_source, "heldout": data.heldout_source,
+                      **data.sample_counts(bench.fidelity_samples)},
             kind="compress",
         )
         mark_slower_than_parent(report, artifacts)
@@ -123,9 +133,11 @@ def compress(
         out.write_text("recipe.yaml", recipe.to_yaml())
         out.write_text("report.md", markdown(report))
         out.write_text("report.json", dumps(report))
+        out.commit([*artifacts, "recipe.yaml", "report.md", "report.json"])
         if failed is not None:  # what was made, and the report saying why nothing passed, stay
             raise failed
-        return CompressResult(report=report, artifacts=artifacts, output=out.path)
+        return CompressResult(report=report, artifacts={n: Artifact.load(out.final(n)) for n in artifacts},
+                              output=out.path)
 
 
 CALIBRATION_IMAGES = 256
@@ -138,9 +150,11 @@ def image_data(ckpt: Checkpoint, dataset: str | None) -> TextData:
                          "(`digits`, or a folder of train/validation/test image folders) or set the bench stage's eval")
     from edgekit.datasets import load_dataset
 
-    d = load_dataset(dataset)
-    return TextData(calibration=d.train.texts[:CALIBRATION_IMAGES], heldout=d.test.texts,
-                    calibration_source=d.train.source, heldout_source=d.test.source, heldout_labels=d.test.labels)
+    d = load_dataset(dataset)  # its test split comes in stratified order: any first N represents every label
+    cal = d.train.stratified(CALIBRATION_IMAGES)  # a stratified, seeded sample: folders are read in label order
+    return TextData(calibration=cal.texts, heldout=d.test.texts, calibration_source=d.train.source,
+                    heldout_source=d.test.source, heldout_labels=d.test.labels, calibration_labels=cal.labels,
+                    calibration_total=len(d.train.texts), label_count=len(d.label_names))
 
 
 def _gold(ckpt: Checkpoint, data):
@@ -168,7 +182,7 @@ def mark_slower_than_parent(report: dict, artifacts: dict[str, Artifact]) -> Non
 
 def _run_stage(cfg, name: str, parent: Artifact, ctx: StageContext, out: OutputDir, recipe_digest: str,
                versions: dict) -> Artifact:
-    """Build one artifact in a staging directory, describe it, and move it into place whole."""
+    """Build one artifact in the run's staging tree and describe it (the run moves into place at its end)."""
     staged = out.stage(name)
     result = handler_for(cfg)(cfg, parent, ctx, staged)
     own = ctx  # a new checkpoint (a student) is fed through its own tokenizer: its vocabulary may be pruned
@@ -180,7 +194,7 @@ def _run_stage(cfg, name: str, parent: Artifact, ctx: StageContext, out: OutputD
         task=ctx.checkpoint.task, parent=parent, recipe_digest=recipe_digest, stage=cfg.model_dump(mode="json"),
         tool_versions=versions, extra={"validation": result.validation, **result.extra},
     )
-    return Artifact.load(out.commit(staged, name))
+    return Artifact.load(staged)
 
 
 def _record_selfcheck(session, path: Path, ctx: StageContext) -> None:
@@ -205,10 +219,11 @@ def plan(recipe: Recipe) -> list[tuple[object, str, str]]:
     return steps
 
 
-def _target(a: Artifact, threads: int, tokenizer=None) -> Target:
+def _target(a: Artifact, threads: int, tokenizer=None, shown: Path | None = None) -> Target:
+    """``a`` to measure; ``shown``: the path the report records (where the artifact will be, not the staging)."""
     adapter = runtime_for_format(a.format)
     return Target(
-        name=a.name, format=a.format, precision=a.precision, runtime=adapter.name, path=str(a.path),
+        name=a.name, format=a.format, precision=a.precision, runtime=adapter.name, path=str(shown or a.path),
         size_bytes=a.size_bytes, load=lambda: adapter.load(a.model_path, threads=threads), tokenizer=tokenizer,
     )
 

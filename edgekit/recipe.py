@@ -232,9 +232,34 @@ class Recipe(_Strict):
             stages.append(st)
         return self.model_copy(update={"stages": stages})
 
+    def check_lengths(self, limit: int | None, model: str) -> None:
+        """Every token length the recipe asks for fits a model taking ``limit`` positions (None: no limit)."""
+        if limit is None:
+            return
+        for i, st in enumerate(self.stages):
+            for key, value in _lengths(st):
+                if value > limit:
+                    raise RecipeError(f"recipe {self.name}: stages.{i}.{st.kind}.{key} is {value}, but {model} takes "
+                                      f"at most {limit} tokens (max_position_embeddings); use {limit} or less")
+
     def bench_config(self) -> BenchConfig:
         benches = [s for s in self.stages if isinstance(s, BenchConfig)]
         return benches[-1] if benches else BenchConfig(kind="bench")
+
+
+def _lengths(st) -> list[tuple[str, int]]:
+    """The token lengths a stage runs the model at: (key, value)."""
+    if isinstance(st, BenchConfig):
+        return [("seq_len", st.seq_len)]
+    if isinstance(st, ExportConfig) and st.format == "tflite":
+        return [("seq_lens", max(st.seq_lens))]
+    if isinstance(st, QuantizeConfig) and st.method == "static":
+        return [("calibration.seq_len", st.calibration.seq_len)]
+    if isinstance(st, (DistillConfig, QATConfig)):
+        return [("train.max_len", st.train.max_len)]
+    if isinstance(st, PruneConfig) and st.recover is not None:
+        return [("recover.max_len", st.recover.max_len)]
+    return []
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:
@@ -261,6 +286,26 @@ def builtin_recipe_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def _read_text(path: Path) -> str:
+    """A recipe file's text; a missing, unreadable or binary file is a one-line error."""
+    if path.is_dir():
+        raise RecipeError(f"recipe {path} is a directory; pass a recipe YAML file or a built-in name")
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {path}")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise RecipeError(f"recipe {path}: cannot read it ({err.strerror or err})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise RecipeError(f"recipe {path}: not a YAML text file (binary content); pass a recipe YAML file or a "
+                          "built-in name (see `edgekit recipes`)")
+    return text
+
+
 def load_recipe(spec: str | Path) -> Recipe:
     """Load a built-in recipe by name, or a YAML file by path."""
     spec_str = str(spec)
@@ -269,9 +314,7 @@ def load_recipe(spec: str | Path) -> Recipe:
         text = (resources.files("edgekit") / "recipes" / f"{spec_str}.yaml").read_text(encoding="utf-8")
         source = spec_str
     elif path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise RecipeError(f"recipe file not found: {path}")
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
         source = str(path)
     else:
         names = ", ".join(builtin_recipe_names())

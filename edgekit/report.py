@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+
+from edgekit.errors import InputError
 
 SCHEMA_VERSION = 1
 
@@ -21,6 +25,101 @@ def build_report(*, model: dict, recipe: dict | None, environment: dict, results
         "environment": environment,
         "results": results,
     }
+
+
+@cache
+def _schema():
+    """The report's structure as pydantic models: the fields edgekit renders and compares, with their types
+    (strict: a string is not a number); anything else may be there too. Built on first use: the remote
+    runner writes reports on devices without pydantic."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Part(BaseModel):
+        model_config = ConfigDict(strict=True, extra="allow")
+
+    class Latency(Part):
+        p50: float = Field(ge=0)
+        p90: float = Field(ge=0)
+        p99: float = Field(ge=0)
+
+    class Row(Part):
+        name: str
+        format: str
+        precision: str
+        runtime: str
+        size_bytes: int = Field(ge=0)
+        latency_ms: Latency
+        peak_rss_mb: float
+        fidelity: dict | None
+        speedup_vs_reference: float | None = None
+        batch_size: int | None = None
+        seq_len: int | None = None
+        threads: int | None = None
+
+    class Model(Part):
+        name: str | None = None
+        path: str | None = None
+        task: str | None = None
+        digest: str | None = None
+
+    class Cpu(Part):
+        model: str
+        logical_cores: int | None
+        flags: list[str]
+
+    class Environment(Part):
+        cpu: Cpu
+        threads: int | None = None
+        versions: dict[str, str]
+
+    class Settings(Part):
+        batch_size: int
+        seq_len: int
+        threads: int
+        warmup: int
+        runs: int
+
+    class Recipe(Part):
+        name: str | None = None
+        digest: str | None = None
+        gates: dict | None = None
+
+    class Report(Part):
+        schema_version: int
+        kind: str
+        model: Model
+        recipe: Recipe | None = None
+        settings: Settings
+        environment: Environment
+        results: list[Row]
+        search: dict | None = None
+
+    return Report
+
+
+def _field(loc: list) -> str:
+    """A pydantic error location as a path into the JSON: ``results[0].latency_ms.p50``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def validate_report(report: object, path: str | Path) -> dict:
+    """``report`` (read from ``path``) when every field edgekit uses has its type; else an
+    :class:`InputError` naming the file and the first wrong field."""
+    from pydantic import ValidationError
+
+    try:
+        _schema().model_validate(report)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = list(first["loc"])
+        if first["type"] == "missing":
+            problem = f"{_field(loc[:-1]) or 'the report'} lacks {loc[-1]}"
+        else:
+            problem = (f"{_field(loc) or 'the report'}: {first['msg'].split(' or instance of ')[0].lower()}, got "
+                       f"{json.dumps(first.get('input'), default=str)[:60]}")
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise InputError(f"{path}: {problem}{more}; not a report as edgekit writes it") from None
+    return report
 
 
 def _mb(n: int) -> str:

@@ -60,8 +60,32 @@ def make_tiny_checkpoint(
     else:
         model = BertModel(config, add_pooling_layer=False)
         config.architectures = ["BertModel"]
+    seeded_init(model, seed)
     model.eval().save_pretrained(str(directory), safe_serialization=True)
     return directory
+
+
+def seeded_init(model, seed: int) -> None:
+    """Set every parameter from one seeded generator, in name order, the way BERT initialises them
+    (normal(0, 0.02) matrices and embeddings, zero biases, unit LayerNorm scales, a zero padding row).
+
+    The weights then depend on the seed and the shapes alone, not on how a transformers release
+    initialises modules, so the tiny model (and the CI gate's baseline) is the same on every install.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    pad = getattr(model.config, "pad_token_id", None)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if name.endswith("bias"):
+                p.zero_()
+            elif "LayerNorm" in name or "layernorm" in name:
+                p.fill_(1.0)
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+                if name.endswith("word_embeddings.weight") and pad is not None:
+                    p[pad].zero_()
 
 
 def with_custom_op(src: str | Path, dst: str | Path, custom_code: str = "EdgekitMissingOp") -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.bundle import BUNDLE_FILE, open_bundle, pack, unpack
+from edgekit.bundle import BUNDLE_FILE, open_bundle, pack, seal, unpack
 from edgekit.errors import ArtifactError
 
 
@@ -120,6 +120,61 @@ def test_not_a_bundle_and_malformed_description(tmp_path):
         open_bundle(tmp_path)
 
 
+def _edit(bundle: Path, change, reseal: bool = True) -> None:
+    """Change a copied bundle's description; with ``reseal`` record its digest again, as a forger would."""
+    meta = json.loads((bundle / BUNDLE_FILE).read_text())
+    change(meta)
+    (bundle / BUNDLE_FILE).write_text(json.dumps(seal(meta) if reseal else meta))
+
+
+def test_the_description_is_sealed(tiny_bundle, tmp_path):
+    b = _copy(tiny_bundle, tmp_path)
+    original = open_bundle(b).digest
+    assert original == json.loads((b / BUNDLE_FILE).read_text())["description_sha256"]
+    _edit(b, lambda m: m["postprocessing"].update(normalize=True), reseal=False)
+    with pytest.raises(ArtifactError, match=r"modified after it was made \(sha256 differs from the recorded one: "
+                                            r"bundle.json\)"):
+        open_bundle(b, check=False)  # even without the file digests
+    _edit(b, lambda m: m.pop("description_sha256"), reseal=False)
+    with pytest.raises(ArtifactError, match="modified after it was made .bundle.json has no description_sha256"):
+        open_bundle(b)
+    _edit(b, lambda m: m.update(bundle_version=1), reseal=False)
+    with pytest.raises(ArtifactError, match=r"made by an older edgekit \(bundle version 1.*re-bundle it"):
+        open_bundle(b)
+    _edit(b, lambda m: m.update(bundle_version=2))  # re-sealed by hand: a new digest, refused where pinned
+    assert open_bundle(b).digest != original
+    with pytest.raises(ArtifactError, match="is not the one pinned"):
+        open_bundle(b, digest=f"sha256:{original}")
+    assert open_bundle(tiny_bundle, digest=f"sha256:{original}").digest == original
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../tokenizer.json", "tokenizer/../../x", "tokenizer//tokenizer.json"])
+def test_every_path_stays_inside_the_bundle(tiny_bundle, tmp_path, path):
+    b = _copy(tiny_bundle, tmp_path)
+    _edit(b, lambda m: m["preprocessing"].update(tokenizer=path))
+    with pytest.raises(ArtifactError, match=r"names a path outside the bundle \(preprocessing.tokenizer"):
+        open_bundle(b, check=False)
+
+
+def test_links_out_of_the_bundle_and_unlisted_files_are_refused(tiny_bundle, tmp_path):
+    b = _copy(tiny_bundle, tmp_path)
+    tok = b / "tokenizer" / "tokenizer.json"
+    outside = tmp_path / "elsewhere.json"
+    shutil.copy(tok, outside)
+    tok.unlink()
+    tok.symlink_to(outside)  # the same bytes, so the digest matches: the link itself is refused
+    with pytest.raises(ArtifactError, match="tokenizer/tokenizer.json leads outside the bundle"):
+        open_bundle(b, check=False)
+    tok.unlink()
+    shutil.copy(outside, tok)
+    (b / "models" / "onnx-fp32" / "extra.onnx").write_bytes(b"x")
+    (b / ".edgekit-output.json").write_text("{}")  # hidden files (markers) are not the runtime's
+    with pytest.raises(ArtifactError, match=r"files it does not list: models/onnx-fp32/extra.onnx\)"):
+        open_bundle(b)
+    (b / "models" / "onnx-fp32" / "extra.onnx").unlink()
+    assert open_bundle(b).name
+
+
 def test_archive_round_trip(tiny_bundle, tmp_path, monkeypatch):
     import edgekit
 
@@ -133,12 +188,15 @@ def test_archive_round_trip(tiny_bundle, tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache" / "bundles").iterdir())) == 1  # unpacked once, into the cache
 
 
-def _tar_with(tmp_path: Path, members: list[tarfile.TarInfo], name: str = "evil.tar.gz") -> Path:
+def _tar_with(bundle: Path, tmp_path: Path, extra: list[tarfile.TarInfo], name: str = "evil.tar.gz") -> Path:
+    """A real bundle's archive (bundle.json first, as ``pack`` writes it) with ``extra`` members after it."""
     path = tmp_path / name
+    meta = json.loads((bundle / BUNDLE_FILE).read_text())
     with tarfile.open(path, "w:gz") as tar:
-        for info in members:
-            data = b"x" * info.size if info.isfile() else None
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        for f in [BUNDLE_FILE, *sorted(meta["files"])]:
+            tar.add(bundle / f, arcname=f"b/{f}", recursive=False)
+        for info in extra:
+            tar.addfile(info, io.BytesIO(b"x" * info.size) if info.isfile() else None)
     return path
 
 
@@ -149,21 +207,39 @@ def _file(name: str) -> tarfile.TarInfo:
 
 
 @pytest.mark.parametrize("bad", ["b/../../escaped.txt", "/tmp/edgekit-absolute.txt", "../escaped.txt"])
-def test_archive_path_escape_is_refused(tmp_path, bad):
-    archive = _tar_with(tmp_path, [_file("b/bundle.json"), _file(bad)])
+def test_archive_path_escape_is_refused(tiny_bundle, tmp_path, bad):
+    archive = _tar_with(tiny_bundle, tmp_path, [_file(bad)])
     dest = tmp_path / "dest"
     with pytest.raises(ArtifactError, match="refused: member .* would be written outside the destination"):
         unpack(archive, dest)
     assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/edgekit-absolute.txt").exists()
-    assert not dest.exists() or not any(dest.iterdir())  # nothing written, not even the good member
+    assert not dest.exists()  # nothing written, not even the good members
 
 
-def test_archive_links_are_refused(tmp_path):
-    link = tarfile.TarInfo("b/model.onnx")
+def test_archive_links_and_unlisted_members_are_refused(tiny_bundle, tmp_path):
+    link = tarfile.TarInfo("b/models/onnx-fp32/model.onnx.data")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
-    archive = _tar_with(tmp_path, [_file("b/bundle.json"), link])
-    with pytest.raises(ArtifactError, match="'b/model.onnx' is a link"):
-        unpack(archive, tmp_path / "dest")
+    with pytest.raises(ArtifactError, match="'b/models/onnx-fp32/model.onnx.data' is a link"):
+        unpack(_tar_with(tiny_bundle, tmp_path, [link]), tmp_path / "dest")
+    with pytest.raises(ArtifactError, match="member 'b/notes.txt' is not listed in bundle.json"):
+        unpack(_tar_with(tiny_bundle, tmp_path, [_file("b/notes.txt")]), tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_archive_member_larger_than_listed_is_refused_before_it_is_written(tiny_bundle, tmp_path):
+    """A listed file replaced by a bigger one (a decompression bomb): refused on its header."""
+    meta = json.loads((tiny_bundle / BUNDLE_FILE).read_text())
+    path = tmp_path / "bomb.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(tiny_bundle / BUNDLE_FILE, arcname=f"b/{BUNDLE_FILE}")
+        for f in sorted(meta["files"]):
+            info = tarfile.TarInfo(f"b/{f}")
+            info.size = meta["files"][f]["size"] if f != "tokenizer/tokenizer.json" else 50_000_000
+            tar.addfile(info, io.BytesIO(bytes(info.size)))
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(ArtifactError, match="'b/tokenizer/tokenizer.json' is 50000000 bytes; bundle.json lists"):
+        unpack(path, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
 
 
 def test_cli_bundle_run_and_check(tiny_compressed, tmp_path, run_cli):
@@ -199,8 +275,8 @@ def _rewrite_reference(bundle: Path, change) -> None:
     meta = json.loads((bundle / BUNDLE_FILE).read_text())
     change(arrays, meta)
     np.savez_compressed(ref, **arrays)
-    meta["files"]["reference.npz"] = sha256_file(ref)
-    (bundle / BUNDLE_FILE).write_text(json.dumps(meta))
+    meta["files"]["reference.npz"] = {"sha256": sha256_file(ref), "size": ref.stat().st_size}
+    (bundle / BUNDLE_FILE).write_text(json.dumps(seal(meta)))
 
 
 def test_check_accepts_other_int8_kernels_with_the_same_fidelity(tiny_bundle, tmp_path):
@@ -233,3 +309,39 @@ def test_check_fails_wrong_outputs(tiny_bundle, tmp_path, run_cli):
     out = json.loads(r.output)["check"]
     assert not out["passed"] and out["verdict"].startswith("wrong outputs")
     assert "onnx-int8-dynamic on onnxruntime: wrong outputs" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def mixed_bundle(tiny_ckpt, tmp_path_factory) -> Path:
+    """ONNX fp32 (the checkpoint's 128 tokens) and TFLite fp32 exported at 32 tokens, in one bundle."""
+    from edgekit.bundle_build import build_bundle
+    from edgekit.pipeline import compress
+    from edgekit.recipe import recipe_from_dict
+    from tests.helpers import FAST_BENCH
+
+    root = tmp_path_factory.mktemp("mixed")
+    recipe = recipe_from_dict({"version": 1, "name": "mixed", "stages": [
+        {"kind": "export", "format": "onnx"},
+        {"kind": "export", "input": "pytorch-fp32", "format": "tflite", "seq_lens": [32]},
+        {**FAST_BENCH, "fidelity_samples": 8, "seq_len": 16}]}, "mixed")
+    compress(tiny_ckpt, recipe, root / "out", progress=False)
+    return build_bundle(root / "out", root / "b", artifacts=["onnx-fp32", "tflite-fp32"], threads=1).path
+
+
+def test_variants_truncate_the_same_way(mixed_bundle, run_cli):
+    """Before, ONNX took 128 tokens and TFLite 32: cosine 0.985 between them on a long text; now both take 32."""
+    import edgekit
+    from edgekit.calibration import load_text_data
+    from edgekit.fidelity import cosine_rows
+
+    assert json.loads((mixed_bundle / BUNDLE_FILE).read_text())["preprocessing"]["max_seq_len"] == 32
+    text = " ".join(" ".join(load_text_data().heldout[:40]).split()[:204])
+    onnx, tflite = (edgekit.load(mixed_bundle, runtime=rt, threads=1) for rt in ("onnxruntime", "litert"))
+    assert onnx.max_seq_len == tflite.max_seq_len == 32
+    assert cosine_rows(onnx.embed([text]), tflite.embed([text]))[0] > 0.9999
+    r = run_cli("run", str(mixed_bundle), "--runtime", "litert", text, "short text")
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.output)
+    assert out["max_tokens"] == 32
+    assert [(x["truncated"], x["tokens"] > 32) for x in out["results"]] == [(True, True), (False, False)]
+

@@ -6,9 +6,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from edgekit.compare import Thresholds, compare, load_report
+from edgekit.compare import NOISE_CAP_PCT, Thresholds, compare, load_report
 from edgekit.errors import InputError
 from edgekit.plots import pareto_front
+from edgekit.report_outputs import junit
 from tests.conftest import read_json
 from tests.test_cli import _one_line_error
 
@@ -45,8 +46,8 @@ def test_self_comparison_passes(run_cli, report_path, tmp_path):
     assert res.exit_code == 0, res.stderr
     assert "PASSED" in res.output
     suite = ET.parse(tmp_path / "j.xml").getroot()
-    # 4 rows x (latency, size) + accuracy for the 3 non-reference rows
-    assert int(suite.get("tests")) == 11 and suite.get("failures") == "0"
+    # 4 rows x (artifact present, latency, size) + accuracy for the 3 non-reference rows
+    assert int(suite.get("tests")) == 15 and suite.get("failures") == "0"
 
 
 def test_injected_latency_regression_fails_with_gate_code(run_cli, report_path, tmp_path):
@@ -183,3 +184,81 @@ def test_recipe_gates_are_validated_and_recorded(tiny_ckpt, tmp_path):
     assert report["recipe"]["gates"] == {"max_latency_regression": 15.0, "max_size_growth": None,
                                          "max_accuracy_drop": 0.5}
     assert "max_latency_regression: 15" in (tmp_path / "out" / "recipe.yaml").read_text()
+
+
+BASELINE = "benchmarks/baselines/tiny-ptq-dynamic.json"
+ALL = Thresholds(max_latency_regression_pct=10, max_size_growth_pct=1, max_accuracy_drop_points=0.5)
+
+
+@pytest.fixture
+def real():
+    """The committed baseline: a real run's report."""
+    from pathlib import Path
+
+    return read_json(Path(__file__).parents[1] / BASELINE)
+
+
+def test_a_baseline_sharing_no_artifact_fails_and_says_so_in_junit(real):
+    new = copy.deepcopy(real)
+    for row in new["results"]:
+        row["name"] = "renamed-" + row["name"]
+    result = compare(new, real, ALL)
+    assert not result.passed
+    assert [(c.gate, c.delta) for c in result.checks] == [("artifact", "missing")] * 4
+    suite = ET.fromstring(junit(result).split("\n", 1)[1])
+    assert (suite.get("tests"), suite.get("failures")) == ("4", "4")
+    assert sum("not in the baseline" in w for w in result.warnings) == 4
+
+
+def test_a_dropped_artifact_fails_even_without_thresholds(real):
+    new = copy.deepcopy(real)
+    new["results"] = [r for r in new["results"] if r["name"] != "onnx-int8-dynamic"]
+    result = compare(new, real, Thresholds())
+    assert [(c.artifact, c.passed) for c in result.checks if c.gate == "artifact"] == [
+        ("pytorch-fp32", True), ("onnx-fp32", True), ("onnx-fp32-opt", True), ("onnx-int8-dynamic", False)]
+    assert any("only the artifacts' presence" in w for w in result.warnings)
+
+
+def test_baseline_of_another_recipe_is_refused_a_changed_digest_warned(real):
+    other = copy.deepcopy(real)
+    other["recipe"]["name"] = "ptq-static"
+    with pytest.raises(InputError, match="baseline is of another recipe .ptq-static vs ptq-dynamic"):
+        compare(real, other, ALL)
+    no_recipe = copy.deepcopy(real)
+    no_recipe["recipe"] = None
+    with pytest.raises(InputError, match="another recipe"):
+        compare(real, no_recipe, ALL)
+    edited = copy.deepcopy(real)
+    edited["recipe"]["digest"] = "a" * 64
+    result = compare(real, edited, ALL)
+    assert result.passed and any("changed since the baseline" in w for w in result.warnings)
+
+
+def test_an_empty_baseline_is_an_input_error(real):
+    empty = copy.deepcopy(real)
+    empty["results"] = []
+    with pytest.raises(InputError, match="no results"):
+        compare(real, empty, ALL)
+
+
+def test_a_huge_regression_fails_however_wide_the_spread(real):
+    new = copy.deepcopy(real)
+    row = next(r for r in new["results"] if r["name"] == "onnx-int8-dynamic")
+    p50 = row["latency_ms"]["p50"] * 36.46  # +3546%
+    row["latency_ms"].update(p50=p50, p90=p50 * 3)  # a spread far larger than the regression
+    failed = [c for c in compare(new, real, ALL).checks if not c.passed]
+    assert [(c.artifact, c.gate, c.delta) for c in failed] == [("onnx-int8-dynamic", "latency", "+3546.0%")]
+    # noise still excuses growth below the cap: +40% inside a wide spread passes a 10% limit
+    row["latency_ms"].update(p50=p50 / 36.46 * 1.4, p90=p50)
+    assert compare(new, real, ALL).passed
+    # and never more than NOISE_CAP_PCT: just above it fails
+    base_p50 = next(r for r in real["results"] if r["name"] == "onnx-int8-dynamic")["latency_ms"]["p50"]
+    row["latency_ms"].update(p50=base_p50 * (1 + NOISE_CAP_PCT / 100 + 0.05), p90=base_p50 * 100)
+    assert not compare(new, real, ALL).passed
+
+
+def test_an_accuracy_the_new_report_lacks_fails(real):
+    new = copy.deepcopy(real)
+    next(r for r in new["results"] if r["name"] == "onnx-int8-dynamic")["fidelity"] = {}
+    failed = [c for c in compare(new, real, ALL).checks if not c.passed]
+    assert [(c.artifact, c.gate, c.delta) for c in failed] == [("onnx-int8-dynamic", "accuracy", "missing")]

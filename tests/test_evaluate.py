@@ -28,3 +28,25 @@ def test_eval_set_accuracy_drop():
     m = EvalSet("text-classification", ["a"] * 4, ref, np.array([0, 1, 0, 1]), 2).metrics(out)
     assert m["reference_accuracy"] == 100.0 and m["accuracy"] == 75.0 and m["accuracy_drop"] == 25.0
     assert m["label_agreement"] == 0.75
+
+
+def test_reference_outputs_are_keyed_on_every_input_byte(tiny_ckpt):
+    """Two batches alike in their first 64 bytes (8 int64 tokens) but not after get their own outputs."""
+    from edgekit.calibration import load_text_data
+    from edgekit.checkpoint import load_checkpoint
+    from edgekit.context import StageContext, feeds_digest
+    from edgekit.feeds import tokenize
+
+    ckpt = load_checkpoint(tiny_ckpt)
+    ctx = StageContext(checkpoint=ckpt, data=load_text_data(), recipe_digest="test", threads=1)
+    specs = ctx.reference_session().inputs
+    prefix = "the president said that the nation and the congress"
+    a, b = (tokenize(ckpt.tokenizer, [f"{prefix} {tail}"], specs, 32, fixed=True)
+            for tail in ("will build new roads", "must cut every tax"))
+    assert a["input_ids"].tobytes()[:64] == b["input_ids"].tobytes()[:64]
+    assert feeds_digest(a) != feeds_digest(b)
+    out_a, out_b = ctx.reference_outputs(a), ctx.reference_outputs(b)
+    assert np.abs(out_a - out_b).max() > 1e-3
+    fresh = StageContext(checkpoint=ckpt, data=ctx.data, recipe_digest="test", threads=1).reference_outputs(b)
+    np.testing.assert_array_equal(out_b, fresh)
+    assert ctx.reference_outputs(a) is out_a  # the same bytes are still served from the cache

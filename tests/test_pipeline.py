@@ -15,7 +15,11 @@ RESULT_KEYS = {"name", "format", "precision", "runtime", "path", "size_bytes", "
 
 def test_output_layout_and_manifests(tiny_compressed):
     names = sorted(p.name for p in tiny_compressed.iterdir())
-    assert names == ["onnx-fp32", "onnx-fp32-opt", "onnx-int8-dynamic", "recipe.yaml", "report.json", "report.md"]
+    assert names == [".edgekit-output.json", "onnx-fp32", "onnx-fp32-opt", "onnx-int8-dynamic", "recipe.yaml",
+                     "report.json", "report.md"]
+    marker = json.loads((tiny_compressed / ".edgekit-output.json").read_text())  # what edgekit wrote, hashed
+    assert marker["kind"] == "compress" and "onnx-int8-dynamic/model.onnx" in marker["files"]
+    assert {"recipe.yaml", "report.json", "report.md", "onnx-fp32/manifest.json"} <= set(marker["files"])
     recipe = load_recipe(tiny_compressed / "recipe.yaml")
     fp32, opt, q = (Artifact.load(tiny_compressed / n) for n in ("onnx-fp32", "onnx-fp32-opt", "onnx-int8-dynamic"))
     assert q.meta["parent"]["digest"] == opt.digest and opt.meta["parent"]["digest"] == fp32.digest
@@ -65,9 +69,8 @@ def test_failed_stage_leaves_nothing_half_written(tiny_ckpt, tmp_path, monkeypat
     out = tmp_path / "out"
     with pytest.raises(ParityError):
         compress(tiny_ckpt, fast_recipe("ptq-dynamic"), out, progress=False)
-    # the export finished and was moved in whole; nothing of the failed stage, no report, no staging dirs
-    assert sorted(p.name for p in out.iterdir()) == ["onnx-fp32"]
-    assert (out / "onnx-fp32" / "manifest.json").is_file()
+    # a run is all or nothing: not even the export that finished is kept; no staging dirs
+    assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -97,8 +100,8 @@ def test_branching_recipe_and_rerun_replaces(tiny_ckpt, tmp_path):
         {"kind": "quantize", "method": "dynamic", "input": "onnx-fp32-opt", "name": "q-fused"},
         {"kind": "bench", "runs": 2, "warmup": 0, "fidelity_samples": 4, "threads": 1, "reference": False}]})
     out = tmp_path / "o"
-    for _ in range(2):
-        res = compress(tiny_ckpt, r, out, progress=False)
+    for overwrite in (False, True):  # the second run replaces the first (only with overwrite)
+        res = compress(tiny_ckpt, r, out, progress=False, overwrite=overwrite)
     assert res.artifacts["q-unfused"].meta["parent"]["name"] == "onnx-fp32"
     assert res.artifacts["q-fused"].meta["parent"]["name"] == "onnx-fp32-opt"
     assert all(not r_["is_reference"] for r_ in res.report["results"])

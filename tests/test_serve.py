@@ -57,7 +57,7 @@ def test_health_info_and_embed(server):
     ("POST", "/classify", {"texts": ["x"]}, None, 422, "feature-extraction model"),
     ("POST", "/nowhere", {"texts": ["x"]}, None, 404, "no endpoint"),
     ("GET", "/embed", None, None, 405, "takes POST"),
-    ("DELETE", "/embed", None, None, 405, "GET or POST"),
+    ("DELETE", "/embed", None, None, 405, "takes POST"),
 ])
 def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, method, path, body, headers, status, message):
     srv, _ = server
@@ -88,3 +88,49 @@ def test_classifier_endpoint(tiny_cls_bundle):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_keep_alive_connection_survives_client_errors(server):
+    """404, 405, 400 and 415 leave the connection open (the body was read whole); the next request on it works."""
+    srv, _ = server
+    conn = http.client.HTTPConnection(*srv.server_address, timeout=30)
+    try:
+        conn.connect()
+        first = conn.sock
+        for method, path, body, ctype, status in [("POST", "/nowhere", b"{}", "application/json", 404),
+                                                  ("PUT", "/embed", b"{}", "application/json", 405),
+                                                  ("POST", "/embed", b"{bad", "application/json", 400),
+                                                  ("POST", "/embed", b"{}", "text/plain", 415),
+                                                  ("POST", "/embed", b'{"texts": ["ok"]}', "application/json", 200)]:
+            conn.request(method, path, body=body, headers={"Content-Type": ctype})
+            resp = conn.getresponse()
+            assert resp.status == status and resp.getheader("Connection") is None
+            assert resp.getheader("Content-Type") == "application/json" and json.loads(resp.read())
+        assert conn.sock is first  # one connection for all five
+    finally:
+        conn.close()
+
+
+def test_one_log_line_per_request(tiny_bundle, capsys):
+    srv = make_server(edgekit.load(tiny_bundle, threads=1), "127.0.0.1", 0, quiet=False)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        _request(srv, "GET", "/health")
+        _request(srv, "POST", "/embed", b"{bad")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln.rsplit(" ", 1)[0] for ln in lines] == ["GET /health 200", "POST /embed 400"]
+    assert all(ln.endswith("ms") and float(ln.rsplit(" ", 1)[1][:-2]) >= 0 for ln in lines)
+
+
+def test_busy_port_and_unknown_host_are_input_errors(server):
+    from edgekit.errors import ExitCode, ServeError
+
+    srv, model = server
+    with pytest.raises(ServeError, match="Address already in use; pick another --port") as err:
+        make_server(model, *srv.server_address)
+    assert err.value.exit_code == ExitCode.INPUT
+    with pytest.raises(ServeError, match="unknown host"):
+        make_server(model, "no-such-host.invalid", 0)

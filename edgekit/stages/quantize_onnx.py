@@ -17,6 +17,8 @@ that a uint8 range cannot hold) took mean cosine from 0.993 to 0.937.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -74,6 +76,17 @@ def excluded_nodes(config: QuantizeConfig, model_path: Path) -> list[str]:
     return [n.name for n in graph.node if any(p.search(n.name) for p in patterns)]
 
 
+@contextlib.contextmanager
+def working_directory(path: str | Path):
+    """Run a library call whose temporaries land in the current directory inside ``path`` instead."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 def _quantize_static(config: QuantizeConfig, src: Path, out: Path, ctx, excluded: list[str]) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, quantize_static
@@ -87,7 +100,8 @@ def _quantize_static(config: QuantizeConfig, src: Path, out: Path, ctx, excluded
         # symbolic shape inference types the outputs of contrib ops (SkipLayerNormalization, ...);
         # without it the quantizer silently leaves activations in float
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre), skip_optimization=True)
+        with working_directory(tmp):  # on failure ORT saves sym_shape_infer_temp.onnx (+ .data) in the cwd
+            quant_pre_process(str(src), str(pre), skip_optimization=True)
         quantize_static(
             str(pre), str(out), reader,
             quant_format=QuantFormat.QDQ,

@@ -134,7 +134,7 @@ def _trial(cand: QuantizeConfig, target: _Target, ctx, workdir: Path, evalset: E
         if config.budget.max_peak_rss_mb is not None:
             with PeakRSS() as mem:
                 target.adapter.load(out / result.model_file, threads=ctx.threads).run(target.feeds)
-            rss = mem.peak_mb
+            rss = mem.delta_mb  # the model's own memory, not the process's
         lat, base = interleaved([lambda: session.run(target.feeds), lambda: target.session.run(target.feeds)],
                                 warmup=3, runs=config.runs, rounds=3, settle_s=0.02)
     except Exception as err:  # noqa: BLE001 - a failed candidate (edgekit or library error) is a trial result

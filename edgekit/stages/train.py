@@ -135,6 +135,13 @@ def _save(model, ctx, out_dir: Path, record: dict, tokenizer) -> StageResult:
                               "history": record.get("history")}, session=session)
 
 
+def _run_key(config, parent, ctx) -> dict:
+    """What a training stage's resume state must have been made by: this stage's config, its input and the
+    teacher (path and config)."""
+    teacher = {k: v for k, v in ctx.teacher.config.items() if k not in ("transformers_version", "_name_or_path")}
+    return {"stage": config.model_dump(mode="json"), "input": parent.name, "teacher": [str(ctx.teacher.path), teacher]}
+
+
 def _run_dir(ctx, out_dir: Path, name: str) -> Path:
     return Path(ctx.run_root or out_dir.parent) / f".train-{name}"
 
@@ -160,7 +167,8 @@ def run_distill(config: DistillConfig, parent, ctx, out_dir: Path) -> StageResul
                       _losses(config.losses),
                       _run_dir(ctx, out_dir, out_dir.name), layer_map=layers if source is teacher else None,
                       evaluate=data.evaluate, progress=ctx.progress, resume=ctx.resume,
-                      desc=f"distill {out_dir.name}", teacher_data=data.teacher_train, device=device)
+                      desc=f"distill {out_dir.name}", teacher_data=data.teacher_train, device=device,
+                      key=_run_key(config, parent, ctx))
     record = {"kind": "distill", "teacher_layers": n, "student_layers": layers, "device": str(device),
               "history": history}
     return _save(student, ctx, out_dir, record, ctx.checkpoint.tokenizer)
@@ -232,7 +240,7 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
         history = distill(ctx.teacher.model, model, data.train, task, _settings(config.recover, len(data.train)),
                           _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
                           progress=ctx.progress, resume=ctx.resume, desc=f"recover {out_dir.name}",
-                          teacher_data=data.teacher_train, device=device)
+                          teacher_data=data.teacher_train, device=device, key=_run_key(config, parent, ctx))
     sparsity = _make_permanent(masked)
     from edgekit.training.prune import encoder_macs
 
@@ -321,7 +329,8 @@ def run_qat(config: QATConfig, parent, ctx, out_dir: Path) -> StageResult:
                            _settings(config.train, len(data.train)),
                            _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
                            progress=ctx.progress, resume=ctx.resume, desc=f"qat {out_dir.name}",
-                           teacher_data=data.teacher_train, device="cpu")  # the PT2E graph was exported on the CPU
+                           teacher_data=data.teacher_train, device="cpu",  # the PT2E graph was exported on the CPU
+                           key=_run_key(config, parent, ctx))
         if config.keep_best and history[-1].get("val_accuracy", 0) < start.get("val_accuracy", 0):
             adapter.graph.load_state_dict(snapshot)
             kept_start = True

@@ -67,12 +67,14 @@ def teacher_targets(teacher, data, task: str, batch_size: int = 64) -> np.ndarra
 
 def distill(teacher, student, data, task: str, settings: TrainSettings, losses: DistillLosses,
             run_dir: Path | None, *, layer_map: list[int] | None = None, evaluate=None, progress: bool = True,
-            resume: bool = False, desc: str = "distill", teacher_data=None, device=None) -> list[dict]:
+            resume: bool = False, desc: str = "distill", teacher_data=None, device=None,
+            key: dict | None = None) -> list[dict]:
     """Train ``student`` in place on ``data`` (an Encoded set, labelled for classifiers).
 
     ``teacher_data`` holds the same rows in the teacher's token ids when the
     student has its own (pruned) vocabulary. ``device``: where to train
-    (default: :func:`edgekit.training.device.train_device`)."""
+    (default: :func:`edgekit.training.device.train_device`); ``key``: what identifies the run (see
+    :class:`edgekit.training.loop.Trainer`)."""
     import torch
     import torch.nn.functional as F
 
@@ -115,7 +117,7 @@ def distill(teacher, student, data, task: str, settings: TrainSettings, losses: 
             return loss
 
         trainer = Trainer(student, step_loss, len(data), settings, run_dir, progress=progress, desc=desc,
-                          device=device)
+                          device=device, key=key)
         return trainer.fit(evaluate, resume=resume)
     finally:
         teacher.to(home)

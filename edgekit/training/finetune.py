@@ -56,7 +56,7 @@ def cached(out: Path, key: dict) -> dict | None:
 
 
 def finetune_classifier(base: str | Path, data: LabelledData, out: Path, *, settings: TrainSettings = DEFAULT_SETTINGS,
-                        progress: bool = True, resume: bool = False) -> dict:
+                        progress: bool = True, resume: bool = False, overwrite: bool = False) -> dict:
     from transformers import AutoModelForSequenceClassification
 
     from edgekit.checkpoint import load_checkpoint, offline
@@ -64,7 +64,8 @@ def finetune_classifier(base: str | Path, data: LabelledData, out: Path, *, sett
 
     offline()
     if str(base) in VISION_BASES:
-        return train_image_classifier(str(base), data, out, settings=settings, progress=progress, resume=resume)
+        return train_image_classifier(str(base), data, out, settings=settings, progress=progress, resume=resume,
+                                      overwrite=overwrite)
     ckpt = load_checkpoint(base, task="feature-extraction")
     labels = data.label_names
     key = {"base": str(ckpt.path), "data": data_digest(data), "settings": asdict(settings), "labels": labels}
@@ -81,40 +82,45 @@ def finetune_classifier(base: str | Path, data: LabelledData, out: Path, *, sett
     val = encode(tok, data.validation.texts, settings.max_len, [label2id[x] for x in data.validation.labels])
     test = encode(tok, data.test.texts, settings.max_len, [label2id[x] for x in data.test.labels])
     return _train_and_publish(model, tok, train, val, test, key, settings, out, progress=progress, resume=resume,
-                              desc="fine-tune", architecture="BertForSequenceClassification")
+                              overwrite=overwrite, desc="fine-tune", architecture="BertForSequenceClassification")
 
 
 def _train_and_publish(model, preprocessor, train, val, test, key: dict, settings: TrainSettings, out: Path, *,
-                       progress: bool, resume: bool, desc: str, architecture: str) -> dict:
+                       progress: bool, resume: bool, overwrite: bool, desc: str, architecture: str) -> dict:
     """Train ``model`` with cross-entropy on ``train``, then write it with its tokenizer or image processor
-    and the training record into ``out`` (staged beside it, moved into place whole)."""
+    and the training record into ``out`` (staged beside it, moved into place whole; an earlier edgekit
+    checkpoint there is replaced only with ``overwrite``, anything else is refused before training)."""
+    from contextlib import nullcontext
+
     import torch
 
+    from edgekit.output import OutputDir
     from edgekit.training.data import accuracy
     from edgekit.training.device import device_of, to_device
+    from edgekit.training.loop import world
 
     def step_loss(m, idx):
         b = to_device(train.batch(idx), device_of(m))
         y = b.pop("labels")
         return torch.nn.functional.cross_entropy(m(**b).logits, y)
 
-    work = out.with_name(out.name + ".training")
-    trainer = Trainer(model, step_loss, len(train), settings, work, progress=progress, desc=desc)
-    history = trainer.fit(lambda: {"val_accuracy": accuracy(model, val)}, resume=resume)
-    record = {"key": key, "history": history, "val_accuracy": history[-1]["val_accuracy"] if history else
-              accuracy(model, val),
-              "test_accuracy": accuracy(model, test), "train_examples": len(train), "world_size": trainer.world,
-              "device": str(trainer.device), "backend": trainer.backend}
-    if trainer.rank == 0:
-        staged = out.with_name(out.name + ".partial")
-        shutil.rmtree(staged, ignore_errors=True)
-        model.config.architectures = [architecture]
-        model.save_pretrained(str(staged), safe_serialization=True)
-        preprocessor.save_pretrained(staged)
-        (staged / RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        shutil.rmtree(out, ignore_errors=True)
-        staged.rename(out)
-        shutil.rmtree(work, ignore_errors=True)
+    work = out / ".train-finetune"  # the resumable state lives in the output: it survives a failed run
+    with OutputDir(out, "finetune", overwrite=overwrite) if world()[0] == 0 else nullcontext() as target:
+        if target is not None:
+            target.hold()
+        trainer = Trainer(model, step_loss, len(train), settings, work, progress=progress, desc=desc, key=key)
+        history = trainer.fit(lambda: {"val_accuracy": accuracy(model, val)}, resume=resume)
+        record = {"key": key, "history": history, "val_accuracy": history[-1]["val_accuracy"] if history else
+                  accuracy(model, val),
+                  "test_accuracy": accuracy(model, test), "train_examples": len(train), "world_size": trainer.world,
+                  "device": str(trainer.device), "backend": trainer.backend}
+        if target is not None:
+            model.config.architectures = [architecture]
+            model.save_pretrained(str(target.tree), safe_serialization=True)
+            preprocessor.save_pretrained(target.tree)
+            (target.tree / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+            target.commit()
+            shutil.rmtree(work, ignore_errors=True)  # finished: nothing to resume
     return {**record, "cached": False}
 
 
@@ -127,7 +133,8 @@ def _image_size(data: LabelledData) -> tuple[int, int]:
 
 
 def train_image_classifier(base: str, data: LabelledData, out: Path, *, settings: TrainSettings = VISION_SETTINGS,
-                           progress: bool = True, resume: bool = False, arch: dict | None = None) -> dict:
+                           progress: bool = True, resume: bool = False, arch: dict | None = None,
+                           overwrite: bool = False) -> dict:
     """A ViT from the built-in configuration ``base`` (or ``arch``), trained from scratch on ``data``'s images."""
     from transformers import ViTConfig, ViTForImageClassification
 
@@ -154,4 +161,4 @@ def train_image_classifier(base: str, data: LabelledData, out: Path, *, settings
     test = encode(proc, data.test.texts, 0, [label2id[x] for x in data.test.labels])
 
     return _train_and_publish(model, proc, train, val, test, key, settings, out, progress=progress, resume=resume,
-                              desc="train", architecture="ViTForImageClassification")
+                              overwrite=overwrite, desc="train", architecture="ViTForImageClassification")

@@ -29,7 +29,7 @@ def record(session, feeds_list: list[dict[str, np.ndarray]], path: Path) -> None
 def load_cases(path: Path) -> list[dict[str, dict[str, np.ndarray]]]:
     """The recorded cases in order, each ``{"in": {name: array}, "out": {name: array}}``."""
     cases: dict[int, dict[str, dict[str, np.ndarray]]] = {}
-    with np.load(path) as data:
+    with np.load(path, allow_pickle=False) as data:
         for key in data.files:
             kind, name = key.split("__", 1)
             idx = int(kind[2:] if kind.startswith("in") else kind[3:])

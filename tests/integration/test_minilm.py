@@ -44,6 +44,7 @@ def test_export_has_dynamic_axes(dynamic):
     assert dims == [["batch", "sequence"]] * 3
 
 
+@pytest.mark.slow  # ~30 s on 2 cores: run with `python -m pytest -m slow`
 def test_static_int8_quantizes_embeddings_and_stays_faithful(tmp_path):
     res = compress("minilm", fast_recipe("ptq-static", fidelity_samples=100, threads=2), tmp_path / "static",
                    progress=False)

@@ -68,3 +68,36 @@ def test_reads_only_onnx(ctx, tiny_ckpt, tmp_path):
 def test_bad_exclude_pattern(ctx, fused, tmp_path):
     with pytest.raises(RecipeError, match="not a valid regular expression"):
         run_quantize(QuantizeConfig(kind="quantize", method="dynamic", exclude=["(unclosed"]), fused, ctx, tmp_path)
+
+
+def test_static_quantization_leaves_the_working_directory_clean(ctx, fused, tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = QuantizeConfig(kind="quantize", method="static", calibration={"samples": 8, "seq_len": 16})
+    run_quantize(cfg, fused, ctx, out)
+    assert (out / "model.onnx").is_file() and list(cwd.iterdir()) == []
+
+
+def test_failed_shape_inference_saves_its_temporaries_in_a_temp_directory(tmp_path, monkeypatch):
+    """ONNX Runtime's symbolic shape inference saves sym_shape_infer_temp.onnx (+ a .data file) in the
+    current directory when it fails; the quantizer runs it elsewhere, so the user's directory stays clean."""
+    from onnx import TensorProto, helper
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from edgekit.stages.quantize_onnx import working_directory
+
+    graph = helper.make_graph([helper.make_node("Unknown", ["x"], ["y"], domain="com.example")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    cwd, scratch = tmp_path / "cwd", tmp_path / "scratch"
+    cwd.mkdir()
+    scratch.mkdir()
+    monkeypatch.chdir(cwd)
+    with pytest.raises(Exception, match="symbolic shape inference"), working_directory(scratch):
+        quant_pre_process(str(tmp_path / "m.onnx"), str(tmp_path / "pre.onnx"), skip_optimization=True)
+    assert list(cwd.iterdir()) == [] and (scratch / "sym_shape_infer_temp.onnx").exists()

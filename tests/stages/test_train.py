@@ -109,6 +109,7 @@ def test_unstructured_sparsity_shrinks_the_compressed_file_only(tiny_cls_ckpt, t
     assert meta["gzip_bytes"] < 0.8 * meta["size_bytes"]
 
 
+@pytest.mark.slow  # ~30 s on 2 cores: run with `python -m pytest -m slow`
 def test_qat_exports_qdq_onnx_scored_beside_ptq(tiny_cls_ckpt, task_dir, tmp_path):
     import onnx
 
