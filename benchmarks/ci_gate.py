@@ -35,8 +35,8 @@ def main() -> int:
 
     quiet_libraries()
     from edgekit.cli import main as edgekit
-    from edgekit.pipeline import compress
-    from edgekit.recipe import load_recipe, recipe_from_dict
+    from edgekit.pipeline.run import compress
+    from edgekit.recipe.config import load_recipe, recipe_from_dict
     from edgekit.testing import make_tiny_checkpoint
 
     data = load_recipe("ptq-dynamic").model_dump(mode="json", exclude_none=True)

@@ -23,10 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-from edgekit.datasets import load_dataset
-from edgekit.environment import environment
-from edgekit.pipeline import compress
-from edgekit.recipe import load_recipe
+from edgekit.data.datasets import load_dataset
+from edgekit.measure.environment import environment
+from edgekit.pipeline.run import compress
+from edgekit.recipe.config import load_recipe
 from edgekit.training.finetune import VISION_SETTINGS, finetune_classifier
 
 HERE = Path(__file__).parent

@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 
 from edgekit.artifact import Artifact
-from edgekit.calibration import load_text_data
+from edgekit.data.calibration import load_text_data
 from edgekit.checkpoint import load_checkpoint
-from edgekit.environment import environment
-from edgekit.measure import BenchSettings, Target, measure
+from edgekit.measure.environment import environment
+from edgekit.measure.harness import BenchSettings, Target, measure
 from edgekit.plugins import get_runtime
 from edgekit_runtimes.onnxruntime_gpu import gpu_providers
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 from common import MIN_COSINE, fastest_faithful, finish
 
-from edgekit.calibration import load_text_data
+from edgekit.data.calibration import load_text_data
 from edgekit.checkpoint import load_checkpoint
-from edgekit.environment import environment
-from edgekit.measure import BenchSettings, Target, measure
-from edgekit.pipeline import compress
+from edgekit.measure.environment import environment
+from edgekit.measure.harness import BenchSettings, Target, measure
+from edgekit.pipeline.run import compress
 from edgekit.plugins import get_runtime
-from edgekit.recipe import load_recipe, recipe_from_dict
+from edgekit.recipe.config import load_recipe, recipe_from_dict
 
 TARGET_VS_TORCH = 3.0
 TARGET_VS_ORT = 1.0

@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 
 from edgekit.checkpoint import load_checkpoint
-from edgekit.environment import environment
-from edgekit.pipeline import compress
-from edgekit.recipe import recipe_from_dict
+from edgekit.measure.environment import environment
+from edgekit.pipeline.run import compress
+from edgekit.recipe.config import recipe_from_dict
 from edgekit.training.prune import encoder_macs
 
 HERE = Path(__file__).parent

@@ -88,8 +88,8 @@ def main() -> int:
     ap.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "runtime_footprint.json")
     args = ap.parse_args()
 
-    from edgekit.bundle import open_bundle
-    from edgekit.environment import environment
+    from edgekit.device.bundle import open_bundle
+    from edgekit.measure.environment import environment
 
     bundle = open_bundle(args.bundle)
     archive = args.bundle.with_name(args.bundle.name + ".tar.gz")

@@ -43,8 +43,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from edgekit.calibration import load_text_data
-from edgekit.environment import environment
+from edgekit.data.calibration import load_text_data
+from edgekit.measure.environment import environment
 
 HOST = "127.0.0.1"
 MAX_BODY = 65536

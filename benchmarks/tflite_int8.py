@@ -17,8 +17,8 @@ from pathlib import Path
 
 from common import MIN_COSINE, fastest_faithful, finish
 
-from edgekit.pipeline import compress
-from edgekit.recipe import load_recipe, recipe_from_dict
+from edgekit.pipeline.run import compress
+from edgekit.recipe.config import load_recipe, recipe_from_dict
 
 
 def best(rows: list[dict], fmt: str) -> dict:

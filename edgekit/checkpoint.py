@@ -156,7 +156,7 @@ class Checkpoint:
     def tokenizer(self):
         """The tokenizer, or for image models the image processor (called the same way)."""
         if self.is_image:
-            from edgekit.images import CONFIG_FILE, ImageProcessor
+            from edgekit.data.images import CONFIG_FILE, ImageProcessor
 
             if not (self.path / CONFIG_FILE).is_file():
                 raise CheckpointError(f"{self.path}: no {CONFIG_FILE}; an image model needs its preprocessing")
@@ -217,8 +217,8 @@ class Checkpoint:
         return cfg.get("label2id") or {v: int(k) for k, v in (cfg.get("id2label") or {}).items()}
 
     def label_ids(self, labels):
-        """Class ids of ``labels`` given as label names or class numbers (see :func:`edgekit.evaluate.label_ids`)."""
-        from edgekit.evaluate import label_ids
+        """Class ids of ``labels`` given as label names or class numbers (see :func:`edgekit.measure.evaluation.label_ids`)."""
+        from edgekit.measure.evaluation import label_ids
 
         return label_ids(labels, self.label2id, int(self.config.get("num_labels") or len(self.label2id)))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.calibration import data_dir, load_texts
+from edgekit.data.calibration import data_dir, load_texts
 
 
 def make_tiny_checkpoint(
@@ -107,7 +107,7 @@ def with_custom_op(src: str | Path, dst: str | Path, custom_code: str = "Edgekit
 def make_tiny_vit(directory: str | Path, *, epochs: float = 15.0, hidden_size: int = 32, layers: int = 2,
                   heads: int = 4, seed: int = 0) -> Path:
     """A tiny Vision Transformer trained briefly on scikit-learn's digits (seconds on a CPU)."""
-    from edgekit.datasets import load_dataset
+    from edgekit.data.datasets import load_dataset
     from edgekit.training.finetune import VISION_SETTINGS, train_image_classifier
     from dataclasses import replace
 

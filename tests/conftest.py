@@ -28,7 +28,7 @@ def tiny_cls_ckpt(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_compressed(tiny_ckpt, tmp_path_factory) -> Path:
     """The tiny encoder through the built-in ptq-dynamic recipe (fast bench settings)."""
-    from edgekit.pipeline import compress
+    from edgekit.pipeline.run import compress
     from tests.helpers import fast_recipe
 
     out = tmp_path_factory.mktemp("compressed") / "out"
@@ -39,7 +39,7 @@ def tiny_compressed(tiny_ckpt, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_tflite(tiny_ckpt, tmp_path_factory) -> Path:
     """The tiny encoder through the built-in tflite-int8 recipe (fp32, static int8, dynamic int8)."""
-    from edgekit.pipeline import compress
+    from edgekit.pipeline.run import compress
     from tests.helpers import fast_recipe
 
     out = tmp_path_factory.mktemp("tflite") / "out"
@@ -50,10 +50,10 @@ def tiny_tflite(tiny_ckpt, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bucketed_tflite(tiny_ckpt, tmp_path_factory) -> Path:
     """A .tflite with two sequence buckets (16 and 32), exported directly by the converter."""
-    from edgekit.calibration import load_text_data
+    from edgekit.data.calibration import load_text_data
     from edgekit.checkpoint import load_checkpoint
-    from edgekit.context import StageContext
-    from edgekit.recipe import ExportConfig
+    from edgekit.pipeline.context import StageContext
+    from edgekit.recipe.config import ExportConfig
     from edgekit_converters.tflite_export import TFLiteConverter
 
     out = tmp_path_factory.mktemp("bucketed")
@@ -65,8 +65,8 @@ def tiny_bucketed_tflite(tiny_ckpt, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_fp16_onnx(tiny_ckpt, tmp_path_factory) -> Path:
     """The tiny encoder exported to ONNX and converted to float16 (the GPU variant)."""
-    from edgekit.pipeline import compress
-    from edgekit.recipe import recipe_from_dict
+    from edgekit.pipeline.run import compress
+    from edgekit.recipe.config import recipe_from_dict
     from tests.helpers import FAST_BENCH
 
     out = tmp_path_factory.mktemp("fp16") / "out"
@@ -79,7 +79,7 @@ def tiny_fp16_onnx(tiny_ckpt, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_compressed, tmp_path_factory) -> Path:
     """The tiny encoder's int8 and fp32 ONNX artifacts as a bundle, plus its .tar.gz archive."""
-    from edgekit.bundle_build import build_bundle
+    from edgekit.pipeline.bundling import build_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "tiny"
     return build_bundle(tiny_compressed, out, artifacts=["onnx-int8-dynamic", "onnx-fp32"], archive=True).path
@@ -88,8 +88,8 @@ def tiny_bundle(tiny_compressed, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_cls_bundle(tiny_cls_ckpt, tmp_path_factory) -> Path:
     """The tiny 3-label classifier through ptq-dynamic, bundled."""
-    from edgekit.bundle_build import build_bundle
-    from edgekit.pipeline import compress
+    from edgekit.pipeline.bundling import build_bundle
+    from edgekit.pipeline.run import compress
     from tests.helpers import fast_recipe
 
     root = tmp_path_factory.mktemp("clsbundle")
@@ -100,7 +100,7 @@ def tiny_cls_bundle(tiny_cls_ckpt, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def task_dir(tmp_path_factory):
     """A small labelled set in the tiny classifier's labels, with a learnable rule."""
-    from edgekit.calibration import load_text_data
+    from edgekit.data.calibration import load_text_data
 
     d = load_text_data()
     root = tmp_path_factory.mktemp("taskdata")
@@ -169,8 +169,8 @@ def tiny_vit(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_vit_chain(tiny_vit, tmp_path_factory) -> Path:
     """The tiny ViT through the built-in distill-prune-int8 recipe on digits (short training)."""
-    from edgekit.pipeline import compress
-    from edgekit.recipe import recipe_from_dict
+    from edgekit.pipeline.run import compress
+    from edgekit.recipe.config import recipe_from_dict
     from tests.helpers import fast_recipe
 
     data = fast_recipe("distill-prune-int8", fidelity_samples=361).with_data("digits").model_dump(

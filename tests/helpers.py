@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekit.recipe import Recipe, load_recipe, recipe_from_dict
+from edgekit.recipe.config import Recipe, load_recipe, recipe_from_dict
 
 FAST_BENCH = {"kind": "bench", "runs": 5, "warmup": 1, "fidelity_samples": 24, "threads": 1, "seq_len": 32}
 

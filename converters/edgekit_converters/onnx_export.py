@@ -21,7 +21,7 @@ class OnnxConverter(Converter):
         module = ckpt.task_module()
         names = ckpt.input_names
         if ckpt.is_image:
-            from edgekit.images import sample_images
+            from edgekit.data.images import sample_images
 
             args = (ckpt.tokenizer(sample_images(ckpt.tokenizer, 2), return_tensors="pt")["pixel_values"],)
             dynamic = {"pixel_values": {0: "batch"}}

@@ -2,7 +2,7 @@
 
 A handler is ``(config, parent_artifact, ctx, out_dir) -> StageResult``: it reads
 the parent, writes model files into the empty ``out_dir`` and says what it made.
-The runner (:mod:`edgekit.pipeline`) writes the manifest and moves it into place.
+The runner (:mod:`edgekit.pipeline.run`) writes the manifest and moves it into place.
 """
 
 from __future__ import annotations

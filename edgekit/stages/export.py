@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgekit.errors import RecipeError
 from edgekit.plugins import converters
-from edgekit.recipe import ExportConfig
+from edgekit.recipe.config import ExportConfig
 from edgekit.stages import StageResult, register
 
 

@@ -7,7 +7,7 @@ import shutil
 
 from edgekit.errors import RecipeError
 from edgekit.plugins import get_runtime
-from edgekit.recipe import OptimizeConfig
+from edgekit.recipe.config import OptimizeConfig
 from edgekit.stages import StageResult, register
 
 # model types whose graphs onnxruntime.transformers' BERT fusions understand

@@ -28,13 +28,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from edgekit.tasks import CLASSIFIERS
-from edgekit.benchmark import PeakRSS, interleaved
+from edgekit.measure.timing import PeakRSS, interleaved
 from edgekit.errors import EdgekitError, GateFailed, RecipeError
-from edgekit.evaluate import EvalSet, run_texts
-from edgekit.feeds import tokenize
+from edgekit.measure.evaluation import EvalSet, run_texts
+from edgekit.data.feeds import tokenize
 from edgekit.plugins import runtime_for_format
-from edgekit.recipe import QuantizeConfig, SearchConfig
-from edgekit.search_space import SPACES, fallback_candidates, sensitivity
+from edgekit.recipe.config import QuantizeConfig, SearchConfig
+from edgekit.stages.search_space import SPACES, fallback_candidates, sensitivity
 from edgekit.stages import StageResult, handler_for, register
 
 FINALISTS = 3
@@ -101,7 +101,7 @@ class _Target:
         self.adapter = runtime_for_format(artifact.format)
         self.session = self.adapter.load(artifact.model_path, threads=ctx.threads)
         seq = min(ctx.seq_len, self.session.max_seq_len or ctx.seq_len)
-        from edgekit.measure import timing_text
+        from edgekit.measure.harness import timing_text
 
         text = timing_text(ctx.checkpoint.tokenizer, ctx.data.heldout, seq)
         self.feeds = tokenize(ctx.checkpoint.tokenizer, [text], self.session.inputs, seq, fixed=True)
@@ -166,7 +166,7 @@ def _add_fallbacks(target: _Target, trial: dict, config: SearchConfig, ctx) -> N
     if trial["config"].get("method") != "dynamic" or not config.sensitivity_fallback:
         return
     target.fallback_done = True
-    from edgekit.diagnostics import layer_diff
+    from edgekit.measure.layer_diff import layer_diff
 
     feeds = ctx.parity_feeds(target.session)[:2]
     rows = layer_diff(target.artifact.model_path, trial["_dir"] / trial["_result"].model_file, feeds, ctx.threads)
@@ -176,7 +176,7 @@ def _add_fallbacks(target: _Target, trial: dict, config: SearchConfig, ctx) -> N
 
 
 def _worst_rows(rows: list[dict], n: int = 5) -> list[dict]:
-    from edgekit.diagnostics import worst
+    from edgekit.measure.layer_diff import worst
 
     return [{k: r[k] for k in ("tensor", "op", "snr_db", "rel_mse", "cosine")} for r in worst(rows, n)]
 
@@ -255,7 +255,7 @@ def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
         winner = _finalists(passing, config)
         for t in trials:
             t["winner"] = t is winner
-        from edgekit.diagnostics import layer_diff
+        from edgekit.measure.layer_diff import layer_diff
 
         try:
             rows = layer_diff(ctx.artifacts[winner["target"]].model_path,

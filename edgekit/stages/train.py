@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import RecipeError
-from edgekit.recipe import DistillConfig, PruneConfig, QATConfig, TrainConfig
+from edgekit.recipe.config import DistillConfig, PruneConfig, QATConfig, TrainConfig
 from edgekit.stages import StageResult, register
 from edgekit.tasks import CLASSIFIERS
 
@@ -45,7 +45,7 @@ def _settings(cfg: TrainConfig, n_examples: int):
 
 
 def _same_vocab(a, b) -> bool:
-    from edgekit.images import is_image_processor
+    from edgekit.data.images import is_image_processor
 
     if is_image_processor(a):  # image processors: the same pixels for teacher and student
         return True
@@ -60,7 +60,7 @@ def _task_data(ctx, data_spec: str, max_len: int, student_holder: list, tokenize
     tok = tokenizer or ctx.checkpoint.tokenizer
     same = _same_vocab(tok, teacher.tokenizer)
     if teacher.task in CLASSIFIERS:
-        from edgekit.datasets import load_dataset
+        from edgekit.data.datasets import load_dataset
 
         data = load_dataset(data_spec)
         label2id = teacher.label2id
@@ -91,7 +91,7 @@ def _task_data(ctx, data_spec: str, max_len: int, student_holder: list, tokenize
 
 def _task_texts(data_spec: str, ctx) -> list[str]:
     if ctx.teacher.task in CLASSIFIERS:
-        from edgekit.datasets import load_dataset
+        from edgekit.data.datasets import load_dataset
 
         d = load_dataset(data_spec)
         return d.train.texts + d.validation.texts

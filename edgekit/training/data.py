@@ -55,7 +55,7 @@ def encode(tokenizer, texts: Sequence[str], max_len: int, labels: Sequence[int] 
     """Token tensors for ``texts``; for an image processor, pixel tensors for the images."""
     import torch
 
-    from edgekit.images import is_image_processor
+    from edgekit.data.images import is_image_processor
 
     if is_image_processor(tokenizer):
         return EncodedImages(torch.from_numpy(tokenizer(list(texts))["pixel_values"]),
@@ -95,6 +95,6 @@ def logits(model, data: Encoded, batch_size: int = 64) -> np.ndarray:
 
 
 def accuracy(model, data: Encoded) -> float:
-    from edgekit.evaluate import accuracy as percent_correct
+    from edgekit.measure.evaluation import accuracy as percent_correct
 
     return percent_correct(logits(model, data).argmax(-1), data.labels.numpy())

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from edgekit.datasets import LabelledData
+from edgekit.data.datasets import LabelledData
 from edgekit.training.loop import TrainSettings, Trainer, seed_everything
 
 RECORD = "edgekit_training.json"
@@ -126,7 +126,7 @@ def _train_and_publish(model, preprocessor, train, val, test, key: dict, setting
 
 def _image_size(data: LabelledData) -> tuple[int, int]:
     """(side, channels) of the first training image (all are resized to it)."""
-    from edgekit.images import load_image
+    from edgekit.data.images import load_image
 
     arr = load_image(data.train.texts[0])
     return int(arr.shape[0]), 1 if arr.ndim == 2 else int(arr.shape[2])
@@ -139,7 +139,7 @@ def train_image_classifier(base: str, data: LabelledData, out: Path, *, settings
     from transformers import ViTConfig, ViTForImageClassification
 
     from edgekit.checkpoint import offline
-    from edgekit.images import ImageProcessor
+    from edgekit.data.images import ImageProcessor
     from edgekit.training.data import encode
 
     offline()

@@ -90,7 +90,7 @@ def placed_on_cpu(path: Path, providers: list[str], options, inputs) -> dict[str
 
     import onnxruntime as ort
 
-    from edgekit.feeds import synthesize
+    from edgekit.data.feeds import synthesize
 
     with tempfile.TemporaryDirectory() as tmp:
         options.enable_profiling = True

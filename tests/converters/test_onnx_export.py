@@ -1,11 +1,11 @@
 import onnx
 import pytest
 
-from edgekit.calibration import load_text_data
+from edgekit.data.calibration import load_text_data
 from edgekit.checkpoint import load_checkpoint
-from edgekit.context import StageContext
+from edgekit.pipeline.context import StageContext
 from edgekit.errors import ParityError
-from edgekit.recipe import ExportConfig
+from edgekit.recipe.config import ExportConfig
 from edgekit_converters.onnx_export import OnnxConverter
 
 

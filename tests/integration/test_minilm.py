@@ -7,7 +7,7 @@ from collections import Counter
 import onnx
 import pytest
 
-from edgekit.pipeline import compress
+from edgekit.pipeline.run import compress
 from tests.conftest import read_json, requires_minilm
 from tests.helpers import fast_recipe
 

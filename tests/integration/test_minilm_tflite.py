@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgekit.pipeline import compress
+from edgekit.pipeline.run import compress
 from tests.conftest import requires_minilm
 from tests.helpers import fast_recipe
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.artifact import sha256_file
-from edgekit.bundle import BUNDLE_FILE, seal
+from edgekit.device.bundle import BUNDLE_FILE, seal
 from tests.reliability.harness import Case, check, listing, run_cli, snapshot
 
 AREA = "bundles"

@@ -65,8 +65,8 @@ def recipes(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def template(tiny_ckpt, recipes, tmp_path_factory) -> Path:
     """A real earlier compress output (made in-process; each case works on a copy)."""
-    from edgekit.pipeline import compress
-    from edgekit.recipe import load_recipe
+    from edgekit.pipeline.run import compress
+    from edgekit.recipe.config import load_recipe
 
     out = tmp_path_factory.mktemp("template") / "out"
     compress(tiny_ckpt, load_recipe(str(recipes["fast"])), out, progress=False)
@@ -359,7 +359,7 @@ def test_bundle_output_rules(previous, tmp_path):
     hidden = _user_file(out / ".deploy-notes")  # hidden files are no part of a bundle
     check(_case("bundle --overwrite keeps the user's hidden file in the bundle", 0, snapshot(hidden), tmp_path),
           run_cli("bundle", previous, "-o", out, "--archive", "--overwrite"))
-    from edgekit.bundle import open_bundle
+    from edgekit.device.bundle import open_bundle
     from edgekit.output import is_edgekit_file
 
     assert open_bundle(out).variants and is_edgekit_file(tmp_path / "b.tar.gz")
@@ -377,7 +377,7 @@ def test_finetune_output_rules(tiny_ckpt, task_dir, tmp_path):
     assert "edgekit did not write" in res.stderr
     f = _user_file(tmp_path / "teacher.txt")
     check(_case("finetune onto a file of the user's", 2, snapshot(f), tmp_path), run_cli(*args, "-o", f))
-    from edgekit.datasets import load_dataset
+    from edgekit.data.datasets import load_dataset
     from edgekit.training.finetune import finetune_classifier
     from edgekit.training.loop import TrainSettings
 

@@ -18,7 +18,7 @@ def torch_reference(ckpt_path, dtype: str = "int64", atol: float = 1e-4):
     """``(feeds, expected, atol)`` for the contract: token feeds of ``TEXTS`` cast to ``dtype``
     and the PyTorch reference embeddings for them."""
     from edgekit.checkpoint import load_checkpoint
-    from edgekit.feeds import tokenize
+    from edgekit.data.feeds import tokenize
     from edgekit_runtimes.base import TensorSpec
     from edgekit_runtimes.torch_eager import TorchEagerAdapter
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from edgekit.checkpoint import load_checkpoint
-from edgekit.feeds import tokenize
+from edgekit.data.feeds import tokenize
 from edgekit_runtimes.base import TensorSpec
 from edgekit_runtimes.torch_eager import TorchEagerAdapter
 from tests.runtimes.contract import RuntimeAdapterContract

@@ -1,8 +1,8 @@
 import pytest
 
-from edgekit.calibration import load_text_data
+from edgekit.data.calibration import load_text_data
 from edgekit.checkpoint import load_checkpoint
-from edgekit.context import StageContext
+from edgekit.pipeline.context import StageContext
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import pytest
 from edgekit.artifact import Artifact
 from edgekit.checkpoint import load_checkpoint
 from edgekit.errors import GateFailed, RecipeError
-from edgekit.recipe import QuantizeConfig
+from edgekit.recipe.config import QuantizeConfig
 from edgekit.stages.quantize import run_quantize
-from edgekit.stages.quantize_onnx import op_types
+from edgekit.stages.quantize.onnx_backend import op_types
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_sanity_floor_catches_collapse(ctx, fused, tmp_path):
 
 
 def test_reads_only_onnx(ctx, tiny_ckpt, tmp_path):
-    from edgekit.pipeline import checkpoint_artifact
+    from edgekit.pipeline.run import checkpoint_artifact
 
     with pytest.raises(RecipeError, match="reads ONNX or TFLite"):
         run_quantize(QuantizeConfig(kind="quantize", method="dynamic"),
@@ -87,7 +87,7 @@ def test_failed_shape_inference_saves_its_temporaries_in_a_temp_directory(tmp_pa
     from onnx import TensorProto, helper
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from edgekit.stages.quantize_onnx import working_directory
+    from edgekit.stages.quantize.onnx_backend import working_directory
 
     graph = helper.make_graph([helper.make_node("Unknown", ["x"], ["y"], domain="com.example")], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],

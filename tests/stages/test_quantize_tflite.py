@@ -2,7 +2,7 @@ import pytest
 
 from edgekit.artifact import Artifact
 from edgekit.errors import RecipeError
-from edgekit.recipe import QuantizeConfig
+from edgekit.recipe.config import QuantizeConfig
 from edgekit.stages.quantize import run_quantize
 from edgekit_runtimes.litert import LiteRTAdapter
 

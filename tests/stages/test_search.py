@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from edgekit.recipe import BudgetConfig, SearchConfig, recipe_from_dict
+from edgekit.recipe.config import BudgetConfig, SearchConfig, recipe_from_dict
 from edgekit.stages.search import _budget_verdict
 from tests.helpers import FAST_BENCH
 
@@ -76,7 +76,7 @@ def test_accuracy_budget_needs_a_classifier_and_labels(tiny_ckpt, tiny_cls_ckpt,
 
 
 def test_accuracy_budget_on_a_labelled_set(tiny_cls_ckpt, tmp_path, run_cli):
-    from edgekit.calibration import load_text_data
+    from edgekit.data.calibration import load_text_data
 
     rows = [{"text": t, "label": f"label_{i % 3}"} for i, t in enumerate(load_text_data().heldout[:60])]
     labelled = tmp_path / "eval.jsonl"

@@ -11,8 +11,8 @@ from edgekit.checkpoint import load_checkpoint
 
 @pytest.fixture(scope="module")
 def chain(tiny_cls_ckpt, task_dir, tmp_path_factory):
-    from edgekit.pipeline import compress
-    from edgekit.recipe import recipe_from_dict
+    from edgekit.pipeline.run import compress
+    from edgekit.recipe.config import recipe_from_dict
 
     train = {"epochs": 1, "lr": 1e-3, "batch_size": 32, "max_len": 32}
     recipe = recipe_from_dict({"version": 1, "name": "chain", "stages": [
@@ -65,7 +65,7 @@ def test_pruned_student_exports_with_parity_and_is_scored(chain):
 
 def test_training_stage_configs_are_strict():
     from edgekit.errors import RecipeError
-    from edgekit.recipe import recipe_from_dict
+    from edgekit.recipe.config import recipe_from_dict
 
     with pytest.raises(RecipeError, match="unknown key"):
         recipe_from_dict({"name": "x", "stages": [{"kind": "distill", "epochs": 3}]})
@@ -74,8 +74,8 @@ def test_training_stage_configs_are_strict():
 
 
 def test_builtin_training_recipes_plan(tmp_path):
-    from edgekit.pipeline import plan
-    from edgekit.recipe import load_recipe
+    from edgekit.pipeline.run import plan
+    from edgekit.recipe.config import load_recipe
 
     steps = [n for _, n, _ in plan(load_recipe("distill-prune-int8"))]
     assert steps == ["student", "student-pruned", "onnx-fp32", "onnx-fp32-opt", "onnx-int8-dynamic", "tflite-fp32",
@@ -92,8 +92,8 @@ def test_builtin_training_recipes_plan(tmp_path):
 
 
 def test_unstructured_sparsity_shrinks_the_compressed_file_only(tiny_cls_ckpt, task_dir, tmp_path):
-    from edgekit.pipeline import compress
-    from edgekit.recipe import recipe_from_dict
+    from edgekit.pipeline.run import compress
+    from edgekit.recipe.config import recipe_from_dict
 
     train = {"epochs": 0.5, "lr": 1e-3, "batch_size": 32, "max_len": 32}
     recipe = recipe_from_dict({"version": 1, "name": "sparse", "stages": [
@@ -113,8 +113,8 @@ def test_unstructured_sparsity_shrinks_the_compressed_file_only(tiny_cls_ckpt, t
 def test_qat_exports_qdq_onnx_scored_beside_ptq(tiny_cls_ckpt, task_dir, tmp_path):
     import onnx
 
-    from edgekit.pipeline import compress
-    from edgekit.recipe import recipe_from_dict
+    from edgekit.pipeline.run import compress
+    from edgekit.recipe.config import recipe_from_dict
 
     recipe = recipe_from_dict({"version": 1, "name": "qat", "stages": [
         {"kind": "export"}, {"kind": "quantize", "method": "dynamic"},
@@ -144,7 +144,7 @@ def test_qat_exports_qdq_onnx_scored_beside_ptq(tiny_cls_ckpt, task_dir, tmp_pat
 
 def test_bundle_of_a_pruned_vocabulary_student_carries_its_tokenizer(chain, tmp_path):
     import edgekit
-    from edgekit.bundle_build import build_bundle
+    from edgekit.pipeline.bundling import build_bundle
 
     result, out = chain
     bundle = build_bundle(out, tmp_path / "b", artifacts=["onnx-int8-dynamic"])
@@ -158,8 +158,8 @@ def test_bundle_of_a_pruned_vocabulary_student_carries_its_tokenizer(chain, tmp_
 
 def test_vocabulary_pruned_to_a_small_set_still_records_and_exports(tiny_cls_ckpt, tmp_path):
     """Parity and self-check texts use words outside the kept vocabulary: the student's own tokenizer feeds it."""
-    from edgekit.pipeline import compress
-    from edgekit.recipe import recipe_from_dict
+    from edgekit.pipeline.run import compress
+    from edgekit.recipe.config import recipe_from_dict
 
     data = tmp_path / "small"
     data.mkdir()
@@ -194,7 +194,7 @@ def test_qat_leaves_the_fp32_model_untouched(tiny_cls_ckpt, task_dir):
 
 
 def test_min_steps_gives_a_small_set_more_epochs():
-    from edgekit.recipe import TrainConfig
+    from edgekit.recipe.config import TrainConfig
     from edgekit.stages.train import _settings
 
     assert _settings(TrainConfig(epochs=2, batch_size=32, min_steps=400), 1257).epochs == 10.0  # 40 steps an epoch

@@ -36,8 +36,8 @@ def test_trainer_trains_on_the_gpu_and_gives_the_model_back():
 
 def test_distill_stage_trains_on_the_gpu(tiny_cls_ckpt, task_dir, tmp_path):
     from edgekit.artifact import Artifact
-    from edgekit.pipeline import compress
-    from edgekit.recipe import recipe_from_dict
+    from edgekit.pipeline.run import compress
+    from edgekit.recipe.config import recipe_from_dict
 
     train = {"epochs": 2, "lr": 1e-3, "batch_size": 32, "max_len": 32}
     recipe = recipe_from_dict({"version": 1, "name": "gpu-distill", "stages": [

@@ -11,7 +11,7 @@ from edgekit.training.prune import HEADS_KEY, apply, measure_importance
 
 @pytest.fixture
 def model_and_batches(tiny_cls_ckpt, task_dir):
-    from edgekit.datasets import load_dataset
+    from edgekit.data.datasets import load_dataset
 
     ck = load_checkpoint(tiny_cls_ckpt)
     data = load_dataset(str(task_dir))

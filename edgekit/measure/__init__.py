@@ -1,0 +1,1 @@
+"""Measurement: timing, the side-by-side harness, fidelity, evaluation, per-layer diffs, environment."""

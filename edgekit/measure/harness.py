@@ -1,0 +1,162 @@
+"""Benchmark rows: every model measured side by side, in one process, the same way."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from edgekit.measure.timing import PeakRSS, interleaved
+from edgekit.measure.evaluation import accuracy, macro_f1, run_texts
+from edgekit.data.feeds import check_feeds, synthesize, tokenize
+from edgekit.measure.fidelity import compare
+from edgekit.data.images import is_image_processor
+from edgekit.plugins import runtime_adapters
+
+
+@dataclass
+class Target:
+    """One thing to measure: how to load it and what to call it in the report."""
+
+    name: str
+    format: str
+    precision: str
+    runtime: str
+    path: str
+    size_bytes: int
+    load: Callable[[], object]  # -> Session
+    is_reference: bool = False
+    tokenizer: object = None  # its own tokenizer, when its vocabulary differs from the reference's
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    batch_size: int = 1
+    seq_len: int = 128
+    threads: int = 2
+    warmup: int = 10
+    runs: int = 50
+    fidelity_samples: int = 300
+
+
+def timing_text(tokenizer, texts: Sequence[str], seq_len: int) -> str:
+    """Join held-out sentences until they fill ``seq_len`` tokens, so timing runs real full-length input.
+    (An image model is timed on its first held-out image.)"""
+    if is_image_processor(tokenizer):
+        return texts[0]
+    joined, i = "", 0
+    while i < len(texts) and len(tokenizer(joined)["input_ids"]) < seq_len:
+        joined = f"{joined} {texts[i]}".strip()
+        i += 1
+    return joined
+
+
+def _task_metrics(outputs, labels) -> dict:
+    if labels is None or outputs is None:
+        return {}
+    gold = labels[: len(outputs)]
+    pred = outputs.argmax(-1)
+    return {"accuracy": round(accuracy(pred, gold), 3), "macro_f1": round(macro_f1(pred, gold, outputs.shape[-1]), 3),
+            "eval_samples": int(len(gold))}
+
+
+def _import_runtime(name: str) -> None:
+    """Import a runtime's libraries before a model is measured: a model's memory does not include its runtime's."""
+    adapter = runtime_adapters().get(name)
+    if adapter is not None and adapter.available():  # one that is not fails in its own load, with its own message
+        for module in adapter.requires:
+            importlib.import_module(module)
+
+
+def _load_all(bar, settings: BenchSettings, task, tokenizer, texts, feeds_override, labels=None) -> list[tuple]:
+    """Load each target, run it on the held-out texts, record its memory and fidelity."""
+    reference_out = None
+    loaded = []
+    for target in bar:
+        bar.set_postfix_str(target.name)
+        _import_runtime(target.runtime)
+        tok = target.tokenizer or tokenizer
+        with PeakRSS() as mem:
+            session = target.load()
+            seq_len = min(settings.seq_len, session.max_seq_len or settings.seq_len)
+            if feeds_override is not None:
+                feeds = check_feeds(feeds_override, session.inputs)
+            elif tok is not None:
+                text = timing_text(tok, texts, seq_len)
+                feeds = tokenize(tok, [text] * settings.batch_size, session.inputs, seq_len, fixed=True)
+            else:
+                feeds = synthesize(session.inputs, settings.batch_size, seq_len)
+            session.run(feeds)
+            outputs = run_texts(session, tok, texts, seq_len) if tok is not None and texts else None
+        if target.is_reference:
+            reference_out = outputs
+            fidelity = {"reference": True}
+        elif outputs is not None and reference_out is not None:
+            fidelity = compare(task or "", reference_out, outputs)
+        else:
+            fidelity = {}
+        fidelity.update(_task_metrics(outputs, labels))
+        loaded.append((target, session, feeds, mem, fidelity))
+    return loaded
+
+
+def measure(
+    targets: Sequence[Target],
+    settings: BenchSettings,
+    *,
+    task: str | None = None,
+    tokenizer=None,
+    texts: Sequence[str] = (),
+    progress: bool = True,
+    feeds_override: dict | None = None,
+    labels: np.ndarray | None = None,
+) -> list[dict]:
+    """Measure every target side by side. The reference (if any) comes first;
+    the others' fidelity is measured against its outputs on ``texts``.
+
+    Phase 1 loads each target in turn; its ``peak_rss_mb`` is the memory its load,
+    warm-up and fidelity pass add at their peak over what was live just before (its
+    runtime's libraries imported first, freed memory released), and
+    ``process_peak_rss_mb`` the whole process's peak. Phase 2 times all of them
+    interleaved in rounds.
+    """
+    ordered = sorted(targets, key=lambda t: not t.is_reference)
+    texts = list(texts[: settings.fidelity_samples])
+    with tqdm(ordered, desc="load + fidelity", unit="model", disable=not progress, leave=False) as bar:
+        loaded = _load_all(bar, settings, task, tokenizer, texts, feeds_override, labels)
+    if progress:
+        tqdm.write(f"timing {len(loaded)} model(s): {settings.runs} runs each, interleaved in rounds", file=sys.stderr)
+    latencies = interleaved([lambda s=s, f=f: s.run(f) for _, s, f, _, _ in loaded], settings.warmup, settings.runs)
+    rows = []
+    for (target, _session, feeds, mem, fidelity), latency in zip(loaded, latencies):
+        rows.append({
+            "name": target.name,
+            "format": target.format,
+            "precision": target.precision,
+            "runtime": target.runtime,
+            "path": target.path,
+            "size_bytes": target.size_bytes,
+            "batch_size": settings.batch_size,
+            "seq_len": settings.seq_len,
+            "threads": settings.threads,
+            "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
+            "latency_ms": latency.as_dict(),
+            "throughput_per_s": round(settings.batch_size * 1000.0 / latency.mean, 3),
+            "peak_rss_mb": round(mem.delta_mb, 1),  # the model's own: its load, warm-up and fidelity pass
+            "process_peak_rss_mb": round(mem.peak_mb, 1),  # the whole process, every library and model in it
+            "fidelity": fidelity,
+            "is_reference": target.is_reference,
+            "runtime_details": _session.details(),
+        })
+    ref_acc = next((r["fidelity"].get("accuracy") for r in rows if r["is_reference"]), None)
+    for r in rows:
+        if ref_acc is not None and "accuracy" in r["fidelity"]:
+            r["fidelity"]["accuracy_drop"] = round(ref_acc - r["fidelity"]["accuracy"], 3)
+    ref_p50 = next((r["latency_ms"]["p50"] for r in rows if r["is_reference"]), None)
+    for r in rows:
+        r["speedup_vs_reference"] = round(ref_p50 / r["latency_ms"]["p50"], 3) if ref_p50 else None
+    return rows

@@ -1,0 +1,142 @@
+"""``edgekit bench FILE``: benchmark any model file, made by edgekit or not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from edgekit.data.calibration import load_text_data
+from edgekit.measure.environment import environment
+from edgekit.errors import InputError, ModelFileError
+from edgekit.measure.model_info import check_token_inputs, detect_format, onnx_token_limits
+from edgekit.measure.harness import BenchSettings, Target, measure
+from edgekit.plugins import load_session, runtime_for_format
+from edgekit.report.build import build_report
+
+
+def _tokenizer(path: Path):
+    from edgekit.checkpoint import offline
+
+    offline()
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+    except Exception as err:  # noqa: BLE001
+        raise ModelFileError(f"{path}: cannot load a tokenizer ({str(err).splitlines()[0]})") from None
+
+
+def _load_inputs(path: Path) -> dict:
+    """Named arrays from an .npz (never unpickled: object arrays are refused)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ModelFileError(f"{path}: not a readable .npz of named arrays ({err})") from None
+    raise ModelFileError(f"{path}: one unnamed array (.npy), not an .npz of named arrays; save the inputs with "
+                         "numpy.savez(FILE, input_ids=..., attention_mask=...)")
+
+
+def _selfcheck(adapter, model: Path, threads: int) -> float | None:
+    """Replay the recorded inputs of an edgekit artifact; a mismatch is a failed check."""
+    from edgekit_runtimes import selfcheck
+
+    path = model.parent / selfcheck.FILE
+    if not path.is_file():
+        return None
+    return selfcheck.verify(adapter.load(model, threads=threads), path, f"{model}: {adapter.name}")
+
+
+def _prepare(model: Path, runtime: str | None, settings: BenchSettings):
+    """Resolve an artifact directory or file, pick its adapter, probe it in isolation when asked."""
+    artifact_dir, precision = None, "unknown"
+    if model.is_dir() and (model / "manifest.json").is_file():  # an edgekit artifact directory
+        from edgekit.artifact import Artifact
+
+        artifact = Artifact.load(model)
+        artifact_dir, model, precision = model, artifact.model_path, artifact.precision
+    fmt = detect_format(model)
+    adapter = runtime_for_format(fmt, runtime)
+    if adapter.isolate:
+        from edgekit.measure.probe import probe
+
+        probe(adapter.name, model, settings.threads, settings.batch_size, settings.seq_len)
+    name = artifact_dir.name if artifact_dir else model.stem
+    return model, name, fmt, precision, adapter
+
+
+def _check_tokens(prepared: list, seq_lens: list[int], feeds: dict | None, inputs_file: Path | None, tok,
+                  tokenizer: Path | None) -> None:
+    """Token ids and lengths within what each ONNX model's embedding tables hold, before anything runs."""
+    for path, _, fmt, _, _ in prepared:
+        limits = onnx_token_limits(path) if fmt == "onnx" else {}
+        vocab, positions = limits.get("vocab"), limits.get("positions")
+        if positions is not None and feeds is None and max(seq_lens) > positions:
+            raise InputError(f"--seq-len {max(seq_lens)} is beyond what {path} takes: {positions} positions (its "
+                             f"position embedding table, max_position_embeddings); use at most {positions}")
+        check_token_inputs(feeds or {}, path, limits, inputs_file)
+        if vocab is not None and tok is not None and len(tok) > vocab:
+            raise InputError(f"tokenizer {tokenizer} has {len(tok)} tokens but {path} embeds {vocab}: it is not "
+                             "this model's tokenizer; pass the model's own")
+
+
+def _index_error(err: Exception) -> bool:
+    """A runtime's complaint that a token id indexes past an embedding table."""
+    text = str(err).lower()
+    return "index" in text and ("out of bounds" in text or "out of range" in text or "out of data bounds" in text)
+
+
+def _target(model: Path, name: str, fmt: str, precision: str, adapter, threads: int) -> Target:
+    def load():
+        return load_session(adapter, model, threads)
+
+    return Target(name=name, format=fmt, precision=precision, runtime=adapter.name, path=str(model),
+                  size_bytes=model.stat().st_size, load=load)
+
+
+def bench_file(models: Path | list[Path], *, runtime: str | None, settings: BenchSettings,
+               tokenizer: Path | None = None, texts_file: Path | None = None, inputs_file: Path | None = None,
+               batch_sizes: list[int] | None = None, seq_lens: list[int] | None = None,
+               threads: list[int] | None = None, progress: bool = True) -> dict:
+    """Benchmark one or more model files side by side, over every combination of the sweep lists."""
+    models = [Path(m) for m in (models if isinstance(models, list) else [models])]
+    prepared = [_prepare(m, runtime, settings) for m in models]
+    checks = {name: _selfcheck(adapter, path, settings.threads) for path, name, _, _, adapter in prepared}
+    tok = _tokenizer(tokenizer) if tokenizer else None
+    texts = load_text_data(evaluation=texts_file).heldout if tok is not None else []
+    feeds = _load_inputs(inputs_file) if inputs_file else None
+    _check_tokens(prepared, seq_lens or [settings.seq_len], feeds, inputs_file, tok, tokenizer)
+    rows = []
+    for t in threads or [settings.threads]:
+        for b in batch_sizes or [settings.batch_size]:
+            for s in seq_lens or [settings.seq_len]:
+                point = replace(settings, batch_size=b, seq_len=s, threads=t)
+                targets = [_target(path, name, fmt, prec, adapter, t) for path, name, fmt, prec, adapter in prepared]
+                try:
+                    rows += measure(targets, point, tokenizer=tok, texts=texts, progress=progress,
+                                    feeds_override=feeds)
+                except Exception as err:  # a runtime rejecting token ids whose range the graph did not show
+                    if (feeds is None and tok is None) or not _index_error(err):
+                        raise
+                    source = inputs_file or f"tokenizer {tokenizer}"
+                    raise InputError(f"{source}: a token id is outside a model's vocabulary "
+                                     f"({str(err).splitlines()[0][:200]}); use the model's own tokenizer") from None
+    for row in rows:
+        if checks.get(row["name"]) is not None:
+            row["fidelity"] = {"selfcheck_cosine_min": checks[row["name"]]}
+    sweep = {"batch_sizes": batch_sizes or [settings.batch_size], "seq_lens": seq_lens or [settings.seq_len],
+             "threads": threads or [settings.threads]}
+    return build_report(
+        model={"name": models[0].name if len(models) == 1 else ", ".join(p[1] for p in prepared),
+               "path": str(models[0]), "task": None},
+        recipe=None, environment=environment(settings.threads), results=rows,
+        settings={**settings.__dict__, "sweep": sweep, "inputs": str(inputs_file) if inputs_file else
+                  "tokenized text" if tok else "synthesized from input specs"},
+        kind="bench",
+    )

@@ -1,0 +1,1 @@
+"""The build side's runner: plan a recipe, run its stages into artifacts, measure, report, bundle."""

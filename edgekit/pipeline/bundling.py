@@ -1,0 +1,262 @@
+"""``edgekit bundle``: package artifacts from a compress run into a deployable bundle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edgekit import __version__
+from edgekit.artifact import Artifact, sha256_file
+from edgekit.device.bundle import (BUNDLE_FILE, BUNDLE_VERSION, FP32_KEY, REFERENCE_FILE, REFERENCE_IMAGES_KEY, Bundle,
+                            Variant, open_bundle, pack, seal, verify)
+from edgekit.errors import InputError
+from edgekit.output import OutputDir, claim_file, place_file, refuse_overlap
+
+RUNNABLE_FORMATS = ("onnx", "tflite")
+REFERENCE_TEXTS = 16
+SKIP_FILES = {"manifest.json"}  # selfcheck.npz stays: the legacy runtime verifies with it
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err})") from None
+
+
+def _preprocessing(ckpt: Path) -> dict:
+    from edgekit.data.images import CONFIG_FILE
+
+    if (ckpt / CONFIG_FILE).is_file() and not (ckpt / "tokenizer.json").is_file():
+        return {"kind": "image", "processor": f"preprocessor/{CONFIG_FILE}", "batch_size": 32}
+    config = _read_json(ckpt / "config.json")
+    st = _read_json(ckpt / "sentence_bert_config.json")
+    tok_cfg = _read_json(ckpt / "tokenizer_config.json")
+    candidates = [st.get("max_seq_length"), tok_cfg.get("model_max_length"), config.get("max_position_embeddings")]
+    lengths = [int(c) for c in candidates if isinstance(c, (int, float)) and 0 < c < 100_000]
+    pre = {"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_seq_len": min(lengths) if lengths else 512,
+           "batch_size": 32}
+    vocab = config.get("vocab_size")
+    if isinstance(vocab, int) and vocab > 0:  # the model's embedding rows: token ids at or past it are refused
+        pre["vocab_size"] = vocab
+    return pre
+
+
+def _postprocessing(ckpt: Path, task: str) -> dict:
+    if task == "feature-extraction":
+        modules = _read_json(ckpt / "modules.json") if (ckpt / "modules.json").is_file() else []
+        normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules)
+        return {"output": "embeddings", "pooling": "mean", "normalize": normalize}
+    id2label = _read_json(ckpt / "config.json").get("id2label") or {}
+    labels = [id2label[k] for k in sorted(id2label, key=int)]
+    return {"output": "logits", "activation": "softmax", "labels": labels}
+
+
+def _write_preprocessing(ckpt: Path, staged: Path, pre: dict) -> None:
+    if pre["kind"] == "image":
+        (staged / "preprocessor").mkdir(parents=True)
+        shutil.copy2(ckpt / Path(pre["processor"]).name, staged / pre["processor"])
+    else:
+        _write_tokenizer(ckpt, staged / "tokenizer")
+        _check_vocab(staged / pre["tokenizer"], pre.get("vocab_size"), ckpt)
+
+
+def _check_vocab(tokenizer_json: Path, vocab_size: int | None, ckpt: Path) -> None:
+    """The tokenizer gives no id the model has no embedding for."""
+    from tokenizers import Tokenizer
+
+    ids = Tokenizer.from_file(str(tokenizer_json)).get_vocab(with_added_tokens=True).values()
+    if vocab_size is not None and ids and max(ids) >= vocab_size:
+        raise InputError(f"{ckpt}: its tokenizer gives token ids up to {max(ids)}, but the model has "
+                         f"{vocab_size} (config.json vocab_size); they do not belong together")
+
+
+def _write_tokenizer(ckpt: Path, dest: Path) -> None:
+    dest.mkdir(parents=True)
+    if (ckpt / "tokenizer.json").is_file():
+        shutil.copy2(ckpt / "tokenizer.json", dest / "tokenizer.json")
+        return
+    from edgekit.checkpoint import offline
+
+    offline()
+    try:  # a slow tokenizer (vocab.txt only): let transformers build the fast one
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(str(ckpt), local_files_only=True).backend_tokenizer.save(str(dest / "tokenizer.json"))
+    except Exception as err:  # noqa: BLE001
+        raise InputError(f"{ckpt}: no tokenizer.json and none could be built ({str(err).splitlines()[0]})") from None
+
+
+def _pick(source: Path, report: dict, names: list[str] | None) -> list[Artifact]:
+    rows = [r for r in report["results"] if r["format"] in RUNNABLE_FORMATS and r.get("batch_size", 1) == report["results"][0].get("batch_size", 1)]
+    available = {r["name"]: r for r in rows}
+    if names:
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise InputError(f"{source}: no ONNX/TFLite artifact named {', '.join(unknown)}; "
+                             f"have: {', '.join(available) or 'none'}")
+        chosen = names
+    else:  # fastest first: the default variant is the fastest one measured
+        chosen = [r["name"] for r in sorted(available.values(), key=lambda r: r["latency_ms"]["p50"])]
+    if not chosen:
+        raise InputError(f"{source}: the report lists no ONNX or TFLite artifact to bundle")
+    return [Artifact.load(source / n) for n in chosen]
+
+
+def _tokenizer_home(source: Path, artifact: Artifact, root: Path) -> Path:
+    """The checkpoint whose tokenizer feeds ``artifact``: its nearest checkpoint ancestor in ``source``
+    (a student with a pruned vocabulary has its own), else the one the run started from."""
+    meta, seen = artifact.meta, set()
+    while meta.get("parent") and meta["parent"]["name"] not in seen:
+        name = meta["parent"]["name"]
+        seen.add(name)
+        parent = source / name
+        if not (parent / "manifest.json").is_file():
+            break
+        pmeta = Artifact.load(parent).meta
+        if pmeta.get("format") == "hf-checkpoint" and ((parent / "tokenizer.json").is_file() or
+                                                       (parent / "vocab.txt").is_file() or
+                                                       (parent / "preprocessor_config.json").is_file()):
+            return parent
+        meta = pmeta
+    return root
+
+
+def _reference_texts() -> list[str]:
+    from edgekit.data.calibration import load_text_data
+
+    return ["edgekit", *load_text_data().heldout[: REFERENCE_TEXTS - 1]]
+
+
+def _reference_images(report: dict) -> list[np.ndarray]:
+    """The first test images of the set the run was scored on, as uint8 arrays."""
+    from edgekit.data.datasets import load_dataset
+    from edgekit.data.images import load_image
+
+    source = report.get("settings", {}).get("heldout", "")
+    spec = source.split(":", 1)[1].split("/")[0] if source.startswith("builtin:") else str(Path(source).parent)
+    samples = load_dataset(spec).test.texts[:REFERENCE_TEXTS]
+    return [np.asarray(load_image(s), dtype=np.uint8) for s in samples]
+
+
+def _fp32_outputs(draft: Bundle, ckpt: Path, task: str, texts: list[str], threads: int) -> np.ndarray:
+    """The fp32 PyTorch model's task outputs, through the bundle's own tokenizer and post-processing."""
+    from edgekit.device.runtime_api import BundleModel
+    from edgekit.plugins import get_runtime
+
+    adapter = get_runtime("torch")
+    session = adapter.load(ckpt, threads=threads, task=task)
+    reference = Variant(FP32_KEY, "hf-checkpoint", "fp32", str(ckpt), 0)
+    return BundleModel(draft, reference, session, adapter.name, threads).task_outputs(texts)
+
+
+def _hash_all(root: Path) -> dict[str, dict]:
+    return {p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != BUNDLE_FILE}
+
+
+def _common_max_length(pre: dict, sessions: list) -> None:
+    """Every variant truncates at the same length: the shortest that all of them take (a TFLite model's
+    largest sequence bucket may be shorter than the checkpoint's limit)."""
+    if pre["kind"] == "text":
+        limits = [s.max_seq_len for s in sessions if s.max_seq_len]
+        pre["max_seq_len"] = min([pre["max_seq_len"], *limits])
+
+
+def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str] | None = None,
+                 archive: bool = False, threads: int = 2, overwrite: bool = False) -> Bundle:
+    """Bundle the chosen artifacts of a compress output directory ``source`` into ``output``.
+
+    The bundle is built beside ``output`` and moved in whole (:class:`edgekit.output.OutputDir`); an
+    earlier edgekit bundle there is replaced only with ``overwrite``, anything else is refused."""
+    from edgekit.report.gates import load_report
+    from edgekit.measure.fidelity import cosine_rows
+    from edgekit.device.runtime_api import BundleModel
+    from edgekit.plugins import load_session
+    from edgekit.plugins import runtime_for_format
+
+    source, output = Path(source), Path(output)
+    refuse_overlap(source, output)
+    packed_at = output.with_name(output.name + ".tar.gz")
+    if archive:
+        claim_file(packed_at, overwrite)
+    report = load_report(source / "report.json")
+    ckpt = Path(report["model"]["path"])
+    if not (ckpt / "config.json").is_file():
+        raise InputError(f"{source}: the checkpoint it was made from ({ckpt}) is not there any more")
+    task = report["model"]["task"]
+    chosen = _pick(source, report, artifacts)
+    homes = {_tokenizer_home(source, a, ckpt) for a in chosen}
+    if len(homes) > 1:
+        raise InputError(f"{source}: the chosen artifacts use different tokenizers ({', '.join(sorted(map(str, homes)))})"
+                         "; bundle them separately")
+    home = homes.pop()
+    pre = _preprocessing(home)
+    texts = _reference_images(report) if pre["kind"] == "image" else _reference_texts()
+    with OutputDir(output, "bundle", overwrite=overwrite, exclusive=True) as out:  # a bundle holds only its files
+        staged = out.tree
+        _write_preprocessing(home, staged, pre)
+        variants = []
+        for a in chosen:
+            dest = staged / "models" / a.name
+            shutil.copytree(a.path, dest, ignore=lambda _d, names: [n for n in names if n in SKIP_FILES])
+            variants.append({"name": a.name, "format": a.format, "precision": a.precision,
+                             "file": f"models/{a.name}/{a.model_file}", "size_bytes": a.model_path.stat().st_size,
+                             "artifact_digest": a.digest, "validation": a.meta.get("validation", {})})
+        meta = {
+            "bundle_version": BUNDLE_VERSION,
+            "name": report["model"]["name"],
+            "task": task,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "edgekit_version": __version__,
+            "source": {"model_digest": report["model"].get("digest"), "recipe": report.get("recipe")},
+            "preprocessing": pre,
+            "postprocessing": _postprocessing(ckpt, task),
+            "reference": {**({"images": len(texts)} if pre["kind"] == "image" else {"texts": texts}),
+                          "file": REFERENCE_FILE, "fidelity": {},
+                          "what": "each variant's task outputs on these texts, recorded on its runtime when "
+                                  f"bundled, and the fp32 PyTorch model's ({FP32_KEY}); fidelity: each "
+                                  "variant's cosine to the fp32 outputs"},
+            "variants": variants,
+            "files": {},
+        }
+        draft = Bundle(path=staged, meta=meta)
+        adapters = [runtime_for_format(v.format) for v in draft.variants]
+        sessions = [load_session(adapter, staged / v.file, threads) for adapter, v in zip(adapters, draft.variants)]
+        _common_max_length(pre, sessions)
+        recorded = {FP32_KEY: _fp32_outputs(draft, home, task, texts, threads)}
+        for v, adapter, session in zip(draft.variants, adapters, sessions):
+            model = BundleModel(draft, v, session, adapter.name, threads)
+            recorded[v.name] = model.task_outputs(texts)
+            model.close()
+            cos = cosine_rows(recorded[FP32_KEY], recorded[v.name])
+            meta["reference"]["fidelity"][v.name] = {"cosine_mean": round(float(cos.mean()), 6),
+                                                     "cosine_min": round(float(cos.min()), 6)}
+        if pre["kind"] == "image":
+            recorded[REFERENCE_IMAGES_KEY] = np.stack(texts)
+        np.savez_compressed(staged / REFERENCE_FILE, **recorded)
+        meta["files"] = _hash_all(staged)
+        meta = seal(meta)
+        (staged / BUNDLE_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        verify(staged, meta)
+        packed = pack(staged, out.scratch(packed_at.name)) if archive else None
+        final = out.commit()
+        if packed is not None:
+            place_file(packed, packed_at, overwrite=overwrite)
+    return open_bundle(final)
+
+
+def describe(bundle: Bundle) -> str:
+    lines = [f"bundle {bundle.path} ({bundle.size_bytes / 1e6:.1f} MB): {bundle.name}, {bundle.task}"]
+    for v in bundle.variants:
+        lines.append(f"  {v.name:<24} {v.format:<7} {v.precision:<6} {v.size_bytes / 1e6:7.1f} MB  {v.file}")
+    pre = bundle.meta["preprocessing"]
+    if pre["kind"] == "text":
+        lines.append(f"  every variant takes up to {pre['max_seq_len']} tokens; longer texts are truncated")
+    lines.append(f"  digest sha256:{bundle.digest} (pin it: edgekit run --digest ...)")
+    return "\n".join(lines)
+

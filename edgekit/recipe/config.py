@@ -1,0 +1,330 @@
+"""Recipes: a versioned, strictly validated, ordered list of stage configs.
+
+A recipe is pure data. It loads from YAML (a built-in name or a file) or is
+built in Python; an unknown key or a wrong type fails at load time with the
+path of the offending key. Which code runs a stage is decided by the stage
+registry (:mod:`edgekit.stages`), keyed by the config's type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgekit.errors import RecipeError
+
+RECIPE_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StageConfig(_Strict):
+    """Fields every stage has: the name of the artifact it writes and the one it reads."""
+
+    name: str | None = Field(None, description="name of the artifact this stage writes")
+    input: str | None = Field(None, description="artifact to read; default: the previous stage's")
+
+
+class ExportConfig(StageConfig):
+    kind: Literal["export"]
+    format: Literal["onnx", "tflite"] = "onnx"
+    opset: int = Field(17, ge=14, le=21, description="ONNX only")
+    seq_lens: list[int] = Field(
+        default_factory=lambda: [128], min_length=1,
+        description="TFLite only: one static-shape signature per sequence-length bucket",
+    )
+    atol: float = Field(1e-4, gt=0, description="max abs difference allowed against PyTorch")
+    min_cosine: float = Field(0.99999, gt=0, le=1)
+
+
+class OptimizeConfig(StageConfig):
+    kind: Literal["optimize"]
+    fusions: Literal["transformer", "basic"] = "transformer"
+    gelu_approximation: bool = Field(False, description="replace erf Gelu by the faster tanh approximation")
+    atol: float = Field(1e-3, gt=0)
+    min_cosine: float = Field(0.9999, gt=0, le=1)
+
+
+class CalibrationConfig(_Strict):
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    percentile: float = Field(99.999, gt=90, le=100)
+    samples: int = Field(256, ge=1)
+    batch_size: int = Field(8, ge=1)
+    seq_len: int = Field(128, ge=8, description="batches are padded to this fixed length")
+
+
+class QuantizeConfig(StageConfig):
+    kind: Literal["quantize"]
+    method: Literal["dynamic", "static", "weight_only", "fp16"]
+    per_channel: bool = True
+    weight_type: Literal["int8", "uint8"] = "int8"
+    activation_type: Literal["uint8", "int8"] = "uint8"
+    op_types: list[str] | None = Field(
+        None, description="op types to quantize; default depends on the method"
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="regular expressions; matching nodes are not statically quantized"
+    )
+    fallback: Literal["float", "dynamic"] = Field(
+        "float", description="what excluded nodes become: float, or dynamic int8 (TFLite)"
+    )
+    quantize_embeddings: bool = Field(True, description="also store the word-embedding table in int8")
+    calibration: CalibrationConfig = CalibrationConfig()
+    min_cosine: float = Field(0.9, ge=0, le=1, description="sanity floor on held-out texts; below it the stage fails")
+
+
+class BenchConfig(StageConfig):
+    kind: Literal["bench"]
+    batch_size: int = Field(1, ge=1)
+    seq_len: int = Field(128, ge=1)
+    threads: int = Field(2, ge=1)
+    warmup: int = Field(10, ge=0)
+    runs: int = Field(50, ge=1)
+    fidelity_samples: int = Field(300, ge=1, description="held-out texts used to measure fidelity")
+    eval: str | None = Field(None, description="labelled set whose test split every artifact is scored on "
+                                               "(`spam` or a directory); default: --eval, else the shipped texts")
+    reference: bool = Field(True, description="also measure the fp32 PyTorch reference")
+
+
+class TrainConfig(_Strict):
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    max_len: int = Field(128, ge=8, description="tokens per training example")
+    seed: int = 0
+    save_every: int = Field(50, ge=1, description="steps between resume checkpoints")
+    min_steps: int = Field(0, ge=0, description="train at least this many steps: a small data set gets more "
+                           "epochs than `epochs` says")
+
+
+class LossConfig(_Strict):
+    temperature: float = Field(2.0, gt=0)
+    kd: float = Field(1.0, ge=0, description="KL to the teacher's logits (classifiers)")
+    hard: float = Field(0.5, ge=0, description="cross-entropy with the labels (classifiers)")
+    hidden: float = Field(0.0, ge=0, description="MSE between mapped hidden states")
+    embedding: float = Field(1.0, ge=0, description="1 - cosine to the teacher's sentence embeddings (encoders)")
+
+
+class DistillConfig(StageConfig):
+    """A student with fewer layers, initialised from the teacher's, trained to match it."""
+
+    kind: Literal["distill"]
+    data: str = Field("spam", description="labelled set (`spam` or a directory); encoders use the shipped texts")
+    layers: int | list[int] = Field(3, description="student layers: a count (evenly spaced) or teacher indices")
+    losses: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig(epochs=2.0)
+
+
+class PruneConfig(StageConfig):
+    """Remove attention heads, FFN neurons and/or layers by measured importance, then recover by distillation."""
+
+    kind: Literal["prune"]
+    data: str = "spam"
+    heads: float | int | None = Field(None, description="ratio (0-1) of heads to remove, or heads to keep per layer")
+    ffn: float | int | None = Field(None, description="ratio of FFN neurons to remove, or neurons to keep per layer")
+    layers: int | list[int] | None = Field(None, description="layers to keep: a count (most important) or indices")
+    sparsity: float | None = Field(None, gt=0, lt=1, description="unstructured: zero this fraction of each encoder "
+                                   "weight matrix by magnitude (smaller compressed files, no speed-up)")
+    vocabulary: bool = Field(False, description="keep only the word embeddings of tokens the task data uses")
+    importance_batches: int = Field(16, ge=1)
+    recover: TrainConfig | None = Field(TrainConfig(epochs=1.0), description="recovery distillation; null: none")
+    losses: LossConfig = LossConfig()
+
+
+class QATConfig(StageConfig):
+    """Quantization-aware training (PyTorch 2 export + torchao fake quantization), distilled from the
+    fp32 teacher, exported as QDQ ONNX that ONNX Runtime runs in int8."""
+
+    kind: Literal["qat"]
+    data: str = "spam"
+    mode: Literal["qat", "ptq"] = Field("qat", description="qat: calibrate, then fake-quant training; ptq: the same "
+                                        "quantizer and precision, calibrated only (the static PTQ baseline)")
+    calibration_batches: int = Field(16, ge=1, description="training batches that calibrate the observers first")
+    keep_best: bool = Field(True, description="keep the calibrated start when training lowers validation accuracy")
+    freeze_observers: bool = Field(True, description="QAT: keep the calibrated quantization ranges fixed while the "
+                                   "weights train (else the observers keep moving with every batch)")
+    dropout: bool = Field(False, description="QAT: train with dropout; off, training fits the quantization error "
+                          "against the fp32 model instead of re-learning the task")
+    train: TrainConfig = TrainConfig(epochs=0.5, lr=2e-5)
+    losses: LossConfig = LossConfig()
+    opset: int = Field(18, ge=17, le=21)
+    min_cosine: float = Field(0.9, ge=0, le=1, description="sanity floor against the fp32 input model")
+
+
+class BudgetConfig(_Strict):
+    """What a candidate must keep. One of the two; both measured on the artifact's own runtime."""
+
+    min_fidelity: float | None = Field(None, gt=0, le=1, description="mean cosine to the fp32 PyTorch outputs")
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, le=100, description="points of task accuracy lost vs fp32 PyTorch (needs a labelled --eval set)")
+    max_size_mb: float | None = Field(None, gt=0, description="limit on the model file")
+    max_peak_rss_mb: float | None = Field(None, gt=0, description="limit on peak memory while loading and running")
+
+    def model_post_init(self, _ctx) -> None:
+        if (self.min_fidelity is None) == (self.max_accuracy_drop is None):
+            raise ValueError("give exactly one of min_fidelity and max_accuracy_drop")
+
+
+class SearchConfig(StageConfig):
+    """Try quantization candidates on one or more fp32 artifacts; keep the fastest within budget."""
+
+    kind: Literal["search"]
+    budget: BudgetConfig
+    targets: list[str] = Field(
+        default_factory=list, description="fp32 artifacts to search from (ONNX and/or TFLite); default: the input")
+    candidates: list[QuantizeConfig] | None = Field(
+        None, description="explicit candidates (quantize stages); default: the built-in space for each format")
+    sensitivity_fallback: int = Field(
+        3, ge=0, le=8, description="extra candidates keeping the k most sensitive layers in float, k = 1, 2, 4, ...")
+    max_trials: int = Field(16, ge=1)
+    time_limit_s: float = Field(900, gt=0)
+    runs: int = Field(30, ge=5, description="timed runs per candidate (interleaved with its fp32 parent)")
+    samples: int = Field(300, ge=8, description="held-out texts the budget is measured on")
+
+
+Stage = Annotated[
+    Union[ExportConfig, OptimizeConfig, QuantizeConfig, BenchConfig, SearchConfig, DistillConfig, PruneConfig,
+          QATConfig],
+    Field(discriminator="kind"),
+]
+
+
+class GatesConfig(_Strict):
+    """Regression gates `edgekit report --baseline` applies to this recipe's report (flags override)."""
+
+    max_latency_regression: float | None = Field(None, ge=0, description="percent growth of p50")
+    max_size_growth: float | None = Field(None, ge=0, description="percent growth of the model file")
+    max_accuracy_drop: float | None = Field(None, ge=0, description="points of accuracy / fidelity")
+
+
+class Recipe(_Strict):
+    version: Literal[1] = RECIPE_VERSION
+    name: str
+    description: str = ""
+    stages: list[Stage] = Field(min_length=1)
+    gates: GatesConfig | None = None
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+    def with_data(self, data: str) -> "Recipe":
+        """The same recipe on another labelled set: every training stage's ``data`` and the bench ``eval``."""
+        stages = []
+        for st in self.stages:
+            if isinstance(st, BenchConfig):
+                st = st.model_copy(update={"eval": data})
+            elif "data" in type(st).model_fields:
+                st = st.model_copy(update={"data": data})
+            stages.append(st)
+        return self.model_copy(update={"stages": stages})
+
+    def check_lengths(self, limit: int | None, model: str) -> None:
+        """Every token length the recipe asks for fits a model taking ``limit`` positions (None: no limit)."""
+        if limit is None:
+            return
+        for i, st in enumerate(self.stages):
+            for key, value in _lengths(st):
+                if value > limit:
+                    raise RecipeError(f"recipe {self.name}: stages.{i}.{st.kind}.{key} is {value}, but {model} takes "
+                                      f"at most {limit} tokens (max_position_embeddings); use {limit} or less")
+
+    def bench_config(self) -> BenchConfig:
+        benches = [s for s in self.stages if isinstance(s, BenchConfig)]
+        return benches[-1] if benches else BenchConfig(kind="bench")
+
+
+def _lengths(st) -> list[tuple[str, int]]:
+    """The token lengths a stage runs the model at: (key, value)."""
+    if isinstance(st, BenchConfig):
+        return [("seq_len", st.seq_len)]
+    if isinstance(st, ExportConfig) and st.format == "tflite":
+        return [("seq_lens", max(st.seq_lens))]
+    if isinstance(st, QuantizeConfig) and st.method == "static":
+        return [("calibration.seq_len", st.calibration.seq_len)]
+    if isinstance(st, (DistillConfig, QATConfig)):
+        return [("train.max_len", st.train.max_len)]
+    if isinstance(st, PruneConfig) and st.recover is not None:
+        return [("recover.max_len", st.recover.max_len)]
+    return []
+
+
+def _format_validation_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"recipe {source}: {loc}: {msg}{more}"
+
+
+def recipe_from_dict(data: object, source: str = "<dict>") -> Recipe:
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe {source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(_format_validation_error(source, err)) from None
+
+
+def builtin_recipe_names() -> list[str]:
+    folder = resources.files("edgekit.recipe") / "builtin"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_text(path: Path) -> str:
+    """A recipe file's text; a missing, unreadable or binary file is a one-line error."""
+    if path.is_dir():
+        raise RecipeError(f"recipe {path} is a directory; pass a recipe YAML file or a built-in name")
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {path}")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise RecipeError(f"recipe {path}: cannot read it ({err.strerror or err})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise RecipeError(f"recipe {path}: not a YAML text file (binary content); pass a recipe YAML file or a "
+                          "built-in name (see `edgekit recipes`)")
+    return text
+
+
+def load_recipe(spec: str | Path) -> Recipe:
+    """Load a built-in recipe by name, or a YAML file by path."""
+    spec_str = str(spec)
+    path = Path(spec_str)
+    if spec_str in builtin_recipe_names():
+        text = (resources.files("edgekit.recipe") / "builtin" / f"{spec_str}.yaml").read_text(encoding="utf-8")
+        source = spec_str
+    elif path.suffix in (".yaml", ".yml") or path.exists():
+        text = _read_text(path)
+        source = str(path)
+    else:
+        names = ", ".join(builtin_recipe_names())
+        raise RecipeError(f"unknown recipe {spec_str!r}: not a built-in ({names}) nor a YAML file")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RecipeError(f"recipe {source}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return recipe_from_dict(data, source)
+
+
+def describe_builtins() -> list[tuple[str, str]]:
+    return [(name, load_recipe(name).description) for name in builtin_recipe_names()]

@@ -1,0 +1,202 @@
+"""Reading reports back, and comparing a new report with a baseline under thresholds.
+
+A baseline is comparable only when it is of the same model and the same recipe
+(by name; a changed recipe digest is a warning). Every baseline row must be in
+the new report: a missing one is a failed ``artifact`` check, so a baseline that
+shares nothing with the report fails instead of passing on zero checks.
+
+The latency rule: a row regresses when its p50 grows by more than the
+threshold **and** by more than the run-to-run noise recorded in the two reports
+(the larger of the two rows' p90 - p50), where noise excuses at most
+``NOISE_CAP_PCT`` percent of the baseline p50: a large regression always fails,
+however wide a row's spread.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgekit.errors import InputError
+from edgekit.measure.fidelity import headline
+from edgekit.report.build import SCHEMA_VERSION, validate_report
+
+REQUIRED = ("schema_version", "model", "environment", "results")
+ROW_REQUIRED = ("name", "size_bytes", "latency_ms", "fidelity")
+NOISE_CAP_PCT = 50.0  # the most growth of p50 (percent of the baseline's) the recorded spread may excuse
+
+
+def load_report(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"report not found: {path}") from None
+    except OSError as err:  # a directory, no permission
+        raise InputError(f"{path}: cannot read the report ({err.strerror or err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not a JSON report ({err})") from None
+    if not isinstance(report, dict) or any(k not in report for k in REQUIRED):
+        raise InputError(f"{path}: not an edgekit report (needs {', '.join(REQUIRED)})")
+    if report["schema_version"] != SCHEMA_VERSION:
+        raise InputError(f"{path}: report schema version {report['schema_version']}, this edgekit reads "
+                         f"{SCHEMA_VERSION}")
+    validate_report(report, path)
+    for i, row in enumerate(report["results"]):
+        missing = [k for k in ROW_REQUIRED if k not in row]
+        if missing or "p50" not in row.get("latency_ms", {}):
+            raise InputError(f"{path}: results[{i}] lacks {', '.join(missing) or 'latency_ms.p50'}")
+    return report
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_latency_regression_pct: float | None = None
+    max_size_growth_pct: float | None = None
+    max_accuracy_drop_points: float | None = None
+
+
+@dataclass
+class Check:
+    artifact: str
+    gate: str  # "artifact" (the baseline row is in the new report) | "latency" | "size" | "accuracy"
+    old: float
+    new: float
+    delta: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class Comparison:
+    checks: list[Check] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+
+def _key(row: dict) -> tuple:
+    """Rows match by artifact name and, for sweeps, by the point measured."""
+    return (row["name"], row.get("batch_size"), row.get("seq_len"), row.get("threads"))
+
+
+def _spread(row: dict) -> float:
+    lat = row["latency_ms"]
+    return max(0.0, lat.get("p90", lat["p50"]) - lat["p50"])
+
+
+def environment_warnings(old: dict, new: dict) -> list[str]:
+    warnings = []
+    oe, ne = old["environment"], new["environment"]
+    if oe.get("cpu", {}).get("model") != ne.get("cpu", {}).get("model"):
+        warnings.append(f"baseline measured on another CPU ({oe.get('cpu', {}).get('model')} vs "
+                        f"{ne.get('cpu', {}).get('model')}): latency deltas mix code and machine")
+    if oe.get("cpu", {}).get("flags") != ne.get("cpu", {}).get("flags"):
+        warnings.append("baseline CPU flags differ (int8 kernels depend on VNNI/AVX-512)")
+    if oe.get("threads") != ne.get("threads"):
+        warnings.append(f"baseline used {oe.get('threads')} threads, this report {ne.get('threads')}")
+    for lib in ("onnxruntime", "ai-edge-litert", "torch"):
+        a, b = oe.get("versions", {}).get(lib), ne.get("versions", {}).get(lib)
+        if a and b and a != b:
+            warnings.append(f"{lib} {a} in the baseline, {b} now")
+    return warnings
+
+
+def comparable(new: dict, old: dict) -> list[str]:
+    """Raise when ``old`` cannot be a baseline for ``new`` (another model or recipe); warnings otherwise."""
+    nm, om = new["model"], old["model"]
+    if nm.get("digest") != om.get("digest") or nm.get("name") != om.get("name"):
+        raise InputError(f"reports are of different models ({om.get('name')} {str(om.get('digest'))[:12]} vs "
+                         f"{nm.get('name')} {str(nm.get('digest'))[:12]})")
+    nr, orc = new.get("recipe") or {}, old.get("recipe") or {}
+    if nr.get("name") != orc.get("name"):
+        raise InputError(f"baseline is of another recipe ({orc.get('name')} vs {nr.get('name')}): gate a report "
+                         "against a baseline made by the same recipe")
+    if nr.get("digest") != orc.get("digest"):
+        return [(f"recipe {nr.get('name')} changed since the baseline (digest {str(orc.get('digest'))[:12]} vs "
+                 f"{str(nr.get('digest'))[:12]}): deltas mix recipe and code changes")]
+    return []
+
+
+def _latency(label: str, prev: dict, row: dict, limit_pct: float) -> Check:
+    o, n = prev["latency_ms"]["p50"], row["latency_ms"]["p50"]
+    pct = (n - o) / o * 100.0 if o > 0 else (0.0 if n <= o else float("inf"))
+    spread = max(_spread(prev), _spread(row))
+    allowance = min(spread, o * NOISE_CAP_PCT / 100.0)
+    failed = pct > limit_pct and (n - o) > allowance
+    return Check(label, "latency", o, n, f"{pct:+.1f}%", not failed,
+                 f"limit +{limit_pct:g}%, noise allowance {allowance:.2f} ms (spread {spread:.2f} ms, "
+                 f"at most {NOISE_CAP_PCT:g}%)")
+
+
+def _accuracy(label: str, task, prev: dict, row: dict, limit: float) -> Check | None:
+    o, n = headline(task, prev.get("fidelity") or {}), headline(task, row.get("fidelity") or {})
+    if o is None:
+        return None
+    if n is None:  # the baseline measured it, the new report does not: that is not a pass
+        return Check(label, "accuracy", o, float("nan"), "missing", False, f"limit -{limit:g} pts")
+    drop = (o - n) * 100.0
+    return Check(label, "accuracy", o, n, f"{-drop:+.2f} pts", drop <= limit, f"limit -{limit:g} pts")
+
+
+def _label(row: dict, names: list[str]) -> str:
+    if names.count(row["name"]) == 1:
+        return row["name"]
+    return f"{row['name']}[b{row.get('batch_size')},s{row.get('seq_len')},t{row.get('threads')}]"
+
+
+def compare(new: dict, old: dict, t: Thresholds) -> Comparison:
+    """Gate ``new`` against the baseline ``old``: one check per baseline row that it is still there,
+    then each threshold given on every row the two share."""
+    warnings = comparable(new, old)
+    if not old["results"]:
+        raise InputError("the baseline has no results to compare with")
+    result = Comparison(warnings=warnings + environment_warnings(old, new))
+    if all(v is None for v in (t.max_latency_regression_pct, t.max_size_growth_pct, t.max_accuracy_drop_points)):
+        result.warnings.append("no thresholds (flags or the recipe's gates): only the artifacts' presence is checked")
+    rows = {_key(r): r for r in new["results"]}
+    task = new["model"].get("task")
+    old_names = [r["name"] for r in old["results"]]
+    for prev in old["results"]:
+        row = rows.get(_key(prev))
+        label = _label(prev, old_names)
+        result.checks.append(Check(label, "artifact", 1, float(row is not None), "present" if row else "missing",
+                                   row is not None, "every baseline row is in the new report"))
+        if row is None:
+            continue
+        if t.max_latency_regression_pct is not None:
+            result.checks.append(_latency(label, prev, row, t.max_latency_regression_pct))
+        if t.max_size_growth_pct is not None:
+            o, n = prev["size_bytes"], row["size_bytes"]
+            pct = (n - o) / o * 100.0 if o else 0.0
+            result.checks.append(Check(label, "size", o, n, f"{pct:+.1f}%", pct <= t.max_size_growth_pct,
+                                       f"limit +{t.max_size_growth_pct:g}%"))
+        if t.max_accuracy_drop_points is not None:
+            check = _accuracy(label, task, prev, row, t.max_accuracy_drop_points)
+            if check is not None:
+                result.checks.append(check)
+    known = {_key(r) for r in old["results"]}
+    new_names = [r["name"] for r in new["results"]]
+    result.warnings += [f"{_label(r, new_names)}: not in the baseline, not compared" for r in new["results"]
+                        if _key(r) not in known]
+    return result
+
+
+_FORMATS = {"latency": lambda v: f"{v:.2f} ms", "size": lambda v: f"{v / 1e6:.2f} MB",
+            "accuracy": lambda v: "-" if math.isnan(v) else f"{v:.4f}", "artifact": lambda v: "yes" if v else "no"}
+
+
+def comparison_markdown(c: Comparison) -> str:
+    lines = ["## Baseline comparison", "", f"**{'PASSED' if c.passed else 'FAILED'}**", "",
+             "| artifact | gate | baseline | new | delta | result | rule |", "|---|---|---|---|---|---|---|"]
+    for ch in c.checks:
+        fmt = _FORMATS[ch.gate]
+        lines.append(f"| {ch.artifact} | {ch.gate} | {fmt(ch.old)} | {fmt(ch.new)} | {ch.delta} | "
+                     f"{'pass' if ch.passed else '**FAIL**'} | {ch.detail} |")
+    for w in c.warnings:
+        lines.append(f"\n> warning: {w}")
+    return "\n".join(lines) + "\n"

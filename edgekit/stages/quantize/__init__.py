@@ -1,0 +1,70 @@
+"""Quantize stage: one algorithm config, one backend per artifact format.
+
+The stage decides what to do from the config; the backend for the parent's
+format (``quantize_onnx`` for ONNX Runtime, ``quantize_tflite`` for
+ai-edge-quantizer) does it. Every result is checked against the PyTorch
+reference on held-out texts and refused if its output collapsed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from edgekit.errors import GateFailed, RecipeError
+from edgekit.measure.fidelity import cosine_rows
+from edgekit.logs import quiet_logging
+from edgekit.plugins import runtime_for_format
+from edgekit.recipe.config import QuantizeConfig
+from edgekit.stages import StageResult, register
+
+_PRECISION = {"dynamic": "int8", "static": "int8", "weight_only": "int8", "fp16": "fp16"}
+
+
+def _backends() -> dict:
+    from edgekit.stages import quantize_onnx, quantize_tflite
+
+    return {"onnx": quantize_onnx, "tflite": quantize_tflite}
+
+
+def exclude_patterns(config: QuantizeConfig) -> list[re.Pattern]:
+    """The config's ``exclude`` patterns, compiled; a bad one is a recipe error."""
+    try:
+        return [re.compile(p) for p in config.exclude]
+    except re.error as err:
+        raise RecipeError(f"stage quantize: exclude pattern {err.pattern!r} is not a valid regular expression") from None
+
+
+def sanity(session, ctx, floor: float, what: str) -> dict:
+    """Cosine to the reference on held-out texts; a collapse below ``floor`` fails the stage."""
+    out_name = ctx.checkpoint.task_spec.output_name
+    coss = []
+    for feeds in ctx.parity_feeds(session):
+        coss.append(cosine_rows(ctx.reference_outputs(feeds), session.run(feeds)[out_name]))
+    cos = np.concatenate(coss)
+    result = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()), "floor": floor}
+    if not np.isfinite(cos).all() or cos.mean() < floor:
+        raise GateFailed(f"{what}: output collapsed (mean cosine {cos.mean():.4f} < floor {floor}); not promoted")
+    return result
+
+
+def _default_name(c: QuantizeConfig, fmt: str) -> str:
+    return f"{fmt}-fp16" if c.method == "fp16" else f"{fmt}-{_PRECISION[c.method]}-{c.method}"
+
+
+@register(QuantizeConfig, _default_name)
+def run_quantize(config: QuantizeConfig, parent, ctx, out_dir) -> StageResult:
+    backend = _backends().get(parent.format)
+    if backend is None:
+        raise RecipeError(f"stage quantize reads ONNX or TFLite, but its input {parent.name!r} is {parent.format}")
+    if config.method not in backend.METHODS:
+        raise RecipeError(f"stage quantize: method {config.method!r} is not available for {parent.format} "
+                          f"(choose from {', '.join(backend.METHODS)})")
+    out = out_dir / backend.MODEL_FILE
+    with quiet_logging():
+        extra = backend.quantize(config, parent.model_path, out, ctx)
+    session = runtime_for_format(parent.format).load(out, threads=ctx.threads)
+    validation = sanity(session, ctx, config.min_cosine, f"quantize ({parent.format} {config.method})")
+    return StageResult(format=parent.format, precision=_PRECISION[config.method], model_file=backend.MODEL_FILE,
+                       validation=validation, extra=extra, session=session)

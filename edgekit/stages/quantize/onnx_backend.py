@@ -1,0 +1,157 @@
+"""ONNX backend of the quantize stage: onnxruntime.quantization.
+
+Dynamic: weights int8 per channel, activations quantized at run time; the
+fused Attention and EmbedLayerNormalization ops become QAttention and
+QEmbedLayerNormalization, so the word-embedding table is stored in int8.
+
+fp16: every float tensor in float16 (inputs and outputs unchanged), for GPU
+execution providers; ONNX Runtime's CPU provider runs it too, slowly.
+
+Static: QDQ format, U8S8 (uint8 activations, int8 per-channel weights), only
+MatMul/Gemm (quantizing the attention-mask Add/Where collapses the output),
+calibrated on fixed-length padded text batches, embeddings stored in int8.
+Nodes matching the config's ``exclude`` patterns stay in float: on MiniLM the
+second FFN MatMul of each layer (its input is the GELU output, with outliers
+that a uint8 range cannot hold) took mean cosine from 0.993 to 0.937.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from edgekit.errors import RecipeError
+from edgekit.data.feeds import tokenize
+from edgekit.plugins import get_runtime
+from edgekit.recipe.config import QuantizeConfig
+from edgekit.stages.quantize import exclude_patterns
+
+_EMBEDDING_OPS = ("EmbedLayerNormalization", "Gather")
+_DYNAMIC_OPS = ("MatMul", "Gemm", "Attention")
+_STATIC_OPS = ("MatMul", "Gemm")
+
+
+def _qtype(name: str):
+    from onnxruntime.quantization import QuantType
+
+    return {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}[name]
+
+
+def op_types(config: QuantizeConfig) -> list[str]:
+    if config.op_types is not None:
+        return list(config.op_types)
+    base = list(_DYNAMIC_OPS if config.method == "dynamic" else _STATIC_OPS)
+    return base + (list(_EMBEDDING_OPS) if config.quantize_embeddings else [])
+
+
+class _TextReader:
+    """Calibration batches: fixed-length padded, as histogram methods need."""
+
+    def __init__(self, ctx, specs, config: QuantizeConfig) -> None:
+        texts = ctx.data.calibration[: config.calibration.samples]
+        bs, seq = config.calibration.batch_size, config.calibration.seq_len
+        self._batches = [
+            tokenize(ctx.checkpoint.tokenizer, texts[i : i + bs], specs, seq, fixed=True)
+            for i in range(0, len(texts), bs)
+        ]
+        self._it = iter(self._batches)
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = iter(self._batches)
+
+
+def excluded_nodes(config: QuantizeConfig, model_path: Path) -> list[str]:
+    """Names of the nodes matching any of the config's ``exclude`` patterns."""
+    patterns = exclude_patterns(config)
+    if not patterns:
+        return []
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    return [n.name for n in graph.node if any(p.search(n.name) for p in patterns)]
+
+
+@contextlib.contextmanager
+def working_directory(path: str | Path):
+    """Run a library call whose temporaries land in the current directory inside ``path`` instead."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def _quantize_static(config: QuantizeConfig, src: Path, out: Path, ctx, excluded: list[str]) -> None:
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    specs = get_runtime("onnxruntime").load(src, threads=ctx.threads).inputs
+    reader = type("Reader", (_TextReader, CalibrationDataReader), {})(ctx, specs, config)
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[config.calibration.method]
+    with tempfile.TemporaryDirectory() as tmp:
+        # symbolic shape inference types the outputs of contrib ops (SkipLayerNormalization, ...);
+        # without it the quantizer silently leaves activations in float
+        pre = Path(tmp) / "pre.onnx"
+        with working_directory(tmp):  # on failure ORT saves sym_shape_infer_temp.onnx (+ .data) in the cwd
+            quant_pre_process(str(src), str(pre), skip_optimization=True)
+        quantize_static(
+            str(pre), str(out), reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=config.per_channel,
+            activation_type=_qtype(config.activation_type),
+            weight_type=_qtype(config.weight_type),
+            op_types_to_quantize=op_types(config),
+            nodes_to_exclude=excluded,
+            calibrate_method=method,
+            extra_options={"CalibPercentile": config.calibration.percentile,
+                           "DefaultTensorType": onnx.TensorProto.FLOAT,
+                           "CalibTensorRangeSymmetric": False},
+        )
+
+
+def _quantize_dynamic(config: QuantizeConfig, src: Path, out: Path, excluded: list[str]) -> None:
+    import onnx
+    from onnxruntime.quantization import quantize_dynamic
+
+    quantize_dynamic(
+        str(src), str(out),
+        per_channel=config.per_channel,
+        weight_type=_qtype(config.weight_type),
+        op_types_to_quantize=op_types(config),
+        nodes_to_exclude=excluded,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+
+
+def _convert_fp16(src: Path, out: Path) -> None:
+    """Weights and activations in float16, inputs and outputs kept as declared (for GPUs)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(out))
+
+
+METHODS = ("dynamic", "static", "fp16")
+MODEL_FILE = "model.onnx"
+
+
+def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
+    if config.fallback != "float":
+        raise RecipeError("stage quantize: ONNX keeps excluded nodes in float only (fallback: float)")
+    if config.method == "fp16":
+        _convert_fp16(src, out)
+        return {"scheme": ["float16 weights and activations; inputs and outputs as declared"]}
+    excluded = excluded_nodes(config, src)
+    if config.method == "dynamic":
+        _quantize_dynamic(config, src, out, excluded)
+    else:
+        _quantize_static(config, src, out, ctx, excluded)
+    return {"quantized_op_types": op_types(config), "float_nodes": excluded}
