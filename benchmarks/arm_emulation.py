@@ -43,8 +43,13 @@ TOOLS = {"debootstrap": "debootstrap", "qemu-aarch64-static": "qemu-user-static"
 # what the emulated CPUs look like to software reading /proc/cpuinfo (implementer 0x41 = Arm)
 CPUINFO = {
     "cortex-a72": ("fp asimd evtstrm crc32 cpuid", "0x0", "0xd08", "3"),
-    "max": ("fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp "
-            "sve asimdfhm i8mm bf16", "0x0", "0xd40", "0"),
+    "max": (
+        "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp "
+        "sve asimdfhm i8mm bf16",
+        "0x0",
+        "0xd40",
+        "0",
+    ),
 }
 
 
@@ -56,12 +61,16 @@ def ensure_tools(install: bool) -> None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing and install:
         run(["apt-get", "update", "-q"])
-        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *sorted({TOOLS[t] for t in missing})],
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *sorted({TOOLS[t] for t in missing})],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
         missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
-        sys.exit(f"arm_emulation: missing {', '.join(missing)}: apt-get install "
-                 f"{' '.join(sorted({TOOLS[t] for t in missing}))} (or pass --install-tools)")
+        sys.exit(
+            f"arm_emulation: missing {', '.join(missing)}: apt-get install "
+            f"{' '.join(sorted({TOOLS[t] for t in missing}))} (or pass --install-tools)"
+        )
 
 
 def make_root(root: Path) -> float:
@@ -72,8 +81,18 @@ def make_root(root: Path) -> float:
     t0 = time.perf_counter()
     partial = root.with_name(root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    run(["debootstrap", "--arch=arm64", "--foreign", "--variant=minbase",
-         "--include=python3.11,libpython3.11-stdlib,ca-certificates", SUITE, str(partial), MIRROR])
+    run(
+        [
+            "debootstrap",
+            "--arch=arm64",
+            "--foreign",
+            "--variant=minbase",
+            "--include=python3.11,libpython3.11-stdlib,ca-certificates",
+            SUITE,
+            str(partial),
+            MIRROR,
+        ]
+    )
     for deb in sorted((partial / "var" / "cache" / "apt" / "archives").glob("*.deb")):
         run(["dpkg-deb", "-x", str(deb), str(partial)])
     if not (partial / "usr" / "bin" / "python3.11").is_file():
@@ -85,8 +104,10 @@ def make_root(root: Path) -> float:
 
 def write_cpuinfo(root: Path, cpu: str) -> None:
     features, variant, part, revision = CPUINFO.get(cpu, CPUINFO["cortex-a72"])
-    block = (f"processor\t: {{n}}\nBogoMIPS\t: 50.00\nFeatures\t: {features}\nCPU implementer\t: 0x41\n"
-             f"CPU architecture: 8\nCPU variant\t: {variant}\nCPU part\t: {part}\nCPU revision\t: {revision}\n\n")
+    block = (
+        f"processor\t: {{n}}\nBogoMIPS\t: 50.00\nFeatures\t: {features}\nCPU implementer\t: 0x41\n"
+        f"CPU architecture: 8\nCPU variant\t: {variant}\nCPU part\t: {part}\nCPU revision\t: {revision}\n\n"
+    )
     (root / "proc").mkdir(exist_ok=True)
     (root / "proc" / "cpuinfo").write_text("".join(block.format(n=n) for n in range(os.cpu_count() or 1)))
 
@@ -98,19 +119,48 @@ def install_site(site: Path) -> float:
         wheel = next(Path(wheels).glob("edgekit-*.whl"))
         shutil.rmtree(site, ignore_errors=True)
         platform_args = [a for p in PLATFORMS for a in ("--platform", p)]
-        run([sys.executable, "-m", "pip", "install", "-q", "--target", str(site), *platform_args,
-             "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", "--only-binary=:all:",
-             f"{wheel}[onnxruntime,litert]"])
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--target",
+                str(site),
+                *platform_args,
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp311",
+                "--only-binary=:all:",
+                f"{wheel}[onnxruntime,litert]",
+            ]
+        )
     return time.perf_counter() - t0
 
 
-def guest(root: Path, site: Path, cpu: str, args: list[str], timeout: int = 1800) -> tuple[subprocess.CompletedProcess, float]:
+def guest(
+    root: Path, site: Path, cpu: str, args: list[str], timeout: int = 1800
+) -> tuple[subprocess.CompletedProcess, float]:
     write_cpuinfo(root, cpu)
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1", "HOME": str(root / "root"),
-           "EDGEKIT_CACHE": str(root / "root" / ".cache" / "edgekit")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(site),
+        "PYTHONNOUSERSITE": "1",
+        "HOME": str(root / "root"),
+        "EDGEKIT_CACHE": str(root / "root" / ".cache" / "edgekit"),
+    }
     t0 = time.perf_counter()
-    proc = subprocess.run(["qemu-aarch64-static", "-cpu", cpu, "-L", str(root), str(root / "usr/bin/python3.11"),
-                           *args], capture_output=True, text=True, env=env, timeout=timeout)
+    proc = subprocess.run(
+        ["qemu-aarch64-static", "-cpu", cpu, "-L", str(root), str(root / "usr/bin/python3.11"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
     return proc, time.perf_counter() - t0
 
 
@@ -130,8 +180,10 @@ def main() -> int:
     root, site = args.cache / "root", args.cache / "site"
     root_s = make_root(root)
     site_s = install_site(site)
-    probe = ("import platform, json, importlib.util as u; print(json.dumps({'machine': platform.machine(), "
-             "'heavy': [m for m in ('torch', 'tensorflow', 'transformers') if u.find_spec(m)]}))")
+    probe = (
+        "import platform, json, importlib.util as u; print(json.dumps({'machine': platform.machine(), "
+        "'heavy': [m for m in ('torch', 'tensorflow', 'transformers') if u.find_spec(m)]}))"
+    )
     proc, _ = guest(root, site, args.cpu, ["-c", probe])
     facts = json.loads(proc.stdout)
     checks = []
@@ -142,17 +194,34 @@ def main() -> int:
                 out = json.loads(proc.stdout.strip().splitlines()[-1])
             except (json.JSONDecodeError, IndexError):
                 out = {"check": {"passed": False, "verdict": (proc.stderr.strip().splitlines() or ["no output"])[-1]}}
-            row = {"cpu": cpu, "bundle": str(bundle), "variant": out.get("variant"), "runtime": out.get("runtime"),
-                   "exit_code": proc.returncode, "seconds": round(secs, 1), "gating": cpu == args.cpu, **out["check"]}
+            row = {
+                "cpu": cpu,
+                "bundle": str(bundle),
+                "variant": out.get("variant"),
+                "runtime": out.get("runtime"),
+                "exit_code": proc.returncode,
+                "seconds": round(secs, 1),
+                "gating": cpu == args.cpu,
+                **out["check"],
+            }
             checks.append(row)
             print(json.dumps(row), flush=True)
     passed = facts["machine"] == "aarch64" and not facts["heavy"] and all(c["passed"] for c in checks if c["gating"])
-    result = {"guest": {**facts, "debian": SUITE, "python": "3.11 (Debian arm64)", "emulator": run(
-        ["qemu-aarch64-static", "--version"]).stdout.splitlines()[0]}, "root_build_s": round(root_s, 1),
-        "install_s": round(site_s, 1), "total_s": round(time.perf_counter() - t_all, 1),
+    result = {
+        "guest": {
+            **facts,
+            "debian": SUITE,
+            "python": "3.11 (Debian arm64)",
+            "emulator": run(["qemu-aarch64-static", "--version"]).stdout.splitlines()[0],
+        },
+        "root_build_s": round(root_s, 1),
+        "install_s": round(site_s, 1),
+        "total_s": round(time.perf_counter() - t_all, 1),
         "site_mb": round(sum(p.stat().st_size for p in site.rglob("*") if p.is_file()) / 1e6, 1),
-        "checks": checks, "passed": passed,
-        "note": "latency under emulation means nothing and is not recorded"}
+        "checks": checks,
+        "passed": passed,
+        "note": "latency under emulation means nothing and is not recorded",
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "checks"}, indent=2))

@@ -41,7 +41,8 @@ def main() -> int:
 
     data = load_recipe("ptq-dynamic").model_dump(mode="json", exclude_none=True)
     data["stages"] = [s for s in data["stages"] if s["kind"] != "bench"] + [
-        {"kind": "bench", "runs": 100, "warmup": 10, "threads": 1, "seq_len": 32, "fidelity_samples": 100}]
+        {"kind": "bench", "runs": 100, "warmup": 10, "threads": 1, "seq_len": 32, "fidelity_samples": 100}
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = make_tiny_checkpoint(Path(tmp) / "tiny-encoder")
         result = compress(ckpt, recipe_from_dict(data, "ptq-dynamic"), Path(tmp) / "out", progress=False)
@@ -56,8 +57,21 @@ def main() -> int:
         print(f"wrote {BASELINE}")
         return 0
     try:
-        edgekit(["report", str(new), "--baseline", str(BASELINE), *GATES, "--markdown", str(args.output / "gates.md"),
-                 "--html", str(args.output / "report.html"), "--junit", str(args.output / "gates.xml")])
+        edgekit(
+            [
+                "report",
+                str(new),
+                "--baseline",
+                str(BASELINE),
+                *GATES,
+                "--markdown",
+                str(args.output / "gates.md"),
+                "--html",
+                str(args.output / "report.html"),
+                "--junit",
+                str(args.output / "gates.xml"),
+            ]
+        )
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0

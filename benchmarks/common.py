@@ -19,6 +19,8 @@ def finish(output: Path, result: dict, rows: list[dict], summary: dict) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     for r in rows:
-        print(f"{r['name']:<32} {r['runtime']:<12} p50 {r['latency_ms']['p50']:7.2f} ms  "
-              f"size {r['size_bytes'] / 1e6:6.1f} MB  cos {r['fidelity'].get('cosine_mean', 1.0):.4f}")
+        print(
+            f"{r['name']:<32} {r['runtime']:<12} p50 {r['latency_ms']['p50']:7.2f} ms  "
+            f"size {r['size_bytes'] / 1e6:6.1f} MB  cos {r['fidelity'].get('cosine_mean', 1.0):.4f}"
+        )
     print(json.dumps(summary, indent=2))

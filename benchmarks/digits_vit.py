@@ -35,17 +35,27 @@ HERE = Path(__file__).parent
 def summary(report: dict, seconds: float) -> dict:
     rows = {r["name"]: r for r in report["results"]}
     teacher = rows["pytorch-fp32"]
-    out = {"seconds": round(seconds, 1), "teacher": {"p50_ms": teacher["latency_ms"]["p50"],
-                                                     "accuracy": teacher["fidelity"]["accuracy"],
-                                                     "size_bytes": teacher["size_bytes"]}, "artifacts": {}}
+    out = {
+        "seconds": round(seconds, 1),
+        "teacher": {
+            "p50_ms": teacher["latency_ms"]["p50"],
+            "accuracy": teacher["fidelity"]["accuracy"],
+            "size_bytes": teacher["size_bytes"],
+        },
+        "artifacts": {},
+    }
     for name, r in rows.items():
         if r["is_reference"]:
             continue
         out["artifacts"][name] = {
-            "p50_ms": r["latency_ms"]["p50"], "speedup_vs_teacher": r["speedup_vs_reference"],
-            "accuracy": r["fidelity"].get("accuracy"), "accuracy_drop": r["fidelity"].get("accuracy_drop"),
-            "size_bytes": r["size_bytes"], "size_vs_teacher": round(r["size_bytes"] / teacher["size_bytes"], 4),
-            "runtime": r["runtime"]}
+            "p50_ms": r["latency_ms"]["p50"],
+            "speedup_vs_teacher": r["speedup_vs_reference"],
+            "accuracy": r["fidelity"].get("accuracy"),
+            "accuracy_drop": r["fidelity"].get("accuracy_drop"),
+            "size_bytes": r["size_bytes"],
+            "size_vs_teacher": round(r["size_bytes"] / teacher["size_bytes"], 4),
+            "runtime": r["runtime"],
+        }
     return out
 
 
@@ -59,11 +69,21 @@ def main() -> int:
     t = time.perf_counter()
     record = finetune_classifier("vit-tiny", data, args.teacher, settings=VISION_SETTINGS)
     teacher_s = time.perf_counter() - t
-    result = {"environment": environment(2), "teacher": {
-        "path": str(args.teacher), "test_accuracy": record["test_accuracy"], "val_accuracy": record["val_accuracy"],
-        "cached": record["cached"], "seconds": round(teacher_s, 1)}, "runs": {}}
-    recipes = {"distill-prune-int8 (as shipped, --data digits)": load_recipe("distill-prune-int8").with_data("digits"),
-               "digits-distill-prune-int8": load_recipe(str(HERE / "recipes" / "digits-distill-prune-int8.yaml"))}
+    result = {
+        "environment": environment(2),
+        "teacher": {
+            "path": str(args.teacher),
+            "test_accuracy": record["test_accuracy"],
+            "val_accuracy": record["val_accuracy"],
+            "cached": record["cached"],
+            "seconds": round(teacher_s, 1),
+        },
+        "runs": {},
+    }
+    recipes = {
+        "distill-prune-int8 (as shipped, --data digits)": load_recipe("distill-prune-int8").with_data("digits"),
+        "digits-distill-prune-int8": load_recipe(str(HERE / "recipes" / "digits-distill-prune-int8.yaml")),
+    }
     for label, recipe in recipes.items():
         out = args.work / recipe.name
         t = time.perf_counter()
@@ -73,11 +93,15 @@ def main() -> int:
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"teacher: test accuracy {record['test_accuracy']:.2f}%")
     for label, run in result["runs"].items():
-        print(f"\n{label} ({run['seconds']:.0f} s); teacher {run['teacher']['p50_ms']:.2f} ms, "
-              f"{run['teacher']['accuracy']:.2f}%")
+        print(
+            f"\n{label} ({run['seconds']:.0f} s); teacher {run['teacher']['p50_ms']:.2f} ms, "
+            f"{run['teacher']['accuracy']:.2f}%"
+        )
         for name, a in run["artifacts"].items():
-            print(f"  {name:<22} {a['p50_ms']:6.2f} ms  {a['speedup_vs_teacher']:6.2f}x  acc {a['accuracy']:6.2f}% "
-                  f"(drop {a['accuracy_drop']:+.2f})  {a['size_bytes'] / 1e6:5.2f} MB ({a['size_vs_teacher']:.1%})")
+            print(
+                f"  {name:<22} {a['p50_ms']:6.2f} ms  {a['speedup_vs_teacher']:6.2f}x  acc {a['accuracy']:6.2f}% "
+                f"(drop {a['accuracy_drop']:+.2f})  {a['size_bytes'] / 1e6:5.2f} MB ({a['size_vs_teacher']:.1%})"
+            )
     return 0
 
 

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 from edgekit.artifact import Artifact
-from edgekit.data.calibration import load_text_data
 from edgekit.checkpoint import load_checkpoint
+from edgekit.data.calibration import load_text_data
 from edgekit.measure.environment import environment
 from edgekit.measure.harness import BenchSettings, Target, measure
 from edgekit.plugins import get_runtime
@@ -37,8 +37,10 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=200)
     args = ap.parse_args()
     if not gpu_providers():
-        print("gpu_onnx: no CUDA/TensorRT execution provider here (pip install onnxruntime-gpu on an NVIDIA machine)",
-              file=sys.stderr)
+        print(
+            "gpu_onnx: no CUDA/TensorRT execution provider here (pip install onnxruntime-gpu on an NVIDIA machine)",
+            file=sys.stderr,
+        )
         return 2
     report = json.loads((args.source / "report.json").read_text())
     ckpt = load_checkpoint(report["model"]["path"])
@@ -49,9 +51,18 @@ def main() -> int:
         targets = []
         for name in NAMES:
             a = Artifact.load(args.source / name)
-            targets.append(Target(name=name, format=a.format, precision=a.precision, runtime=adapter.name,
-                                  path=str(a.path), size_bytes=a.size_bytes, is_reference=name == "onnx-fp32",
-                                  load=lambda a=a: adapter.load(a.model_path, threads=1)))
+            targets.append(
+                Target(
+                    name=name,
+                    format=a.format,
+                    precision=a.precision,
+                    runtime=adapter.name,
+                    path=str(a.path),
+                    size_bytes=a.size_bytes,
+                    is_reference=name == "onnx-fp32",
+                    load=lambda a=a: adapter.load(a.model_path, threads=1),
+                )
+            )
         settings = BenchSettings(batch_size=batch, seq_len=128, threads=1, warmup=20, runs=args.runs)
         rows += measure(targets, settings, task=ckpt.task, tokenizer=ckpt.tokenizer, texts=texts, progress=False)
     result = {"environment": environment(1), "providers": gpu_providers(), "rows": rows}
@@ -59,9 +70,11 @@ def main() -> int:
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     for r in rows:
         fid = r["fidelity"].get("cosine_mean", 1.0)
-        print(f"batch {r['batch_size']:>2}  {r['name']:<20} p50 {r['latency_ms']['p50']:8.3f} ms  "
-              f"{r['throughput_per_s']:9.1f}/s  cos {fid:.4f}  {r['runtime_details'].get('providers', [''])[0]}"
-              f"  CPU: {r['runtime_details'].get('compute_ops_on_cpu') or '-'}")
+        print(
+            f"batch {r['batch_size']:>2}  {r['name']:<20} p50 {r['latency_ms']['p50']:8.3f} ms  "
+            f"{r['throughput_per_s']:9.1f}/s  cos {fid:.4f}  {r['runtime_details'].get('providers', [''])[0]}"
+            f"  CPU: {r['runtime_details'].get('compute_ops_on_cpu') or '-'}"
+        )
     return 0
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from common import MIN_COSINE, fastest_faithful, finish
 
-from edgekit.data.calibration import load_text_data
 from edgekit.checkpoint import load_checkpoint
+from edgekit.data.calibration import load_text_data
 from edgekit.measure.environment import environment
 from edgekit.measure.harness import BenchSettings, Target, measure
 from edgekit.pipeline.run import compress
@@ -41,13 +41,19 @@ def ort_reference_path(fp32_onnx: Path, out: Path, cfg: dict) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
 
-    opt = optimize_model(str(fp32_onnx), model_type="bert", num_heads=cfg["num_attention_heads"],
-                         hidden_size=cfg["hidden_size"])
+    opt = optimize_model(
+        str(fp32_onnx), model_type="bert", num_heads=cfg["num_attention_heads"], hidden_size=cfg["hidden_size"]
+    )
     opt_path = out / "ort-opt.onnx"
     opt.save_model_to_file(str(opt_path))
     q = out / "ort-ref-int8.onnx"
-    quantize_dynamic(str(opt_path), str(q), per_channel=True, weight_type=QuantType.QInt8,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    quantize_dynamic(
+        str(opt_path),
+        str(q),
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
     return q
 
 
@@ -62,11 +68,17 @@ def main() -> int:
     data = load_text_data()
     settings = BenchSettings(batch_size=1, seq_len=128, threads=2, warmup=20, runs=args.runs, fidelity_samples=300)
     no_bench = {"kind": "bench", "reference": False, "runs": 1, "warmup": 0, "fidelity_samples": 1}
-    gelu = recipe_from_dict({
-        "name": "ptq-dynamic-gelu-approx",
-        "stages": [{"kind": "export"}, {"kind": "optimize", "gelu_approximation": True, "atol": 1e-2},
-                   {"kind": "quantize", "method": "dynamic", "name": "onnx-int8-dynamic-gelu-approx"}, no_bench],
-    })
+    gelu = recipe_from_dict(
+        {
+            "name": "ptq-dynamic-gelu-approx",
+            "stages": [
+                {"kind": "export"},
+                {"kind": "optimize", "gelu_approximation": True, "atol": 1e-2},
+                {"kind": "quantize", "method": "dynamic", "name": "onnx-int8-dynamic-gelu-approx"},
+                no_bench,
+            ],
+        }
+    )
     ort = get_runtime("onnxruntime")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -79,17 +91,33 @@ def main() -> int:
         ref_q = ort_reference_path(arts["onnx-fp32"].model_path, tmp, ckpt.config)
 
         def onnx_target(name: str, path: Path, precision: str) -> Target:
-            return Target(name, "onnx", precision, "onnxruntime", str(path), path.stat().st_size,
-                          lambda: ort.load(path, threads=settings.threads))
+            return Target(
+                name,
+                "onnx",
+                precision,
+                "onnxruntime",
+                str(path),
+                path.stat().st_size,
+                lambda: ort.load(path, threads=settings.threads),
+            )
 
         targets = [
-            Target("pytorch-fp32", "hf-checkpoint", "fp32", "torch", str(ckpt.path),
-                   (ckpt.path / "model.safetensors").stat().st_size,
-                   lambda: get_runtime("torch").from_checkpoint(ckpt, settings.threads), is_reference=True),
+            Target(
+                "pytorch-fp32",
+                "hf-checkpoint",
+                "fp32",
+                "torch",
+                str(ckpt.path),
+                (ckpt.path / "model.safetensors").stat().st_size,
+                lambda: get_runtime("torch").from_checkpoint(ckpt, settings.threads),
+                is_reference=True,
+            ),
             onnx_target("onnx-fp32", arts["onnx-fp32"].model_path, "fp32"),
             onnx_target("ort-reference-int8", ref_q, "int8"),
-        ] + [onnx_target(n, arts[n].model_path, "int8")
-             for n in ("onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-dynamic-gelu-approx")]
+        ] + [
+            onnx_target(n, arts[n].model_path, "int8")
+            for n in ("onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-dynamic-gelu-approx")
+        ]
         rows = measure(targets, settings, task=ckpt.task, tokenizer=ckpt.tokenizer, texts=data.heldout)
 
     by = {r["name"]: r for r in rows}
@@ -99,7 +127,9 @@ def main() -> int:
     summary = {
         "best_int8": best["name"],
         "speedup_vs_torch_eager": round(by["pytorch-fp32"]["latency_ms"]["p50"] / best["latency_ms"]["p50"], 3),
-        "ratio_vs_ort_reference_path": round(by["ort-reference-int8"]["latency_ms"]["p50"] / best["latency_ms"]["p50"], 3),
+        "ratio_vs_ort_reference_path": round(
+            by["ort-reference-int8"]["latency_ms"]["p50"] / best["latency_ms"]["p50"], 3
+        ),
         "cosine_mean": round(best["fidelity"]["cosine_mean"], 5),
         "size_fraction_of_fp32": round(best["size_bytes"] / fp32_size, 4),
     }
@@ -109,8 +139,13 @@ def main() -> int:
         "cosine_mean >= 0.99": summary["cosine_mean"] >= MIN_COSINE,
         "size_fraction_of_fp32 <= 0.27": summary["size_fraction_of_fp32"] <= MAX_SIZE_FRACTION,
     }
-    result = {"benchmark": "onnx_int8", "settings": settings.__dict__, "environment": environment(2),
-              "summary": summary, "rows": rows}
+    result = {
+        "benchmark": "onnx_int8",
+        "settings": settings.__dict__,
+        "environment": environment(2),
+        "summary": summary,
+        "rows": rows,
+    }
     finish(args.output, result, rows, summary)
     return 0
 

@@ -41,9 +41,17 @@ def main() -> int:
     args = ap.parse_args()
     stages = [{"kind": "export", "input": "pytorch-fp32", "name": "onnx-original"}]
     for name, prune in VARIANTS.items():
-        stages += [{"kind": "prune", "input": "pytorch-fp32", "name": f"pruned-{name}", "recover": None,
-                    "importance_batches": 8, **prune},
-                   {"kind": "export", "input": f"pruned-{name}", "name": f"onnx-pruned-{name}"}]
+        stages += [
+            {
+                "kind": "prune",
+                "input": "pytorch-fp32",
+                "name": f"pruned-{name}",
+                "recover": None,
+                "importance_batches": 8,
+                **prune,
+            },
+            {"kind": "export", "input": f"pruned-{name}", "name": f"onnx-pruned-{name}"},
+        ]
     stages.append({"kind": "bench", "runs": args.runs, "seq_len": 128, "threads": 2})
     recipe = recipe_from_dict({"version": 1, "name": "prune-latency", "stages": stages}, "prune-latency")
     result = compress(args.model, recipe, args.work, progress=True, overwrite=True)  # its own work folder
@@ -58,15 +66,23 @@ def main() -> int:
         onnx_cut = 1 - rows[f"onnx-pruned-{name}"]["latency_ms"]["p50"] / rows["onnx-original"]["latency_ms"]["p50"]
         ok = {rt: abs(cut - mac_cut) <= 0.25 * mac_cut for rt, cut in (("torch", torch_cut), ("onnxruntime", onnx_cut))}
         out["variants"][name] = {
-            "prune": VARIANTS[name], "macs": macs, "macs_original": base_macs, "mac_reduction": round(mac_cut, 4),
+            "prune": VARIANTS[name],
+            "macs": macs,
+            "macs_original": base_macs,
+            "mac_reduction": round(mac_cut, 4),
             "latency_reduction": {"torch": round(torch_cut, 4), "onnxruntime": round(onnx_cut, 4)},
-            "p50_ms": {"torch": rows[f"pruned-{name}"]["latency_ms"]["p50"],
-                       "torch_original": rows["pytorch-fp32"]["latency_ms"]["p50"],
-                       "onnxruntime": rows[f"onnx-pruned-{name}"]["latency_ms"]["p50"],
-                       "onnxruntime_original": rows["onnx-original"]["latency_ms"]["p50"]},
-            "within_25_percent": ok}
-        print(f"{name:<12} {-mac_cut:+8.1%}  {-torch_cut:+15.1%}  {-onnx_cut:+12.1%}  "
-              f"torch {'yes' if ok['torch'] else 'no'}, onnx {'yes' if ok['onnxruntime'] else 'no'}")
+            "p50_ms": {
+                "torch": rows[f"pruned-{name}"]["latency_ms"]["p50"],
+                "torch_original": rows["pytorch-fp32"]["latency_ms"]["p50"],
+                "onnxruntime": rows[f"onnx-pruned-{name}"]["latency_ms"]["p50"],
+                "onnxruntime_original": rows["onnx-original"]["latency_ms"]["p50"],
+            },
+            "within_25_percent": ok,
+        }
+        print(
+            f"{name:<12} {-mac_cut:+8.1%}  {-torch_cut:+15.1%}  {-onnx_cut:+12.1%}  "
+            f"torch {'yes' if ok['torch'] else 'no'}, onnx {'yes' if ok['onnxruntime'] else 'no'}"
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=2) + "\n")
     return 0

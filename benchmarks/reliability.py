@@ -41,8 +41,7 @@ def summarise(entries: list[dict]) -> dict:
     areas: dict[str, list[dict]] = defaultdict(list)
     for e in entries:
         areas[e["area"]].append(e)
-    return {"total": totals(entries), "areas": {a: totals(rows) for a, rows in sorted(areas.items())},
-            "cases": entries}
+    return {"total": totals(entries), "areas": {a: totals(rows) for a, rows in sorted(areas.items())}, "cases": entries}
 
 
 def main() -> int:
@@ -53,15 +52,32 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "cases.jsonl"
         env = {**os.environ, "EDGEKIT_RELIABILITY_LOG": str(log)}
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "reliability",
-                               str(ROOT / "tests" / "reliability"), *args.pytest_args], cwd=ROOT, env=env)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-m",
+                "reliability",
+                str(ROOT / "tests" / "reliability"),
+                *args.pytest_args,
+            ],
+            cwd=ROOT,
+            env=env,
+        )
         entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     result = {"pytest_exit": proc.returncode, **summarise(entries)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     t = result["total"]
-    print(f"reliability: {t['cases']} cases, {t['right_code']} right exit codes; "
-          + ", ".join(f"{k} {t[k]}" for k in COUNTS) + f" -> {args.output}")
+    print(
+        f"reliability: {t['cases']} cases, {t['right_code']} right exit codes; "
+        + ", ".join(f"{k} {t[k]}" for k in COUNTS)
+        + f" -> {args.output}"
+    )
     bad = proc.returncode != 0 or t["right_code"] != t["cases"] or any(t[k] for k in COUNTS)
     return 1 if bad else 0
 

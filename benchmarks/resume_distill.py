@@ -31,8 +31,11 @@ def recipe_file(work: Path) -> Path:
     full = yaml.safe_load((HERE / "recipes" / "digits-distill-prune-int8.yaml").read_text())
     distill = dict(full["stages"][0])
     distill["train"] = {**distill["train"], "save_every": 20}
-    recipe = {"version": 1, "name": "resume-check", "stages": [distill, {"kind": "bench", "eval": "digits",
-                                                                        "fidelity_samples": 361, "runs": 5}]}
+    recipe = {
+        "version": 1,
+        "name": "resume-check",
+        "stages": [distill, {"kind": "bench", "eval": "digits", "fidelity_samples": 361, "runs": 5}],
+    }
     path = work / "resume-check.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return path
@@ -81,11 +84,15 @@ def main() -> int:
     for name, d in (("resumed", interrupted), ("uninterrupted", clean)):
         rows = {r["name"]: r for r in json.loads((d / "report.json").read_text())["results"]}
         acc[name] = rows["student"]["fidelity"]["accuracy"]
-    out = {"recipe": str(recipe), "killed": {"exit_code": code_killed, "after_s": round(t_killed, 1),
-                                             "last_checkpoint_step": killed_at},
-           "resumed": {"exit_code": code_resumed, "seconds": round(t_resumed, 1)},
-           "uninterrupted": {"exit_code": code_clean, "seconds": round(t_clean, 1)},
-           "weights_identical": identical, "max_abs_weight_diff": max_diff, "test_accuracy": acc}
+    out = {
+        "recipe": str(recipe),
+        "killed": {"exit_code": code_killed, "after_s": round(t_killed, 1), "last_checkpoint_step": killed_at},
+        "resumed": {"exit_code": code_resumed, "seconds": round(t_resumed, 1)},
+        "uninterrupted": {"exit_code": code_clean, "seconds": round(t_clean, 1)},
+        "weights_identical": identical,
+        "max_abs_weight_diff": max_diff,
+        "test_accuracy": acc,
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

@@ -54,16 +54,22 @@ def measure_extra(extra: str, bundle: Path, tmp: Path) -> dict:
     t0 = time.perf_counter()
     subprocess.run([py, "-m", "pip", "install", "-q", f"{REPO}[{extra}]"], check=True, capture_output=True)
     install_s = time.perf_counter() - t0
-    probe = ("import importlib.util as u, json; print(json.dumps([m for m in ['torch', 'tensorflow', 'transformers'] "
-             "if u.find_spec(m)]))")
+    probe = (
+        "import importlib.util as u, json; print(json.dumps([m for m in ['torch', 'tensorflow', 'transformers'] "
+        "if u.find_spec(m)]))"
+    )
     heavy = json.loads(subprocess.run([py, "-c", probe], check=True, capture_output=True, text=True).stdout)
-    check = subprocess.run([str(env / "bin" / "edgekit"), "run", str(bundle), "--runtime", RUNTIME_FOR[extra],
-                            "--check"], capture_output=True, text=True)
+    check = subprocess.run(
+        [str(env / "bin" / "edgekit"), "run", str(bundle), "--runtime", RUNTIME_FOR[extra], "--check"],
+        capture_output=True,
+        text=True,
+    )
     starts, children = [], []
     for _ in range(5):
         t0 = time.perf_counter()
-        out = subprocess.run([py, "-c", CHILD, str(bundle), RUNTIME_FOR[extra]], check=True, capture_output=True,
-                             text=True)
+        out = subprocess.run(
+            [py, "-c", CHILD, str(bundle), RUNTIME_FOR[extra]], check=True, capture_output=True, text=True
+        )
         starts.append(time.perf_counter() - t0)
         children.append(json.loads(out.stdout))
     return {
@@ -75,7 +81,9 @@ def measure_extra(extra: str, bundle: Path, tmp: Path) -> dict:
         "check": json.loads(check.stdout)["check"] if check.returncode == 0 else {"error": check.stderr.strip()},
         "variant": children[0]["variant"],
         "cold_start_process_s_median": round(statistics.median(starts), 3),
-        "load_to_first_inference_s_median": round(statistics.median(c["load_to_first_inference_s"] for c in children), 3),
+        "load_to_first_inference_s_median": round(
+            statistics.median(c["load_to_first_inference_s"] for c in children), 3
+        ),
         "peak_rss_mb_first_inference": max(c["peak_rss_mb_first"] for c in children),
         "peak_rss_mb_after_100": max(c["peak_rss_mb_after_100"] for c in children),
     }

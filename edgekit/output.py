@@ -49,6 +49,7 @@ _READ_LIMIT = 256 << 20  # files larger than this are not read to look for edgek
 
 # --- marks inside single-file outputs ---------------------------------------------------------------------------
 
+
 def stamped(obj: dict) -> dict:
     """``obj`` with the key that marks a JSON file as edgekit's."""
     return {"generator": GENERATOR, **obj}
@@ -97,6 +98,7 @@ def _is_bundle_archive(path: Path) -> bool:
 
 # --- signals, disk errors, stale staging ----------------------------------------------------------------------
 
+
 @contextmanager
 def uninterrupted() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back while a swap or a clean-up runs; deliver them afterwards."""
@@ -113,7 +115,7 @@ def uninterrupted() -> Iterator[None]:
         for s, handler in old.items():
             signal.signal(s, handler)
         if held:
-            handler = old[held[0]]
+            handler = old[signal.Signals(held[0])]
             if callable(handler):
                 handler(held[0], None)
             elif handler == signal.SIG_DFL:
@@ -124,8 +126,10 @@ def disk_full(err: BaseException, path: Path) -> OutputError | None:
     """The one-line error for ``err`` when it means the disk (or the file-size limit) is full."""
     if isinstance(err, OSError) and err.errno in DISK_FULL:
         why = {errno.EDQUOT: " (disk quota exceeded)", errno.EFBIG: " (file too large: a file-size limit)"}
-        return OutputError(f"{path}: no space left on device{why.get(err.errno, '')}; nothing was written: "
-                           "free some space or choose another path")
+        return OutputError(
+            f"{path}: no space left on device{why.get(err.errno, '')}; nothing was written: "
+            "free some space or choose another path"
+        )
     return None
 
 
@@ -154,13 +158,14 @@ def _staging_prefix(final: Path) -> str:
 def sweep_stale(final: Path) -> list[Path]:
     """Remove staging left beside ``final`` by edgekit processes of this host that no longer run."""
     final = Path(os.path.abspath(final))
-    prefix, removed = _staging_prefix(final), []
+    prefix = _staging_prefix(final)
+    removed: list[Path] = []
     try:
         candidates = [p for p in final.parent.iterdir() if p.name.startswith(prefix)]
     except OSError:
         return removed
     for p in candidates:
-        pid_text = p.name[len(prefix):].split("-", 1)[0]
+        pid_text = p.name[len(prefix) :].split("-", 1)[0]
         if not pid_text.isdigit() or _alive(int(pid_text)):
             continue
         if p.is_dir() and not p.is_symlink():
@@ -168,8 +173,12 @@ def sweep_stale(final: Path) -> list[Path]:
                 owner = json.loads((p / OWNER).read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if not isinstance(owner, dict) or owner.get("tool") != GENERATOR or owner.get("pid") != int(pid_text) \
-                    or owner.get("host") != socket.gethostname():
+            if (
+                not isinstance(owner, dict)
+                or owner.get("tool") != GENERATOR
+                or owner.get("pid") != int(pid_text)
+                or owner.get("host") != socket.gethostname()
+            ):
                 continue
             with uninterrupted():
                 shutil.rmtree(p, ignore_errors=True)
@@ -179,8 +188,11 @@ def sweep_stale(final: Path) -> list[Path]:
             continue
         removed.append(p)
     if removed:
-        print(f"edgekit: note: removed {len(removed)} staging file(s) left beside {final} by an edgekit process "
-              "that was killed", file=sys.stderr)
+        print(
+            f"edgekit: note: removed {len(removed)} staging file(s) left beside {final} by an edgekit process "
+            "that was killed",
+            file=sys.stderr,
+        )
     return removed
 
 
@@ -205,6 +217,7 @@ def _remove_empty(dirs: Iterable[Path]) -> None:
 
 # --- single-file outputs ----------------------------------------------------------------------------------------
 
+
 def claim_file(path: Path, overwrite: bool) -> bool:
     """Check that ``path`` may be written; True when it is a stream (a character device or a pipe) to write
     into rather than a file to replace. Raises :class:`OutputError` for anything edgekit must not replace."""
@@ -221,18 +234,20 @@ def claim_file(path: Path, overwrite: bool) -> bool:
         return False
     mode = path.stat().st_mode
     if stat.S_ISDIR(mode):
-        raise OutputError(f"output {path} is a directory; a file output never replaces a directory: "
-                          "choose a file path")
+        raise OutputError(f"output {path} is a directory; a file output never replaces a directory: choose a file path")
     if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
         return True
     if not stat.S_ISREG(mode):
         raise OutputError(f"output {path} exists and is not a regular file; choose another path")
     if not is_edgekit_file(path):
-        raise OutputError(f"output {path} exists and edgekit did not write it; choose another path "
-                          "(--overwrite replaces only files edgekit wrote)")
+        raise OutputError(
+            f"output {path} exists and edgekit did not write it; choose another path "
+            "(--overwrite replaces only files edgekit wrote)"
+        )
     if not overwrite:
-        raise OutputError(f"output {path} exists (an earlier edgekit output); pass --overwrite to replace it, "
-                          "or choose another path")
+        raise OutputError(
+            f"output {path} exists (an earlier edgekit output); pass --overwrite to replace it, or choose another path"
+        )
     return False
 
 
@@ -253,8 +268,7 @@ def write_file(path: Path, data: str | bytes, *, overwrite: bool = False) -> Pat
     tmp: Path | None = None
     try:
         created = _make_parents(target.parent)
-        fd, name = tempfile.mkstemp(prefix=f"{_staging_prefix(target)}{os.getpid()}-", suffix=".tmp",
-                                    dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=f"{_staging_prefix(target)}{os.getpid()}-", suffix=".tmp", dir=target.parent)
         tmp = Path(name)
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
@@ -294,6 +308,7 @@ def place_file(src: Path, dest: Path, *, overwrite: bool = False) -> Path:
 
 # --- directory outputs ------------------------------------------------------------------------------------------
 
+
 def refuse_overlap(source: Path, output: Path) -> None:
     """An output may not be its own source, lie inside it, or hold it."""
     src, out = Path(os.path.realpath(source)), Path(os.path.realpath(output))
@@ -321,8 +336,12 @@ def read_marker(directory: Path) -> dict | None:
         if path.is_symlink() or not path.is_file():
             raise ValueError("not a regular file")
         marker = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(marker, dict) or marker.get("tool") != GENERATOR or not isinstance(marker.get("kind"), str) \
-                or not isinstance(marker.get("files"), dict):
+        if (
+            not isinstance(marker, dict)
+            or marker.get("tool") != GENERATOR
+            or not isinstance(marker.get("kind"), str)
+            or not isinstance(marker.get("files"), dict)
+        ):
             raise ValueError("not an edgekit output marker")
         bad = [r for r, h in marker["files"].items() if _safe_rel(r) is None or not isinstance(h, str)]
         if bad:
@@ -358,28 +377,39 @@ def claim_dir(path: Path, kind: str, overwrite: bool, *, exclusive: bool = False
     marker = read_marker(path)
     if marker is None:
         if any(path.iterdir()):
-            raise OutputError(f"output {path} already exists and holds files edgekit did not write; "
-                              "choose another path or an empty directory")
+            raise OutputError(
+                f"output {path} already exists and holds files edgekit did not write; "
+                "choose another path or an empty directory"
+            )
         return {}
     if marker["kind"] != kind:
-        raise OutputError(f"output {path} is an edgekit {marker['kind']} output, not a {kind} one; "
-                          "choose another path")
+        raise OutputError(f"output {path} is an edgekit {marker['kind']} output, not a {kind} one; choose another path")
     old = {rel: h for rel, h in marker["files"].items() if os.path.lexists(path / rel)}
     if old and not overwrite:
-        raise OutputError(f"output {path} holds an earlier edgekit {kind} output; pass --overwrite to replace it "
-                          "(your own files there are kept), or choose another path")
+        raise OutputError(
+            f"output {path} holds an earlier edgekit {kind} output; pass --overwrite to replace it "
+            "(your own files there are kept), or choose another path"
+        )
     for rel, digest in sorted(old.items()):
         f = _under(path, rel)
         if f is None or f.is_symlink() or not f.is_file() or sha256_file(f) != digest:
-            raise OutputError(f"{path / rel} was changed after edgekit wrote it, so it is yours now: move it away "
-                              "or choose another path")
+            raise OutputError(
+                f"{path / rel} was changed after edgekit wrote it, so it is yours now: move it away "
+                "or choose another path"
+            )
     if exclusive:
-        foreign = sorted(str(f.relative_to(path)) for f in path.rglob("*") if not f.is_dir()
-                         and f.relative_to(path).as_posix() not in old
-                         and not any(part.startswith(".") for part in f.relative_to(path).parts))
+        foreign = sorted(
+            str(f.relative_to(path))
+            for f in path.rglob("*")
+            if not f.is_dir()
+            and f.relative_to(path).as_posix() not in old
+            and not any(part.startswith(".") for part in f.relative_to(path).parts)
+        )
         if foreign:
-            raise OutputError(f"{path / foreign[0]} is not edgekit's, and a {kind} may hold only its own files: "
-                              "move it away or choose another path")
+            raise OutputError(
+                f"{path / foreign[0]} is not edgekit's, and a {kind} may hold only its own files: "
+                "move it away or choose another path"
+            )
     return old
 
 
@@ -405,21 +435,26 @@ class OutputDir:
         assert self._root is not None, "OutputDir used outside its with-block"
         return self._root / "tree"
 
-    def __enter__(self) -> "OutputDir":
+    def __enter__(self) -> OutputDir:
         sweep_stale(self._abs)
         claim_dir(self._abs, self.kind, self.overwrite, exclusive=self.exclusive)
         try:
             self._created = _make_parents(self._abs.parent)
-            self._root = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(self._abs)}{os.getpid()}-",
-                                               dir=self._abs.parent))
-            (self._root / OWNER).write_text(json.dumps({"tool": GENERATOR, "pid": os.getpid(),
-                                                        "host": socket.gethostname(), "output": str(self._abs)}))
+            self._root = Path(
+                tempfile.mkdtemp(prefix=f"{_staging_prefix(self._abs)}{os.getpid()}-", dir=self._abs.parent)
+            )
+            (self._root / OWNER).write_text(
+                json.dumps(
+                    {"tool": GENERATOR, "pid": os.getpid(), "host": socket.gethostname(), "output": str(self._abs)}
+                )
+            )
             self.tree.mkdir()
         except BaseException as err:
             self._cleanup()
             if isinstance(err, OSError):
                 raise disk_full(err, self.path) or OutputError(
-                    f"cannot write output directory {self.path}: {err.strerror or err}") from None
+                    f"cannot write output directory {self.path}: {err.strerror or err}"
+                ) from None
             raise
         if self._abs.exists() and not os.access(self._abs, os.W_OK):
             self._cleanup()
@@ -464,8 +499,15 @@ class OutputDir:
         from edgekit import __version__
 
         tmp = self._abs / f"{MARKER}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"tool": GENERATOR, "kind": self.kind, "edgekit_version": __version__,
-                                   "files": files}, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.write_text(
+            json.dumps(
+                {"tool": GENERATOR, "kind": self.kind, "edgekit_version": __version__, "files": files},
+                indent=1,
+                sort_keys=True,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         os.replace(tmp, self._abs / MARKER)
 
     def _new_files(self, names: list[str]) -> dict[str, str]:
@@ -501,8 +543,9 @@ class OutputDir:
         old = claim_dir(self._abs, self.kind, self.overwrite, exclusive=self.exclusive)
         clash = next((c for c in (self._conflict(rel, old) for rel in new) if c is not None), None)
         if clash is not None:
-            raise OutputError(f"{clash} is not edgekit's and the new output has a file there; move it away or "
-                              "choose another path")
+            raise OutputError(
+                f"{clash} is not edgekit's and the new output has a file there; move it away or choose another path"
+            )
         backup = self.scratch("backup")
         moved_out: list[str] = []
         moved_in: list[tuple[Path, Path]] = []
@@ -525,7 +568,8 @@ class OutputDir:
                     os.replace(backup / rel, self._abs / rel)
                 if isinstance(err, OSError):
                     raise disk_full(err, self.path) or OutputError(
-                        f"cannot write output directory {self.path}: {err.strerror or err}") from None
+                        f"cannot write output directory {self.path}: {err.strerror or err}"
+                    ) from None
                 raise
             self._committed = True
             emptied = {p for rel in old for p in (self._abs / rel).parents if self._abs in p.parents}
@@ -541,8 +585,9 @@ class OutputDir:
             for child in sorted(src.iterdir()):
                 self._move_in(child, dst / child.name, moved)
         else:
-            raise OutputError(f"{dst} is not edgekit's and the new output has a file there; move it away or "
-                              "choose another path")
+            raise OutputError(
+                f"{dst} is not edgekit's and the new output has a file there; move it away or choose another path"
+            )
 
     def _cleanup(self) -> None:
         with uninterrupted():

@@ -7,10 +7,15 @@ library it wraps is imported when it is used.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, cast
 
 from edgekit.errors import EdgekitError, InternalError, ModelFileError, RuntimeUnavailableError
+
+if TYPE_CHECKING:
+    from edgekit_converters.base import Converter
+    from edgekit_runtimes.base import RuntimeAdapter
 
 
 # Used only where no entry points are installed: the remote runner (a zipapp
@@ -29,7 +34,7 @@ def _builtin(group: str) -> list[EntryPoint]:
     return [EntryPoint(name, value, group) for name, value in BUILTIN.get(group, {}).items()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _group(group: str) -> dict[str, object]:
     found = {}
     for ep in entry_points(group=group) or _builtin(group):
@@ -42,12 +47,12 @@ def _group(group: str) -> dict[str, object]:
     return found
 
 
-def runtime_adapters() -> dict[str, type]:
-    return dict(_group("edgekit.runtimes"))
+def runtime_adapters() -> dict[str, type[RuntimeAdapter]]:
+    return cast("dict[str, type[RuntimeAdapter]]", dict(_group("edgekit.runtimes")))
 
 
-def converters() -> dict[str, type]:
-    return dict(_group("edgekit.converters"))
+def converters() -> dict[str, type[Converter]]:
+    return cast("dict[str, type[Converter]]", dict(_group("edgekit.converters")))
 
 
 def get_runtime(name: str):
@@ -58,9 +63,7 @@ def get_runtime(name: str):
     cls = adapters[name]
     missing = cls.missing()
     if missing:
-        raise RuntimeUnavailableError(
-            f"runtime {name!r} needs {', '.join(missing)}, which is not installed here"
-        )
+        raise RuntimeUnavailableError(f"runtime {name!r} needs {', '.join(missing)}, which is not installed here")
     return cls()
 
 
@@ -70,8 +73,7 @@ def runtime_for_format(fmt: str, preferred: str | None = None):
         if fmt not in adapter.formats:
             raise RuntimeUnavailableError(f"runtime {preferred!r} does not run {fmt} models")
         return adapter
-    candidates = [n for n, cls in runtime_adapters().items()
-                  if fmt in cls.formats and not cls.explicit_only]
+    candidates = [n for n, cls in runtime_adapters().items() if fmt in cls.formats and not cls.explicit_only]
     for name in candidates:
         if runtime_adapters()[name].available():
             return get_runtime(name)

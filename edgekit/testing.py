@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.data.calibration import data_dir, load_texts
+from edgekit.tasks import get_task
 
 
 def make_tiny_checkpoint(
@@ -25,7 +26,7 @@ def make_tiny_checkpoint(
     """
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertModel, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -39,20 +40,33 @@ def make_tiny_checkpoint(
     )
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
-    fast = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                             sep_token="[SEP]", mask_token="[MASK]", model_max_length=128)
+    fast = BertTokenizer(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=128,
+    )
     fast.save_pretrained(str(directory))
 
     config = BertConfig(
-        vocab_size=tok.get_vocab_size(), hidden_size=hidden_size, num_hidden_layers=layers,
-        num_attention_heads=heads, intermediate_size=hidden_size * 4, max_position_embeddings=128,
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden_size * 4,
+        max_position_embeddings=128,
         pad_token_id=0,
     )
     torch.manual_seed(seed)
-    if task == "text-classification":
+    model: BertForSequenceClassification | BertModel
+    if get_task(task).labelled:  # a sequence-classification head
         config.num_labels = num_labels
         config.id2label = {i: f"label_{i}" for i in range(num_labels)}
         config.label2id = {v: k for k, v in config.id2label.items()}
@@ -104,16 +118,37 @@ def with_custom_op(src: str | Path, dst: str | Path, custom_code: str = "Edgekit
     return Path(dst)
 
 
-def make_tiny_vit(directory: str | Path, *, epochs: float = 15.0, hidden_size: int = 32, layers: int = 2,
-                  heads: int = 4, seed: int = 0) -> Path:
+def make_tiny_vit(
+    directory: str | Path,
+    *,
+    epochs: float = 15.0,
+    hidden_size: int = 32,
+    layers: int = 2,
+    heads: int = 4,
+    seed: int = 0,
+) -> Path:
     """A tiny Vision Transformer trained briefly on scikit-learn's digits (seconds on a CPU)."""
-    from edgekit.data.datasets import load_dataset
-    from edgekit.training.finetune import VISION_SETTINGS, train_image_classifier
     from dataclasses import replace
 
+    from edgekit.data.datasets import load_dataset
+    from edgekit.training.finetune import VISION_SETTINGS, train_image_classifier
+
     directory = Path(directory)
-    arch = {"patch_size": 2, "hidden_size": hidden_size, "num_hidden_layers": layers, "num_attention_heads": heads,
-            "intermediate_size": hidden_size * 2, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-    train_image_classifier("tiny", load_dataset("digits"), directory, arch=arch, progress=False,
-                           settings=replace(VISION_SETTINGS, epochs=epochs, lr=3e-3, seed=seed))
+    arch = {
+        "patch_size": 2,
+        "hidden_size": hidden_size,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": hidden_size * 2,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+    }
+    train_image_classifier(
+        "tiny",
+        load_dataset("digits"),
+        directory,
+        arch=arch,
+        progress=False,
+        settings=replace(VISION_SETTINGS, epochs=epochs, lr=3e-3, seed=seed),
+    )
     return directory

@@ -50,8 +50,8 @@ def tiny_tflite(tiny_ckpt, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bucketed_tflite(tiny_ckpt, tmp_path_factory) -> Path:
     """A .tflite with two sequence buckets (16 and 32), exported directly by the converter."""
-    from edgekit.data.calibration import load_text_data
     from edgekit.checkpoint import load_checkpoint
+    from edgekit.data.calibration import load_text_data
     from edgekit.pipeline.context import StageContext
     from edgekit.recipe.config import ExportConfig
     from edgekit_converters.tflite_export import TFLiteConverter
@@ -70,8 +70,14 @@ def tiny_fp16_onnx(tiny_ckpt, tmp_path_factory) -> Path:
     from tests.helpers import FAST_BENCH
 
     out = tmp_path_factory.mktemp("fp16") / "out"
-    recipe = recipe_from_dict({"version": 1, "name": "fp16", "stages": [
-        {"kind": "export", "format": "onnx"}, {"kind": "quantize", "method": "fp16"}, FAST_BENCH]}, "fp16")
+    recipe = recipe_from_dict(
+        {
+            "version": 1,
+            "name": "fp16",
+            "stages": [{"kind": "export", "format": "onnx"}, {"kind": "quantize", "method": "fp16"}, FAST_BENCH],
+        },
+        "fp16",
+    )
     compress(tiny_ckpt, recipe, out, progress=False)
     return out / "onnx-fp16"
 
@@ -107,7 +113,13 @@ def task_dir(tmp_path_factory):
 
     def label(t: str) -> str:
         t = t.lower()
-        return "label_0" if "america" in t else "label_1" if any(w in t for w in ("tax", "budget", "economy")) else "label_2"
+        return (
+            "label_0"
+            if "america" in t
+            else "label_1"
+            if any(w in t for w in ("tax", "budget", "economy"))
+            else "label_2"
+        )
 
     parts = {"train": d.calibration[:320], "validation": d.calibration[320:400], "test": d.heldout[:120]}
     for name, texts in parts.items():
@@ -173,8 +185,11 @@ def tiny_vit_chain(tiny_vit, tmp_path_factory) -> Path:
     from edgekit.recipe.config import recipe_from_dict
     from tests.helpers import fast_recipe
 
-    data = fast_recipe("distill-prune-int8", fidelity_samples=361).with_data("digits").model_dump(
-        mode="json", exclude_none=True)
+    data = (
+        fast_recipe("distill-prune-int8", fidelity_samples=361)
+        .with_data("digits")
+        .model_dump(mode="json", exclude_none=True)
+    )
     for s in data["stages"]:
         if s["kind"] == "distill":
             s.update(layers=1, train={"epochs": 1, "lr": 1e-3})

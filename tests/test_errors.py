@@ -9,8 +9,15 @@ def test_exit_codes_are_distinct_and_stable():
 
 
 def test_every_input_error_maps_to_2():
-    for cls in (errors.CheckpointError, errors.RecipeError, errors.CalibrationError, errors.ModelFileError,
-                errors.OutputError, errors.RuntimeUnavailableError, errors.ArtifactError):
+    for cls in (
+        errors.CheckpointError,
+        errors.RecipeError,
+        errors.CalibrationError,
+        errors.ModelFileError,
+        errors.OutputError,
+        errors.RuntimeUnavailableError,
+        errors.ArtifactError,
+    ):
         assert issubclass(cls, errors.InputError)
         assert cls("m").exit_code == 2
         assert str(cls("one line")) == "one line"

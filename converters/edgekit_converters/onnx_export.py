@@ -28,20 +28,29 @@ class OnnxConverter(Converter):
         else:
             enc = ckpt.tokenizer(
                 ["edgekit export example", "a second, longer example sentence for the exporter"],
-                padding="max_length", max_length=16, truncation=True, return_tensors="pt",
+                padding="max_length",
+                max_length=16,
+                truncation=True,
+                return_tensors="pt",
             )
             args = tuple(enc[n].to(torch.int64) for n in names)
             dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
         out = out_dir / self.model_file
-        dynamic[ckpt.task_spec.output_name] = {0: "batch"}
+        dynamic[ckpt.task_def.output_name] = {0: "batch"}
         # The TorchScript exporter is used on purpose: ONNX Runtime's transformer
         # optimizer fuses its graph fully (Attention, EmbedLayerNormalization);
         # on the dynamo exporter's graph it fused neither (measured on MiniLM).
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                module, args, str(out), dynamo=False, opset_version=config.opset,
-                input_names=names, output_names=[ckpt.task_spec.output_name],
-                dynamic_axes=dynamic, do_constant_folding=True,
+                module,
+                args,
+                str(out),
+                dynamo=False,
+                opset_version=config.opset,
+                input_names=names,
+                output_names=[ckpt.task_def.output_name],
+                dynamic_axes=dynamic,
+                do_constant_folding=True,
             )
         return out

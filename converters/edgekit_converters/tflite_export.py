@@ -33,9 +33,9 @@ def build_module(ckpt):
     if ckpt.is_image:
         return _image_module(ckpt)
     inner = ckpt.task_module().model
-    output_name = ckpt.task_spec.output_name
+    task = ckpt.task_def
+    output_name = task.output_name
     takes_types = "token_type_ids" in ckpt.input_names
-    pooled = ckpt.task == "feature-extraction"
 
     class TFLiteTask(torch.nn.Module):
         def __init__(self) -> None:
@@ -48,13 +48,7 @@ def build_module(ckpt):
             kwargs = {"input_ids": input_ids.to(torch.int64), "attention_mask": bias}
             if takes_types and token_type_ids is not None:
                 kwargs["token_type_ids"] = token_type_ids.to(torch.int64)
-            out = self.model(**kwargs)
-            if pooled:
-                m = mask.unsqueeze(-1)
-                value = (out.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            else:
-                value = out.logits
-            return {output_name: value}
+            return {output_name: task.head(self.model(**kwargs), mask)}
 
     return TFLiteTask().eval()
 
@@ -66,7 +60,7 @@ def _image_module(ckpt):
     import torch
 
     inner = ckpt.task_module()
-    output_name = ckpt.task_spec.output_name
+    output_name = ckpt.task_def.output_name
 
     class TFLiteImageTask(torch.nn.Module):
         def __init__(self) -> None:
@@ -87,8 +81,12 @@ def _quiet():
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("torchao").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced(), \
-            quiet_logging():
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        native_stderr_silenced(),
+        quiet_logging(),
+    ):
         warnings.simplefilter("ignore")
         yield
 
@@ -114,13 +112,21 @@ class TFLiteConverter(Converter):
             else:
                 for seq_len in sorted(set(config.seq_lens)):
                     sample = {
-                        name: torch.ones((1, seq_len), dtype=torch.int32) if name == "attention_mask"
+                        name: torch.ones((1, seq_len), dtype=torch.int32)
+                        if name == "attention_mask"
                         else torch.zeros((1, seq_len), dtype=torch.int32)
                         for name in ckpt.input_names
                     }
                     sig = signature_name(seq_len)
-                    converter = (litert_torch.signature(sig, module, sample_kwargs=sample) if converter is None
-                                 else converter.signature(sig, module, sample_kwargs=sample))
+                    converter = (
+                        litert_torch.signature(sig, module, sample_kwargs=sample)
+                        if converter is None
+                        else converter.signature(sig, module, sample_kwargs=sample)
+                    )
+            if converter is None:  # the recipe schema requires at least one of seq_lens
+                from edgekit.errors import InternalError
+
+                raise InternalError("tflite export: no sequence length to convert")
             out = out_dir / self.model_file
             converter.convert().export(str(out))
         return out

@@ -127,10 +127,15 @@ class TextData:
     def sample_counts(self, fidelity_samples: int) -> dict:
         """How many samples of how many (and of how many labels) calibration and the fidelity pass use."""
         return {
-            "calibration_samples": _counts(len(self.calibration), self.calibration_total or len(self.calibration),
-                                           self.calibration_labels, self.label_count),
-            "heldout_samples": _counts(min(fidelity_samples, len(self.heldout)), len(self.heldout),
-                                       self.heldout_labels, self.label_count),
+            "calibration_samples": _counts(
+                len(self.calibration),
+                self.calibration_total or len(self.calibration),
+                self.calibration_labels,
+                self.label_count,
+            ),
+            "heldout_samples": _counts(
+                min(fidelity_samples, len(self.heldout)), len(self.heldout), self.heldout_labels, self.label_count
+            ),
         }
 
 

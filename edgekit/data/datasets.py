@@ -72,10 +72,14 @@ def digits() -> LabelledData:
     images = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)
     order = np.random.default_rng(0).permutation(len(images))
     n_train, n_val = int(len(order) * DIGITS_SPLIT[0]), int(len(order) * DIGITS_SPLIT[1])
-    parts = {"train": order[:n_train], "validation": order[n_train : n_train + n_val],
-             "test": order[n_train + n_val :]}
-    return LabelledData("digits", *(Split([images[i] for i in parts[s]], [str(int(d.target[i])) for i in parts[s]],
-                                          f"builtin:digits/{s}") for s in SPLITS))
+    parts = {"train": order[:n_train], "validation": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+    return LabelledData(
+        "digits",
+        *(
+            Split([images[i] for i in parts[s]], [str(int(d.target[i])) for i in parts[s]], f"builtin:digits/{s}")
+            for s in SPLITS
+        ),
+    )
 
 
 def image_dataset(root: Path) -> LabelledData:
@@ -107,8 +111,9 @@ def _read_dataset(spec: str) -> LabelledData:
     else:
         root = Path(spec)
         if not root.is_dir():
-            raise CalibrationError(f"dataset {spec!r}: not a built-in ({', '.join([*BUILTIN, *IMAGE_BUILTIN])}) "
-                                   "nor a directory")
+            raise CalibrationError(
+                f"dataset {spec!r}: not a built-in ({', '.join([*BUILTIN, *IMAGE_BUILTIN])}) nor a directory"
+            )
         files = {}
         for s in SPLITS:
             found = [root / f"{s}{ext}" for ext in (".jsonl", ".csv") if (root / f"{s}{ext}").is_file()]

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.errors import ArtifactError
+
 CONFIG_FILE = "preprocessor_config.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 
@@ -54,16 +56,21 @@ class ImageProcessor:
     model_input_names = ("pixel_values",)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, **_ignored) -> "ImageProcessor":
+    def from_pretrained(cls, path: str | Path, **_ignored) -> ImageProcessor:
         cfg = json.loads((Path(path) / CONFIG_FILE).read_text(encoding="utf-8"))
         size = cfg.get("size", 224)
         side = size.get("height", size.get("shortest_edge")) if isinstance(size, dict) else size
+        if side is None:
+            raise ArtifactError(f"{Path(path) / CONFIG_FILE}: size has neither height nor shortest_edge")
         mean, std = cfg.get("image_mean", [0.5]), cfg.get("image_std", [0.5])
         channels = int(cfg.get("num_channels", len(mean)))
-        return cls(image_size=int(side), num_channels=channels,
-                   image_mean=[float(m) for m in (mean * channels)[:channels]] if len(mean) == 1 else mean,
-                   image_std=[float(s) for s in (std * channels)[:channels]] if len(std) == 1 else std,
-                   rescale_factor=float(cfg.get("rescale_factor", 1 / 255)))
+        return cls(
+            image_size=int(side),
+            num_channels=channels,
+            image_mean=[float(m) for m in (mean * channels)[:channels]] if len(mean) == 1 else mean,
+            image_std=[float(s) for s in (std * channels)[:channels]] if len(std) == 1 else std,
+            rescale_factor=float(cfg.get("rescale_factor", 1 / 255)),
+        )
 
     @property
     def pixel_shape(self) -> tuple[int, int, int]:
@@ -71,10 +78,17 @@ class ImageProcessor:
         return (self.num_channels, self.image_size, self.image_size)
 
     def to_dict(self) -> dict:
-        return {"image_processor_type": "ViTImageProcessor", "do_resize": True, "do_rescale": True,
-                "do_normalize": True, "size": {"height": self.image_size, "width": self.image_size},
-                "rescale_factor": self.rescale_factor, "image_mean": list(self.image_mean),
-                "image_std": list(self.image_std), "num_channels": self.num_channels}
+        return {
+            "image_processor_type": "ViTImageProcessor",
+            "do_resize": True,
+            "do_rescale": True,
+            "do_normalize": True,
+            "size": {"height": self.image_size, "width": self.image_size},
+            "rescale_factor": self.rescale_factor,
+            "image_mean": list(self.image_mean),
+            "image_std": list(self.image_std),
+            "num_channels": self.num_channels,
+        }
 
     def save_pretrained(self, path: str | Path) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
@@ -104,8 +118,11 @@ class ImageProcessor:
     def __call__(self, images, return_tensors: str = "np", **_ignored) -> dict:
         if not isinstance(images, (list, tuple)):
             images = [images]
-        pixels = np.stack([self._one(im) for im in images]) if len(images) else np.zeros(
-            (0, self.num_channels, self.image_size, self.image_size), np.float32)
+        pixels = (
+            np.stack([self._one(im) for im in images])
+            if len(images)
+            else np.zeros((0, self.num_channels, self.image_size, self.image_size), np.float32)
+        )
         if return_tensors == "pt":
             import torch
 
@@ -117,8 +134,10 @@ def _resize(arr: np.ndarray, side: int) -> np.ndarray:
     """Bilinear resize of an HxWxC float array (Pillow, one channel at a time)."""
     from PIL import Image
 
-    planes = [np.asarray(Image.fromarray(arr[:, :, c], mode="F").resize((side, side), Image.BILINEAR))
-              for c in range(arr.shape[2])]
+    planes = [
+        np.asarray(Image.fromarray(arr[:, :, c], mode="F").resize((side, side), Image.Resampling.BILINEAR))
+        for c in range(arr.shape[2])
+    ]
     return np.stack(planes, axis=2)
 
 

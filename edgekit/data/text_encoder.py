@@ -8,8 +8,8 @@ on the build machine and on a device.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,9 @@ class TextEncoder:
         try:
             from tokenizers import Tokenizer
         except ImportError:  # pragma: no cover - tokenizers is in every runtime extra
-            raise ArtifactError("the bundle's tokenizer needs the `tokenizers` package: pip install tokenizers") from None
+            raise ArtifactError(
+                "the bundle's tokenizer needs the `tokenizers` package: pip install tokenizers"
+            ) from None
         try:
             self._tok = Tokenizer.from_file(str(tokenizer_json))
         except Exception as err:  # noqa: BLE001 - the library raises plain Exception
@@ -34,10 +36,18 @@ class TextEncoder:
         padding = self._tok.padding or {}
         self.pad_id = padding.get("pad_id")
         if self.pad_id is None:
-            self.pad_id = next((self._tok.token_to_id(t) for t in ("[PAD]", "<pad>") if self._tok.token_to_id(t) is not None), 0)
+            self.pad_id = next(
+                (self._tok.token_to_id(t) for t in ("[PAD]", "<pad>") if self._tok.token_to_id(t) is not None), 0
+            )
 
-    def __call__(self, texts: str | Sequence[str], padding: str | bool = False, truncation: bool = False,
-                 max_length: int | None = None, return_tensors: str | None = None) -> dict:
+    def __call__(
+        self,
+        texts: str | Sequence[str],
+        padding: str | bool = False,
+        truncation: bool = False,
+        max_length: int | None = None,
+        return_tensors: str | None = None,
+    ) -> dict:
         single = isinstance(texts, str)
         batch = [texts] if single else list(texts)
         limit = min(max_length or self.max_length, self.max_length) if truncation else None
@@ -52,7 +62,9 @@ class TextEncoder:
             ids, types, mask = rows[0]
             return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
         width = (max_length or self.max_length) if padding == "max_length" else max(len(r[0]) for r in rows)
-        out = {k: np.zeros((len(rows), width), dtype=np.int64) for k in ("input_ids", "token_type_ids", "attention_mask")}
+        out = {
+            k: np.zeros((len(rows), width), dtype=np.int64) for k in ("input_ids", "token_type_ids", "attention_mask")
+        }
         out["input_ids"].fill(self.pad_id)
         for i, (ids, types, mask) in enumerate(rows):
             n = min(len(ids), width)

@@ -18,10 +18,17 @@ from edgekit.measure.harness import BenchSettings, Target, measure
 from edgekit.report.build import build_report
 
 
-def bench_bundle(path: str | Path, settings: BenchSettings, *, variants: list[str] | None = None,
-                 runtime: str | None = None, batch_sizes: list[int] | None = None,
-                 seq_lens: list[int] | None = None, threads: list[int] | None = None,
-                 progress: bool = True) -> dict:
+def bench_bundle(
+    path: str | Path,
+    settings: BenchSettings,
+    *,
+    variants: list[str] | None = None,
+    runtime: str | None = None,
+    batch_sizes: list[int] | None = None,
+    seq_lens: list[int] | None = None,
+    threads: list[int] | None = None,
+    progress: bool = True,
+) -> dict:
     from edgekit.device.runtime_api import load
 
     bundle = open_bundle(path)
@@ -34,8 +41,10 @@ def bench_bundle(path: str | Path, settings: BenchSettings, *, variants: list[st
             from edgekit.errors import ParityError
 
             raise ParityError(f"{name} on {model.runtime}: {result['verdict']}")
-        fidelity[name] = {"selfcheck_cosine_min": result["cosine_to_recorded_min"],
-                          **result.get("fidelity_to_fp32", {})}
+        fidelity[name] = {
+            "selfcheck_cosine_min": result["cosine_to_recorded_min"],
+            **result.get("fidelity_to_fp32", {}),
+        }
         encoder = encoder or model.encoder  # the tokenizer only: the session is let go before timing
         model.close()
         del model
@@ -48,12 +57,21 @@ def bench_bundle(path: str | Path, settings: BenchSettings, *, variants: list[st
                 rows += measure(targets, point, tokenizer=encoder, texts=bundle.reference_texts, progress=progress)
     for row in rows:
         row["fidelity"] = dict(fidelity[row["name"]])
-    sweep = {"batch_sizes": batch_sizes or [settings.batch_size], "seq_lens": seq_lens or [settings.seq_len],
-             "threads": threads or [settings.threads]}
+    sweep = {
+        "batch_sizes": batch_sizes or [settings.batch_size],
+        "seq_lens": seq_lens or [settings.seq_len],
+        "threads": threads or [settings.threads],
+    }
     return build_report(
-        model={"name": bundle.name, "path": str(bundle.path), "task": bundle.task,
-               "digest": bundle.meta.get("source", {}).get("model_digest")},
-        recipe=None, environment=environment(settings.threads), results=rows,
+        model={
+            "name": bundle.name,
+            "path": str(bundle.path),
+            "task": bundle.task,
+            "digest": bundle.meta.get("source", {}).get("model_digest"),
+        },
+        recipe=None,
+        environment=environment(settings.threads),
+        results=rows,
         settings={**settings.__dict__, "sweep": sweep, "inputs": "bundle reference texts, tokenized"},
         kind="bench",
     )
@@ -64,7 +82,12 @@ def _target(bundle, name: str, runtime: str | None, threads: int) -> Target:
     from edgekit.plugins import runtime_for_format
 
     v = bundle.variant(name)
-    return Target(name=name, format=v.format, precision=v.precision,
-                  runtime=runtime or runtime_for_format(v.format).name, path=str(bundle.path / v.file),
-                  size_bytes=v.size_bytes,
-                  load=lambda: load(bundle, runtime=runtime, variant=name, threads=threads, check=False).session)
+    return Target(
+        name=name,
+        format=v.format,
+        precision=v.precision,
+        runtime=runtime or runtime_for_format(v.format).name,
+        path=str(bundle.path / v.file),
+        size_bytes=v.size_bytes,
+        load=lambda: load(bundle, runtime=runtime, variant=name, threads=threads, check=False).session,
+    )

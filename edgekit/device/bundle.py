@@ -33,9 +33,11 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
 from edgekit.artifact import sha256_file
 from edgekit.errors import ArtifactError
+from edgekit.tasks import TASKS, get_task
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_VERSION = 2  # 2: sizes and a digest of bundle.json itself
@@ -46,7 +48,6 @@ FP32_KEY = "fp32-reference"  # reference.npz key of the fp32 model's outputs (Py
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 MAX_ARCHIVE_MEMBERS = 10_000
 MAX_DESCRIPTION_BYTES = 8 << 20
-TASKS = ("feature-extraction", "text-classification", "image-classification")
 FORMATS = ("onnx", "tflite")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -75,7 +76,9 @@ class Bundle:
 
     @property
     def variants(self) -> list[Variant]:
-        return [Variant(v["name"], v["format"], v["precision"], v["file"], v["size_bytes"]) for v in self.meta["variants"]]
+        return [
+            Variant(v["name"], v["format"], v["precision"], v["file"], v["size_bytes"]) for v in self.meta["variants"]
+        ]
 
     @property
     def reference_texts(self) -> list:
@@ -103,12 +106,16 @@ class Bundle:
             for v in options:
                 if v.name == name:
                     return v
-            raise ArtifactError(f"bundle {self.path} has no variant {name!r}; it has: {', '.join(v.name for v in options)}")
+            raise ArtifactError(
+                f"bundle {self.path} has no variant {name!r}; it has: {', '.join(v.name for v in options)}"
+            )
         for v in options:
             if formats is None or v.format in formats:
                 return v
-        raise ArtifactError(f"bundle {self.path} has no {'/'.join(formats or ())} variant; "
-                            f"it has: {', '.join(f'{v.name} ({v.format})' for v in options)}")
+        raise ArtifactError(
+            f"bundle {self.path} has no {'/'.join(formats or ())} variant; "
+            f"it has: {', '.join(f'{v.name} ({v.format})' for v in options)}"
+        )
 
     def reference_keys(self) -> list[str]:
         import numpy as np
@@ -151,15 +158,18 @@ def parse_description(data: bytes, where: str) -> dict:
         raise ArtifactError(f"{where}: malformed bundle description ({BUNDLE_FILE} has no bundle_version)")
     version = meta["bundle_version"]
     if isinstance(version, int) and not isinstance(version, bool) and version < BUNDLE_VERSION:
-        raise ArtifactError(f"{where}: made by an older edgekit (bundle version {version}, which does not hash its "
-                            "own description); re-bundle it with `edgekit bundle`")
+        raise ArtifactError(
+            f"{where}: made by an older edgekit (bundle version {version}, which does not hash its "
+            "own description); re-bundle it with `edgekit bundle`"
+        )
     if version != BUNDLE_VERSION:
         raise ArtifactError(f"{where}: bundle version {version!r}; this edgekit reads version {BUNDLE_VERSION}")
     if not isinstance(meta.get(DIGEST_KEY), str):
         raise ArtifactError(f"{where} was modified after it was made ({BUNDLE_FILE} has no {DIGEST_KEY})")
     if meta[DIGEST_KEY] != description_digest(meta):
-        raise ArtifactError(f"{where} was modified after it was made "
-                            f"(sha256 differs from the recorded one: {BUNDLE_FILE})")
+        raise ArtifactError(
+            f"{where} was modified after it was made (sha256 differs from the recorded one: {BUNDLE_FILE})"
+        )
     _check_shape(meta, where)
     return meta
 
@@ -167,71 +177,111 @@ def parse_description(data: bytes, where: str) -> dict:
 def _check_shape(meta: dict, where: str) -> None:
     """Every key the runtime reads has the type it expects; every path named is a listed, relative one."""
 
+    def fail(what: str) -> NoReturn:
+        raise ArtifactError(f"{where}: malformed bundle description ({what})")
+
     def need(ok: bool, what: str) -> None:
         if not ok:
-            raise ArtifactError(f"{where}: malformed bundle description ({what})")
+            fail(what)
 
     def is_int(x, low: int = 0) -> bool:
         return isinstance(x, int) and not isinstance(x, bool) and x >= low
+
+    files = meta.get("files")
+    if not (isinstance(files, dict) and bool(files)):
+        fail("files is not a mapping of paths")
 
     def listed(key: str, name) -> None:
         need(isinstance(name, str), f"{key} is not a path")
         _safe_relative(name, where, key)
         need(name in files, f"{key} names {name!r}, which is not a listed bundle file")
 
-    files = meta.get("files")
-    need(isinstance(files, dict) and bool(files), "files is not a mapping of paths")
     for name, entry in files.items():
         _safe_relative(name, where, "files")
         need(name != BUNDLE_FILE, f"files lists {BUNDLE_FILE}")
-        need(isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
-             and bool(_SHA256.fullmatch(entry["sha256"])) and is_int(entry.get("size")),
-             f"files[{name!r}] is not {{sha256, size}}")
+        need(
+            isinstance(entry, dict)
+            and isinstance(entry.get("sha256"), str)
+            and bool(_SHA256.fullmatch(entry["sha256"]))
+            and is_int(entry.get("size")),
+            f"files[{name!r}] is not {{sha256, size}}",
+        )
     need(isinstance(meta.get("name"), str), "name")
     need(meta.get("task") in TASKS, f"task is not one of {', '.join(TASKS)}")
+    task = get_task(meta["task"])
     variants = meta.get("variants")
-    need(isinstance(variants, list) and bool(variants), "variants is not a list")
+    if not (isinstance(variants, list) and bool(variants)):
+        fail("variants is not a list")
     for i, v in enumerate(variants):
         need(isinstance(v, dict), f"variants[{i}]")
-        need(all(isinstance(v.get(k), str) and v[k].isprintable() for k in ("name", "precision"))
-             and v.get("format") in FORMATS and is_int(v.get("size_bytes")), f"variants[{i}]")
+        need(
+            all(isinstance(v.get(k), str) and v[k].isprintable() for k in ("name", "precision"))
+            and v.get("format") in FORMATS
+            and is_int(v.get("size_bytes")),
+            f"variants[{i}]",
+        )
         listed(f"variants[{i}].file", v.get("file"))
     need(len({v["name"] for v in variants}) == len(variants), "two variants share a name")
     pre = meta.get("preprocessing")
-    need(isinstance(pre, dict) and is_int(pre.get("batch_size", 1), 1), "preprocessing")
-    if meta["task"] == "image-classification":
+    if not (isinstance(pre, dict) and is_int(pre.get("batch_size", 1), 1)):
+        fail("preprocessing")
+    if task.is_image:
         need(pre.get("kind") == "image", "an image task needs image preprocessing")
         listed("preprocessing.processor", pre.get("processor"))
-        need(PurePosixPath(pre["processor"]).name == "preprocessor_config.json",
-             "preprocessing.processor is not a preprocessor_config.json")
+        need(
+            PurePosixPath(pre["processor"]).name == "preprocessor_config.json",
+            "preprocessing.processor is not a preprocessor_config.json",
+        )
     else:
-        need(pre.get("kind") == "text" and is_int(pre.get("max_seq_len"), 1)
-             and is_int(pre.get("vocab_size", 1), 1), "preprocessing")
+        need(
+            pre.get("kind") == "text" and is_int(pre.get("max_seq_len"), 1) and is_int(pre.get("vocab_size", 1), 1),
+            "preprocessing",
+        )
         listed("preprocessing.tokenizer", pre.get("tokenizer"))
     post = meta.get("postprocessing")
-    need(isinstance(post, dict) and isinstance(post.get("output"), str)
-         and isinstance(post.get("normalize", False), bool), "postprocessing")
-    if meta["task"] != "feature-extraction":
-        labels = post.get("labels")
-        need(isinstance(labels, list) and bool(labels) and all(isinstance(x, str) for x in labels),
-             "postprocessing.labels")
+    if not (
+        isinstance(post, dict)
+        and isinstance(post.get("output"), str)
+        and isinstance(post.get("normalize", False), bool)
+    ):
+        fail("postprocessing")
+    task.check_postprocessing(post, need)
     ref = meta.get("reference")
-    need(isinstance(ref, dict) and ref.get("file") == REFERENCE_FILE, f"reference.file is not {REFERENCE_FILE}")
+    if not (isinstance(ref, dict) and ref.get("file") == REFERENCE_FILE):
+        fail(f"reference.file is not {REFERENCE_FILE}")
     listed("reference.file", ref["file"])
-    need(is_int(ref.get("images"), 1) if "images" in ref else
-         isinstance(ref.get("texts"), list) and all(isinstance(t, str) for t in ref["texts"]), "reference")
+    need(
+        is_int(ref.get("images"), 1)
+        if "images" in ref
+        else isinstance(ref.get("texts"), list) and all(isinstance(t, str) for t in ref["texts"]),
+        "reference",
+    )
     fidelity = ref.get("fidelity", {})
-    need(isinstance(fidelity, dict) and all(
-        isinstance(f, dict) and all(isinstance(f.get(k), (int, float)) and not isinstance(f.get(k), bool)
-                                    for k in ("cosine_mean", "cosine_min")) for f in fidelity.values()),
-         "reference.fidelity")
+    need(
+        isinstance(fidelity, dict)
+        and all(
+            isinstance(f, dict)
+            and all(
+                isinstance(f.get(k), (int, float)) and not isinstance(f.get(k), bool)
+                for k in ("cosine_mean", "cosine_min")
+            )
+            for f in fidelity.values()
+        ),
+        "reference.fidelity",
+    )
     need(isinstance(meta.get("source", {}), dict), "source")
 
 
 def _safe_relative(name: str, where: str, key: str) -> PurePosixPath:
     rel = PurePosixPath(name)
-    if (not name or rel.is_absolute() or ".." in rel.parts or "\\" in name or not name.isprintable()
-            or rel.as_posix() != name):
+    if (
+        not name
+        or rel.is_absolute()
+        or ".." in rel.parts
+        or "\\" in name
+        or not name.isprintable()
+        or rel.as_posix() != name
+    ):
         raise ArtifactError(f"{where}: {BUNDLE_FILE} names a path outside the bundle ({key}: {name!r})")
     return rel
 
@@ -292,8 +342,10 @@ def verify(path: Path, meta: dict, *, digests: bool = True) -> None:
     if missing:
         raise ArtifactError(f"bundle {path} is incomplete: missing {', '.join(sorted(missing))}")
     if changed:
-        raise ArtifactError(f"bundle {path} was modified after it was made "
-                            f"(sha256 differs from the recorded one: {', '.join(sorted(changed))})")
+        raise ArtifactError(
+            f"bundle {path} was modified after it was made "
+            f"(sha256 differs from the recorded one: {', '.join(sorted(changed))})"
+        )
     extra = sorted(_present(path) - set(meta["files"]) - {BUNDLE_FILE}) if digests else []
     if extra:
         shown = ", ".join(n if n.isprintable() else repr(n) for n in extra[:5])
@@ -301,8 +353,9 @@ def verify(path: Path, meta: dict, *, digests: bool = True) -> None:
         raise ArtifactError(f"bundle {path} was modified after it was made (files it does not list: {shown})")
 
 
-def open_bundle(path: str | Path, *, check: bool = True, unpack_to: str | Path | None = None,
-                digest: str | None = None) -> Bundle:
+def open_bundle(
+    path: str | Path, *, check: bool = True, unpack_to: str | Path | None = None, digest: str | None = None
+) -> Bundle:
     """Open a bundle directory or archive.
 
     The description is always checked against its own digest, and every path in it must be a listed file
@@ -323,8 +376,9 @@ def open_bundle(path: str | Path, *, check: bool = True, unpack_to: str | Path |
         raise ArtifactError(f"{path}: not a bundle (a directory with {BUNDLE_FILE}, or a .tar.gz of one)")
     meta = _read_meta(path)
     if digest is not None and digest.lower().removeprefix("sha256:") != meta[DIGEST_KEY]:
-        raise ArtifactError(f"bundle {path} is not the one pinned: its digest is sha256:{meta[DIGEST_KEY]}, "
-                            f"expected {digest!r}")
+        raise ArtifactError(
+            f"bundle {path} is not the one pinned: its digest is sha256:{meta[DIGEST_KEY]}, expected {digest!r}"
+        )
     verify(path, meta, digests=check)
     return Bundle(path=path, meta=meta)
 
@@ -402,8 +456,9 @@ def _listed_member(m: tarfile.TarInfo, inner: str, files: dict, dirs: set[str], 
     if entry is None:
         raise ArtifactError(f"{archive}: refused: member {m.name!r} is not listed in {BUNDLE_FILE}")
     if m.size != entry["size"]:
-        raise ArtifactError(f"{archive}: refused: member {m.name!r} is {m.size} bytes; {BUNDLE_FILE} lists "
-                            f"{entry['size']}")
+        raise ArtifactError(
+            f"{archive}: refused: member {m.name!r} is {m.size} bytes; {BUNDLE_FILE} lists {entry['size']}"
+        )
 
 
 def _scan(tar: tarfile.TarFile, archive: Path) -> tuple[str, bytes, dict, list[tuple[tarfile.TarInfo, str]]]:
@@ -422,8 +477,12 @@ def _scan(tar: tarfile.TarFile, archive: Path) -> tuple[str, bytes, dict, list[t
         rel = _check_member(m, archive)
         if top is None:
             top = rel.parts[0]
-        if (rel.parts[0] != top or (len(rel.parts) == 1 and not m.isdir()) or top.startswith(".")
-                or not top.isprintable()):
+        if (
+            rel.parts[0] != top
+            or (len(rel.parts) == 1 and not m.isdir())
+            or top.startswith(".")
+            or not top.isprintable()
+        ):
             raise ArtifactError(f"{archive}: not a bundle archive (expected one top-level directory)")
         if len(rel.parts) == 1:
             continue
@@ -434,7 +493,10 @@ def _scan(tar: tarfile.TarFile, archive: Path) -> tuple[str, bytes, dict, list[t
         if inner == BUNDLE_FILE and m.isfile():
             if m.size > MAX_DESCRIPTION_BYTES:
                 raise ArtifactError(f"{archive}: refused: {m.name} is {m.size} bytes, more than a description holds")
-            raw = tar.extractfile(m).read()
+            src = tar.extractfile(m)
+            if src is None:  # m.isfile(), so there is always one
+                raise ArtifactError(f"{archive}: refused: {m.name} cannot be read")
+            raw = src.read()
             meta = parse_description(raw, str(archive))
             dirs = {p.as_posix() for name in meta["files"] for p in PurePosixPath(name).parents} - {"."}
             for earlier, name in entries:
@@ -443,7 +505,7 @@ def _scan(tar: tarfile.TarFile, archive: Path) -> tuple[str, bytes, dict, list[t
         if meta is not None:
             _listed_member(m, inner, meta["files"], dirs, archive)
         entries.append((m, inner))
-    if meta is None:
+    if meta is None or top is None:  # top is set whenever meta is
         raise ArtifactError(f"{archive}: not a bundle archive (no {BUNDLE_FILE} in one top-level directory)")
     files = [(m, name) for m, name in entries if m.isfile()]
     missing = sorted(set(meta["files"]) - {name for _, name in files})
@@ -497,8 +559,9 @@ def unpack(archive: Path, dest: Path) -> Path:
     return final
 
 
-def _extract(tar: tarfile.TarFile, archive: Path, final: Path, raw: bytes, meta: dict,
-             members: list[tuple[tarfile.TarInfo, str]]) -> None:
+def _extract(
+    tar: tarfile.TarFile, archive: Path, final: Path, raw: bytes, meta: dict, members: list[tuple[tarfile.TarInfo, str]]
+) -> None:
     """Write the checked members into a staging directory beside ``final``, then rename it into place;
     on any failure remove what was written and the directories made for it."""
     dest = final.parent

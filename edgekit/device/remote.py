@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.device.bundle import BUNDLE_FILE, Bundle
-from edgekit.errors import ArtifactError, GateFailed, InputError, RemoteError
+from edgekit.errors import ArtifactError, GateFailed, InputError, InternalError, RemoteError
 
 REMOTE_ROOT = ".cache/edgekit-remote"
 _TARGET = re.compile(r"^ssh://(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[0-9a-fA-F:]+\]|[^@/:\s]+)(?::(?P<port>\d{1,5}))?/?$")
@@ -70,6 +70,8 @@ def build_runner() -> bytes:
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("__main__.py", "import sys\nfrom edgekit.device.remote_runner import main\nsys.exit(main())\n")
         for pkg in (edgekit, edgekit_runtimes):
+            if pkg.__file__ is None:  # a namespace package (a broken install): no directory to copy
+                raise InternalError(f"{pkg.__name__} has no __init__.py; reinstall edgekit")
             root = Path(pkg.__file__).parent
             for f in sorted(root.rglob("*.py")):
                 z.write(f, f"{root.name}/{f.relative_to(root).as_posix()}")
@@ -91,8 +93,16 @@ def _last_line(stderr: bytes, default: str) -> str:
 
 
 class SSHRunner:
-    def __init__(self, target: SSHTarget, *, identity: Path | None = None, options: tuple[str, ...] = (),
-                 python: str = "python3", remote_root: str = REMOTE_ROOT, timeout_s: int = 1800) -> None:
+    def __init__(
+        self,
+        target: SSHTarget,
+        *,
+        identity: Path | None = None,
+        options: tuple[str, ...] = (),
+        python: str = "python3",
+        remote_root: str = REMOTE_ROOT,
+        timeout_s: int = 1800,
+    ) -> None:
         if shutil.which("ssh") is None:
             raise RemoteError("no ssh client here (Debian: apt-get install openssh-client)")
         self.target, self.python, self.root, self.timeout_s = target, python, remote_root, timeout_s
@@ -104,16 +114,21 @@ class SSHRunner:
 
     def _ssh(self, command: str, data: bytes | None = None) -> subprocess.CompletedProcess:
         try:
-            return subprocess.run([*self.base, self.target.destination, "--", command], input=data,
-                                  capture_output=True, timeout=self.timeout_s)
+            return subprocess.run(
+                [*self.base, self.target.destination, "--", command],
+                input=data,
+                capture_output=True,
+                timeout=self.timeout_s,
+            )
         except subprocess.TimeoutExpired:
             raise RemoteError(f"{self.target.url()}: no answer within {self.timeout_s} s") from None
 
     def _checked(self, command: str, data: bytes | None = None, what: str = "") -> bytes:
         proc = self._ssh(command, data)
         if proc.returncode != 0:
-            raise RemoteError(f"{self.target.url()}: {what or 'command'} failed "
-                              f"({_last_line(proc.stderr, str(proc.returncode))})")
+            raise RemoteError(
+                f"{self.target.url()}: {what or 'command'} failed ({_last_line(proc.stderr, str(proc.returncode))})"
+            )
         return proc.stdout
 
     def upload_bundle(self, bundle: Bundle) -> str:
@@ -127,17 +142,21 @@ class SSHRunner:
             with tarfile.open(fileobj=buf, mode="w") as tar:
                 for name in [BUNDLE_FILE, *sorted(bundle.meta["files"])]:
                     tar.add(bundle.path / name, arcname=name, recursive=False)
-            self._checked(f"rm -rf {q}/bundle {q}/incoming && mkdir -p {q}/incoming && tar -xf - -C {q}/incoming "
-                          f"&& touch {q}/incoming/.complete && mv {q}/incoming {q}/bundle",
-                          buf.getvalue(), what="copying the bundle")
+            self._checked(
+                f"rm -rf {q}/bundle {q}/incoming && mkdir -p {q}/incoming && tar -xf - -C {q}/incoming "
+                f"&& touch {q}/incoming/.complete && mv {q}/incoming {q}/bundle",
+                buf.getvalue(),
+                what="copying the bundle",
+            )
         self._checked(f"cat > {q}/runner.pyz", build_runner(), what="copying the runner")
         return remote
 
     def bench(self, bundle: Bundle, options: dict) -> dict:
         remote = self.upload_bundle(bundle)
         q = shlex.quote(remote)
-        proc = self._ssh(f"{shlex.quote(self.python)} {q}/runner.pyz {q}/bundle --settings "
-                         f"{shlex.quote(json.dumps(options))}")
+        proc = self._ssh(
+            f"{shlex.quote(self.python)} {q}/runner.pyz {q}/bundle --settings {shlex.quote(json.dumps(options))}"
+        )
         if proc.returncode != 0:
             msg = f"{self.target.url()}: {_last_line(proc.stderr, f'runner exited with {proc.returncode}')}"
             if proc.returncode == 3:

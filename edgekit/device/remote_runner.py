@@ -25,8 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     missing = [pkg for mod, pkg in NEEDED.items() if importlib.util.find_spec(mod) is None]
     if missing:
-        print(f"edgekit-runner: error: this Python ({sys.executable}) lacks {', '.join(missing)}: "
-              f"pip install {' '.join(missing)}", file=sys.stderr)
+        print(
+            f"edgekit-runner: error: this Python ({sys.executable}) lacks {', '.join(missing)}: "
+            f"pip install {' '.join(missing)}",
+            file=sys.stderr,
+        )
         return 2
 
     from edgekit.device.bench import bench_bundle
@@ -36,8 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     opts = json.loads(args.settings)
     try:
         report = bench_bundle(
-            args.bundle, BenchSettings(**opts["settings"]), variants=opts.get("variants"), runtime=opts.get("runtime"),
-            batch_sizes=opts.get("batch_sizes"), seq_lens=opts.get("seq_lens"), threads=opts.get("threads"),
+            args.bundle,
+            BenchSettings(**opts["settings"]),
+            variants=opts.get("variants"),
+            runtime=opts.get("runtime"),
+            batch_sizes=opts.get("batch_sizes"),
+            seq_lens=opts.get("seq_lens"),
+            threads=opts.get("threads"),
             progress=False,
         )
     except EdgekitError as err:

@@ -18,14 +18,19 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgekit.data.feeds import tokenize
+from edgekit.data.text_encoder import TextEncoder
 from edgekit.device.bundle import Bundle, Variant, open_bundle
 from edgekit.errors import ArtifactError, InputError
 from edgekit.plugins import load_session
-from edgekit.data.feeds import tokenize
-from edgekit.data.text_encoder import TextEncoder
+from edgekit.tasks import Task, get_task
+
+if TYPE_CHECKING:
+    from edgekit.data.images import ImageProcessor
 
 MAX_TEXT_CHARS = 100_000
 REPRODUCE_COSINE = 0.999  # same numerics: the recorded outputs are reproduced
@@ -98,6 +103,7 @@ class BundleModel:
         self.bundle, self.variant, self.session, self.runtime = bundle, variant, session, runtime
         self.threads = threads
         pre = bundle.meta["preprocessing"]
+        self.encoder: ImageProcessor | TextEncoder
         if pre.get("kind") == "image":
             from edgekit.data.images import ImageProcessor
 
@@ -115,11 +121,28 @@ class BundleModel:
     def task(self) -> str:
         return self.bundle.task
 
+    @property
+    def task_def(self) -> Task:
+        """The registry's description of this bundle's task (see :mod:`edgekit.tasks`)."""
+        return get_task(self.task)
+
+    def _require(self, method: str) -> None:
+        """Refuse a call that is not this bundle's task's (bad input: say which call to use)."""
+        if self.task_def.api_method != method:
+            raise InputError(f"this bundle is a {self.task} model; use {self.task_def.api_method}()")
+
     def info(self) -> dict:
-        return {"bundle": self.bundle.name, "task": self.task, "variant": self.variant.name,
-                "format": self.variant.format, "precision": self.variant.precision, "runtime": self.runtime,
-                "threads": self.threads, "max_seq_len": self.max_seq_len, **({"labels": self._post["labels"]}
-                                                                             if "labels" in self._post else {})}
+        return {
+            "bundle": self.bundle.name,
+            "task": self.task,
+            "variant": self.variant.name,
+            "format": self.variant.format,
+            "precision": self.variant.precision,
+            "runtime": self.runtime,
+            "threads": self.threads,
+            "max_seq_len": self.max_seq_len,
+            **({"labels": self._post["labels"]} if "labels" in self._post else {}),
+        }
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The model's raw outputs for feeds named and typed as ``session.inputs`` declare."""
@@ -139,8 +162,7 @@ class BundleModel:
 
     def embed(self, texts: str | Sequence[str]) -> np.ndarray:
         """One embedding row per text (L2-normalised when the model was trained so)."""
-        if self.task != "feature-extraction":
-            raise InputError(f"this bundle is a {self.task} model; use classify()")
+        self._require("embed")
         out = self._forward(check_texts(texts))
         if self._post.get("normalize"):
             out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
@@ -148,18 +170,13 @@ class BundleModel:
 
     def classify(self, texts: str | Sequence[str]) -> list[Prediction]:
         """The most likely label of each text, with its probability and every label's."""
-        if self.task == "image-classification":
-            raise InputError("this bundle classifies images; use classify_images()")
-        if self.task != "text-classification":
-            raise InputError(f"this bundle is a {self.task} model; use embed()")
+        self._require("classify")
         return self._predictions(self._forward(check_texts(texts)))
 
     def classify_images(self, images) -> list[Prediction]:
         """The most likely label of each image (an HxW or HxWxC array, a file path or a file's bytes), with its
         probability and every label's."""
-        if self.task != "image-classification":
-            use = "embed" if self.task == "feature-extraction" else "classify"
-            raise InputError(f"this bundle is a {self.task} model; use {use}()")
+        self._require("classify_images")
         return self._predictions(self._forward(check_images(images)))
 
     def _predictions(self, logits: np.ndarray) -> list[Prediction]:
@@ -167,22 +184,22 @@ class BundleModel:
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         labels = self._post["labels"]
-        return [Prediction(labels[int(p.argmax())], round(float(p.max()), 6),
-                           {labels[j]: round(float(p[j]), 6) for j in range(len(labels))}) for p in probs]
+        return [
+            Prediction(
+                labels[int(p.argmax())],
+                round(float(p.max()), 6),
+                {labels[j]: round(float(p[j]), 6) for j in range(len(labels))},
+            )
+            for p in probs
+        ]
 
     def predict(self, texts) -> np.ndarray | list[Prediction]:
         """The task-level call for this bundle: embeddings or predictions (texts, or images)."""
-        if self.task == "image-classification":
-            return self.classify_images(texts)
-        return self.embed(texts) if self.task == "feature-extraction" else self.classify(texts)
+        return getattr(self, self.task_def.api_method)(texts)
 
-    def task_outputs(self, texts: Sequence[str]) -> np.ndarray:
+    def task_outputs(self, texts: Sequence[str] | Sequence[np.ndarray]) -> np.ndarray:
         """What reference.npz records: embeddings, or class probabilities."""
-        result = self.predict(texts)
-        if isinstance(result, np.ndarray):
-            return result.astype(np.float32)
-        labels = self._post["labels"]
-        return np.array([[p.scores[label] for label in labels] for p in result], dtype=np.float32)
+        return self.task_def.recorded(self.predict(texts), self._post)
 
     def check(self) -> dict:
         """Run the reference texts and judge the outputs against those recorded in the bundle.
@@ -201,31 +218,46 @@ class BundleModel:
         if got.shape != expected.shape:
             raise ArtifactError(f"outputs have shape {got.shape}, the recorded ones {expected.shape}")
         cos = np.nan_to_num(cosine_rows(expected, got), nan=-1.0)
-        result = {"texts": len(got), "cosine_to_recorded_min": round(float(cos.min()), 6),
-                  "min_cosine": REPRODUCE_COSINE}
+        result: dict[str, Any] = {
+            "texts": len(got),
+            "cosine_to_recorded_min": round(float(cos.min()), 6),
+            "min_cosine": REPRODUCE_COSINE,
+        }
         recorded = self.bundle.meta["reference"].get("fidelity", {}).get(self.variant.name)
         if recorded is not None and FP32_KEY in self.bundle.reference_keys():
             fid = np.nan_to_num(cosine_rows(self.bundle.reference_outputs(FP32_KEY), got), nan=-1.0)
-            result["fidelity_to_fp32"] = {"cosine_mean": round(float(fid.mean()), 6),
-                                          "cosine_min": round(float(fid.min()), 6)}
+            result["fidelity_to_fp32"] = {
+                "cosine_mean": round(float(fid.mean()), 6),
+                "cosine_min": round(float(fid.min()), 6),
+            }
             result["fidelity_recorded"] = recorded
         if cos.min() >= REPRODUCE_COSINE:
             return {**result, "passed": True, "verdict": "reproduces the outputs recorded when bundled"}
         if recorded is None:
             return {**result, "passed": False, "verdict": "outputs differ from the recorded ones"}
         now = result["fidelity_to_fp32"]
-        ok = (now["cosine_mean"] >= recorded["cosine_mean"] - FIDELITY_MEAN_SLACK
-              and now["cosine_min"] >= recorded["cosine_min"] - FIDELITY_MIN_SLACK)
-        verdict = ("different kernels from the bundling machine; fidelity to fp32 as recorded" if ok
-                   else "wrong outputs: fidelity to fp32 fell below what was recorded")
+        ok = (
+            now["cosine_mean"] >= recorded["cosine_mean"] - FIDELITY_MEAN_SLACK
+            and now["cosine_min"] >= recorded["cosine_min"] - FIDELITY_MIN_SLACK
+        )
+        verdict = (
+            "different kernels from the bundling machine; fidelity to fp32 as recorded"
+            if ok
+            else "wrong outputs: fidelity to fp32 fell below what was recorded"
+        )
         return {**result, "passed": ok, "verdict": verdict}
 
     def close(self) -> None:
         self.session.close()
 
 
-def load(bundle: str | Path | Bundle, runtime: str | None = None, threads: int | None = None,
-         variant: str | None = None, check: bool = True) -> BundleModel:
+def load(
+    bundle: str | Path | Bundle,
+    runtime: str | None = None,
+    threads: int | None = None,
+    variant: str | None = None,
+    check: bool = True,
+) -> BundleModel:
     """Load a bundle (directory or ``.tar.gz``) for inference.
 
     ``runtime`` names an adapter (``edgekit runtimes``); by default the first
@@ -241,12 +273,12 @@ def load(bundle: str | Path | Bundle, runtime: str | None = None, threads: int |
         if chosen.format not in adapter.formats:
             raise ArtifactError(f"runtime {runtime!r} does not run {chosen.format} models (variant {chosen.name})")
     else:
-        usable = tuple({f for cls in runtime_adapters().values()
-                        if cls.available() and not cls.explicit_only for f in cls.formats})
+        usable = tuple(
+            {f for cls in runtime_adapters().values() if cls.available() and not cls.explicit_only for f in cls.formats}
+        )
         chosen = b.variant(variant, formats=usable)
         from edgekit.plugins import runtime_for_format
 
         adapter = runtime_for_format(chosen.format)
     threads = threads or min(4, os.cpu_count() or 1)
     return BundleModel(b, chosen, load_session(adapter, b.path / chosen.file, threads), adapter.name, threads)
-

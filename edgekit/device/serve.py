@@ -41,8 +41,9 @@ from http import HTTPStatus
 
 import numpy as np
 
-from edgekit.errors import InputError, RuntimeUnavailableError, ServeError
 from edgekit.device.runtime_api import BundleModel, check_images, check_texts
+from edgekit.errors import InputError, RuntimeUnavailableError, ServeError
+from edgekit.tasks import all_tasks
 
 try:
     from waitress import wasyncore
@@ -52,8 +53,10 @@ try:
     from waitress.task import ErrorTask, WSGITask
     from waitress.utilities import BadRequest, RequestEntityTooLarge
 except ModuleNotFoundError as _err:  # a runtime-only install without the server's one dependency
-    raise RuntimeUnavailableError(f"edgekit serve needs waitress ({_err}): pip install 'edgekit[onnxruntime]' "
-                                  "(or [litert], [gpu]), or pip install waitress") from None
+    raise RuntimeUnavailableError(
+        f"edgekit serve needs waitress ({_err}): pip install 'edgekit[onnxruntime]' "
+        "(or [litert], [gpu]), or pip install waitress"
+    ) from None
 
 TICK_S = 0.2  # how often the loop looks at deadlines and at a stop request
 LINGER_S, LINGER_BYTES = 2.0, 16 << 20  # after the server ends a connection: what it still reads and drops
@@ -75,8 +78,9 @@ class Limits:
 
 
 class RequestError(Exception):
-    def __init__(self, status: HTTPStatus, message: str, *, close: bool = False,
-                 headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(
+        self, status: HTTPStatus, message: str, *, close: bool = False, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.close, self.headers = status, message, close, headers
 
@@ -96,8 +100,9 @@ def _say(line: str) -> None:
 
 def _printable(text: str, limit: int = 200) -> str:
     """A client-chosen string made safe for a log line: no control characters, bounded length."""
-    out = "".join(c if " " < c < "\x7f" else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
-                  for c in text[:limit])
+    out = "".join(
+        c if " " < c < "\x7f" else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}" for c in text[:limit]
+    )
     return out + ("..." if len(text) > limit else "")
 
 
@@ -151,9 +156,10 @@ def _images(body: dict, max_images: int) -> list[np.ndarray]:
         raise RequestError(HTTPStatus.BAD_REQUEST, hint + IMAGE_FIELDS)
     items = body[given[0]]
     if len(items) > max_images:
-        raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                           f"{len(items)} images; at most {max_images} per request")
-    decoded = []
+        raise RequestError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"{len(items)} images; at most {max_images} per request"
+        )
+    decoded: list[bytes | np.ndarray] = []
     for i, item in enumerate(items):
         if given[0] == "images":
             if not isinstance(item, str):
@@ -178,9 +184,13 @@ def _images(body: dict, max_images: int) -> list[np.ndarray]:
         raise RequestError(HTTPStatus.NOT_IMPLEMENTED, f"{err}; or send arrays") from None
 
 
-ROUTES = {"/health": ("GET", "HEAD"), "/info": ("GET", "HEAD"),
-          "/embed": ("POST",), "/classify": ("POST",), "/predict": ("POST",)}
-TASKS = {"/embed": ("feature-extraction",), "/classify": ("text-classification", "image-classification")}
+ROUTES = {
+    "/health": ("GET", "HEAD"),
+    "/info": ("GET", "HEAD"),
+    "/embed": ("POST",),
+    "/classify": ("POST",),
+    "/predict": ("POST",),
+}
 
 
 class App:
@@ -200,14 +210,21 @@ class App:
         except RequestError as err:
             status, payload, headers, close = err.status, {"error": err.message}, err.headers, close or err.close
         except Exception as err:  # noqa: BLE001 - a bug answers 500 and the server keeps serving
-            _say(f"edgekit serve: internal error on {method} {_printable(path)}: {type(err).__name__}: "
-                 f"{_printable(str(err), 500)}")
-            status, payload = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; the server log has the reason"}
+            _say(
+                f"edgekit serve: internal error on {method} {_printable(path)}: {type(err).__name__}: "
+                f"{_printable(str(err), 500)}"
+            )
+            status, payload = (
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                {"error": "internal error; the server log has the reason"},
+            )
         if close:
             environ["edgekit.close"]()
         body = json.dumps(payload).encode()
-        start_response(f"{status.value} {status.phrase}", [("Content-Type", "application/json"),
-                                                            ("Content-Length", str(len(body))), *headers])
+        start_response(
+            f"{status.value} {status.phrase}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers],
+        )
         if not self.quiet:
             _say(f"{method} {_printable(path)} {status.value} {(time.perf_counter() - t0) * 1000.0:.1f}ms")
         return [] if method == "HEAD" else [body]
@@ -241,8 +258,9 @@ class App:
         raw = environ["wsgi.input"].read(int(length))
         ctype = (environ.get("CONTENT_TYPE") or "application/json").split(";")[0].strip().lower()
         if ctype != "application/json":
-            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type {_printable(ctype, 80)}; "
-                                                                  "send application/json")
+            raise RequestError(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type {_printable(ctype, 80)}; send application/json"
+            )
         try:
             body = json.loads(raw)
         except RecursionError:
@@ -254,18 +272,21 @@ class App:
         return body
 
     def _predict(self, path: str, body: dict) -> dict:
-        wanted = TASKS.get(path)
-        if wanted is not None and self.model.task not in wanted:
-            raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY, f"this bundle is a {self.model.task} model; "
-                                                                f"{path} is for {' and '.join(wanted)}")
-        image = self.model.task == "image-classification"
+        wanted = [t.name for t in all_tasks() if t.endpoint == path]  # empty for /predict: every task
+        if wanted and self.model.task_def.endpoint != path:
+            raise RequestError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                f"this bundle is a {self.model.task} model; {path} is for {' and '.join(wanted)}",
+            )
+        image = self.model.task_def.is_image
         inputs = (_images if image else _texts)(body, self.limits.max_texts)
         t0 = time.perf_counter()
         result = self.model.predict(inputs)  # embeddings, or predictions for texts or images
+        key = self.model.task_def.response_key  # what the task calls its list of results
         if isinstance(result, np.ndarray):
-            payload = {"embeddings": result.round(7).tolist(), "dim": int(result.shape[1])}
+            payload = {key: result.round(7).tolist(), "dim": int(result.shape[1])}
         else:
-            payload = {"predictions": [p.as_dict() for p in result]}
+            payload = {key: [p.as_dict() for p in result]}
         payload["ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
         return payload
 
@@ -311,8 +332,11 @@ class _ErrorTask(ErrorTask):
         message = err.body
         if isinstance(err, RequestEntityTooLarge):
             limit = srv.limits.max_body_bytes
-            message = (f"body of {request.content_length} bytes; the limit is {limit}" if request.content_length
-                       else f"body over the limit of {limit} bytes")
+            message = (
+                f"body of {request.content_length} bytes; the limit is {limit}"
+                if request.content_length
+                else f"body over the limit of {limit} bytes"
+            )
         elif err.code == 431:
             message = f"request line and headers over {MAX_HEADER_BYTES} bytes"
         elif err.code == 500:
@@ -397,11 +421,19 @@ class Server:
         self._done.set()
         _quiet_waitress_logging()
         self._srv = create_server(
-            app, map=self._map, sockets=[sock], threads=limits.concurrency, ident="edgekit",
+            app,
+            map=self._map,
+            sockets=[sock],
+            threads=limits.concurrency,
+            ident="edgekit",
             connection_limit=limits.max_connections + 2,  # waitress counts its listening socket and wake-up pipe
             max_request_body_size=limits.max_body_bytes + 1,  # waitress refuses a body >= this
-            max_request_header_size=MAX_HEADER_BYTES, channel_timeout=86400,  # idle deadlines are ours: _sweep
-            log_socket_errors=False, expose_tracebacks=False, asyncore_use_poll=True)
+            max_request_header_size=MAX_HEADER_BYTES,
+            channel_timeout=86400,  # idle deadlines are ours: _sweep
+            log_socket_errors=False,
+            expose_tracebacks=False,
+            asyncore_use_poll=True,
+        )
         self._srv.channel_class = _Channel
         self._srv.edgekit = self
 
@@ -484,8 +516,9 @@ def _listen(host: str, port: int) -> socket.socket:
     """A bound TCP socket for ``host:port`` (the first address the name resolves to), or a one-line error."""
     where = f"{host}:{port}"
     try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                                          flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except (socket.gaierror, UnicodeError) as err:
         raise ServeError(f"cannot listen on {where}: unknown host ({getattr(err, 'strerror', None) or err})") from None
     sock = socket.socket(family, kind, proto)

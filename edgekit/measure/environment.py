@@ -6,8 +6,19 @@ import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-LIBRARIES = ("edgekit", "torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "numpy", "tokenizers",
-             "ai-edge-litert", "litert-torch", "tflite-runtime")
+LIBRARIES = (
+    "edgekit",
+    "torch",
+    "transformers",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "numpy",
+    "tokenizers",
+    "ai-edge-litert",
+    "litert-torch",
+    "tflite-runtime",
+)
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "asimd", "asimddp", "i8mm")
 
 
@@ -24,7 +35,8 @@ def library_versions() -> dict[str, str]:
 
 
 def cpu_info() -> dict:
-    model, flags = platform.processor() or "unknown", set()
+    model = platform.processor() or "unknown"
+    flags: set[str] = set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:

@@ -15,8 +15,8 @@ from functools import cached_property
 
 import numpy as np
 
-from edgekit.errors import CalibrationError
 from edgekit.data.feeds import text_batches
+from edgekit.errors import CalibrationError
 from edgekit.measure.fidelity import compare
 
 
@@ -37,8 +37,9 @@ def label_ids(labels: Sequence[str], label2id: dict[str, int], num_labels: int) 
         elif lab.lstrip("-").isdigit() and 0 <= int(lab) < num_labels:
             out.append(int(lab))
         else:
-            raise CalibrationError(f"label {lab!r} is neither a label name ({', '.join(label2id)}) "
-                                   f"nor a class number below {num_labels}")
+            raise CalibrationError(
+                f"label {lab!r} is neither a label name ({', '.join(label2id)}) nor a class number below {num_labels}"
+            )
     return np.array(out)
 
 
@@ -60,6 +61,7 @@ def macro_f1(pred: np.ndarray, gold: np.ndarray, num_labels: int) -> float:
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation (average ranks for ties)."""
+
     def ranks(x):
         order = np.argsort(x, kind="mergesort")
         r = np.empty(len(x))
@@ -93,9 +95,12 @@ class EvalSet:
         result = compare(self.task, self.reference, outputs)
         if self.gold is not None:
             pred = outputs.argmax(-1)
-            result.update({
-                "accuracy": accuracy(pred, self.gold), "macro_f1": macro_f1(pred, self.gold, self.num_labels),
-                "reference_accuracy": self.reference_accuracy,
-            })
+            result.update(
+                {
+                    "accuracy": accuracy(pred, self.gold),
+                    "macro_f1": macro_f1(pred, self.gold, self.num_labels),
+                    "reference_accuracy": self.reference_accuracy,
+                }
+            )
             result["accuracy_drop"] = result["reference_accuracy"] - result["accuracy"]
         return result

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from edgekit.measure.timing import PeakRSS, interleaved
-from edgekit.measure.evaluation import accuracy, macro_f1, run_texts
 from edgekit.data.feeds import check_feeds, synthesize, tokenize
-from edgekit.measure.fidelity import compare
 from edgekit.data.images import is_image_processor
+from edgekit.measure.evaluation import accuracy, macro_f1, run_texts
+from edgekit.measure.fidelity import compare
+from edgekit.measure.timing import PeakRSS, interleaved
 from edgekit.plugins import runtime_adapters
 
 
@@ -60,8 +60,11 @@ def _task_metrics(outputs, labels) -> dict:
         return {}
     gold = labels[: len(outputs)]
     pred = outputs.argmax(-1)
-    return {"accuracy": round(accuracy(pred, gold), 3), "macro_f1": round(macro_f1(pred, gold, outputs.shape[-1]), 3),
-            "eval_samples": int(len(gold))}
+    return {
+        "accuracy": round(accuracy(pred, gold), 3),
+        "macro_f1": round(macro_f1(pred, gold, outputs.shape[-1]), 3),
+        "eval_samples": int(len(gold)),
+    }
 
 
 def _import_runtime(name: str) -> None:
@@ -133,25 +136,27 @@ def measure(
     latencies = interleaved([lambda s=s, f=f: s.run(f) for _, s, f, _, _ in loaded], settings.warmup, settings.runs)
     rows = []
     for (target, _session, feeds, mem, fidelity), latency in zip(loaded, latencies):
-        rows.append({
-            "name": target.name,
-            "format": target.format,
-            "precision": target.precision,
-            "runtime": target.runtime,
-            "path": target.path,
-            "size_bytes": target.size_bytes,
-            "batch_size": settings.batch_size,
-            "seq_len": settings.seq_len,
-            "threads": settings.threads,
-            "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
-            "latency_ms": latency.as_dict(),
-            "throughput_per_s": round(settings.batch_size * 1000.0 / latency.mean, 3),
-            "peak_rss_mb": round(mem.delta_mb, 1),  # the model's own: its load, warm-up and fidelity pass
-            "process_peak_rss_mb": round(mem.peak_mb, 1),  # the whole process, every library and model in it
-            "fidelity": fidelity,
-            "is_reference": target.is_reference,
-            "runtime_details": _session.details(),
-        })
+        rows.append(
+            {
+                "name": target.name,
+                "format": target.format,
+                "precision": target.precision,
+                "runtime": target.runtime,
+                "path": target.path,
+                "size_bytes": target.size_bytes,
+                "batch_size": settings.batch_size,
+                "seq_len": settings.seq_len,
+                "threads": settings.threads,
+                "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
+                "latency_ms": latency.as_dict(),
+                "throughput_per_s": round(settings.batch_size * 1000.0 / latency.mean, 3),
+                "peak_rss_mb": round(mem.delta_mb, 1),  # the model's own: its load, warm-up and fidelity pass
+                "process_peak_rss_mb": round(mem.peak_mb, 1),  # the whole process, every library and model in it
+                "fidelity": fidelity,
+                "is_reference": target.is_reference,
+                "runtime_details": _session.details(),
+            }
+        )
     ref_acc = next((r["fidelity"].get("accuracy") for r in rows if r["is_reference"]), None)
     for r in rows:
         if ref_acc is not None and "accuracy" in r["fidelity"]:

@@ -13,15 +13,38 @@ keeps every tensor (``experimental_preserve_all_tensors``), matched by name.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgekit.errors import InputError, ModelFileError
 from edgekit.measure.model_info import check_token_inputs, detect_format, onnx_token_limits
 
-FLOAT_OPS = {"LayerNormalization", "SkipLayerNormalization", "EmbedLayerNormalization", "Attention", "QAttention",
-             "MultiHeadAttention", "MatMul", "Add", "Gelu", "FastGelu", "BiasGelu", "Softmax", "Mul", "Div",
-             "ReduceMean", "ReduceSum", "Gemm", "Erf", "Tanh", "SkipSimplifiedLayerNormalization"}
+if TYPE_CHECKING:
+    import onnx
+
+FLOAT_OPS = {
+    "LayerNormalization",
+    "SkipLayerNormalization",
+    "EmbedLayerNormalization",
+    "Attention",
+    "QAttention",
+    "MultiHeadAttention",
+    "MatMul",
+    "Add",
+    "Gelu",
+    "FastGelu",
+    "BiasGelu",
+    "Softmax",
+    "Mul",
+    "Div",
+    "ReduceMean",
+    "ReduceSum",
+    "Gemm",
+    "Erf",
+    "Tanh",
+    "SkipSimplifiedLayerNormalization",
+}
 
 
 def error_stats(ref: np.ndarray, got: np.ndarray) -> dict:
@@ -46,18 +69,26 @@ def _onnx_types(model) -> dict[str, int]:
         graph = onnx.shape_inference.infer_shapes(model).graph
     except Exception:  # noqa: BLE001 - inference is a refinement: without it, every candidate is taken as float
         graph = model.graph
-    return {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.output, *graph.input]
-            if v.type.tensor_type.elem_type}
+    return {
+        v.name: v.type.tensor_type.elem_type
+        for v in [*graph.value_info, *graph.output, *graph.input]
+        if v.type.tensor_type.elem_type
+    }
 
 
-def _onnx_tensors(path: Path) -> tuple[object, list[tuple[str, str]], dict[str, int]]:
+def _onnx_tensors(path: Path) -> tuple[onnx.ModelProto, list[tuple[str, str]], dict[str, int]]:
     """The model, its float-producing node outputs in graph order (tensor name, op type) and the known types."""
     import onnx
 
     model = onnx.load(str(path))
     types = _onnx_types(model)
-    found = [(out, n.op_type) for n in model.graph.node if n.op_type in FLOAT_OPS for out in n.output[:1]
-             if out and types.get(out, 1) in FLOAT_TYPES]
+    found = [
+        (out, n.op_type)
+        for n in model.graph.node
+        if n.op_type in FLOAT_OPS
+        for out in n.output[:1]
+        if out and types.get(out, 1) in FLOAT_TYPES
+    ]
     return model, found, types
 
 
@@ -66,8 +97,9 @@ def _onnx_inputs(model) -> set[str]:
     return {i.name for i in model.graph.input if i.name not in weights}
 
 
-def _onnx_run(path: Path, model, names: list[str], types: dict[str, int], feeds: list[dict],
-              threads: int) -> list[dict[str, np.ndarray]]:
+def _onnx_run(
+    path: Path, model, names: list[str], types: dict[str, int], feeds: list[dict], threads: int
+) -> list[dict[str, np.ndarray]]:
     import onnx
     import onnxruntime as ort
     from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
@@ -94,8 +126,10 @@ def _onnx_diff(a: Path, b: Path, feeds: list[dict], threads: int) -> list[dict]:
     ins = _onnx_inputs(ref_model), _onnx_inputs(new_model)
     missing = sorted({n for f in feeds for n in (ins[0] | ins[1]) - set(f)})
     if missing and ins[0] != ins[1]:
-        raise ModelFileError(f"{a} and {b} share no tensors (they take different inputs: {sorted(ins[0])} and "
-                             f"{sorted(ins[1])}); {UNRELATED}")
+        raise ModelFileError(
+            f"{a} and {b} share no tensors (they take different inputs: {sorted(ins[0])} and "
+            f"{sorted(ins[1])}); {UNRELATED}"
+        )
     if missing:
         raise InputError(f"the inputs lack {', '.join(missing)}, which {a} takes; pass --inputs FILE.npz with them")
     for path in (a, b):
@@ -113,28 +147,38 @@ def _onnx_diff(a: Path, b: Path, feeds: list[dict], threads: int) -> list[dict]:
     return _collect(names, ops, ref_runs, new_runs)
 
 
-def _tflite_run(path: Path, feeds: list[dict], threads: int) -> tuple[list[dict[str, np.ndarray]], list[tuple[str, str]]]:
+def _tflite_run(
+    path: Path, feeds: list[dict], threads: int
+) -> tuple[list[dict[str, np.ndarray]], list[tuple[str, str]]]:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from edgekit_runtimes.base import native_stderr_silenced
 
     with native_stderr_silenced():  # without the XNNPACK delegate every intermediate tensor stays readable
-        interp = Interpreter(model_path=str(path), num_threads=threads, experimental_preserve_all_tensors=True,
-                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interp = Interpreter(
+            model_path=str(path),
+            num_threads=threads,
+            experimental_preserve_all_tensors=True,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
     sig = interp.get_signature_list()
     first = next(iter(sig))
     runner = interp.get_signature_runner(first)
     details = runner.get_input_details()
     missing = sorted(set(details) - set(feeds[0])) if feeds else []
     if missing:
-        raise ModelFileError(f"{path} takes inputs {missing} the other model's inputs lack, so the two share no "
-                             f"tensors; {UNRELATED}")
+        raise ModelFileError(
+            f"{path} takes inputs {missing} the other model's inputs lack, so the two share no tensors; {UNRELATED}"
+        )
     ops = {}
     for op in interp._get_ops_details():  # noqa: SLF001 - the only way to name the op behind each tensor
         for t in op["outputs"]:
             ops[int(t)] = op["op_name"]
-    tensors = [(d["name"], ops[d["index"]], d["index"]) for d in interp.get_tensor_details()
-               if d["index"] in ops and np.dtype(d["dtype"]) == np.float32]
+    tensors = [
+        (d["name"], ops[d["index"]], d["index"])
+        for d in interp.get_tensor_details()
+        if d["index"] in ops and np.dtype(d["dtype"]) == np.float32
+    ]
     runs = []
     for f in feeds:
         inputs = {}
@@ -201,8 +245,10 @@ def text_table(rows: list[dict], limit: int | None = None) -> str:
     for r in rows[:limit] if limit else rows:
         flag = "  <- worst" if id(r) in low else ""
         snr = "identical" if r["snr_db"] == float("inf") else f"{r['snr_db']:.1f}"
-        lines.append(f"{r['index']:>4}  {r['op'][:26]:<26} {snr:>9} {r['rel_mse']:>10.2e} "
-                     f"{r['cosine']:>9.5f}  {short_name(r['tensor'])}{flag}")
+        lines.append(
+            f"{r['index']:>4}  {r['op'][:26]:<26} {snr:>9} {r['rel_mse']:>10.2e} "
+            f"{r['cosine']:>9.5f}  {short_name(r['tensor'])}{flag}"
+        )
     if rows and all(r["snr_db"] == float("inf") for r in rows):
         lines.append(f"all {len(rows)} compared tensors are identical")
     return "\n".join(lines)

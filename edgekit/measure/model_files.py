@@ -6,10 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgekit.data.calibration import load_text_data
-from edgekit.measure.environment import environment
 from edgekit.errors import InputError, ModelFileError
-from edgekit.measure.model_info import check_token_inputs, detect_format, onnx_token_limits
+from edgekit.measure.environment import environment
 from edgekit.measure.harness import BenchSettings, Target, measure
+from edgekit.measure.model_info import check_token_inputs, detect_format, onnx_token_limits
 from edgekit.plugins import load_session, runtime_for_format
 from edgekit.report.build import build_report
 
@@ -39,8 +39,10 @@ def _load_inputs(path: Path) -> dict:
                 return {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ModelFileError(f"{path}: not a readable .npz of named arrays ({err})") from None
-    raise ModelFileError(f"{path}: one unnamed array (.npy), not an .npz of named arrays; save the inputs with "
-                         "numpy.savez(FILE, input_ids=..., attention_mask=...)")
+    raise ModelFileError(
+        f"{path}: one unnamed array (.npy), not an .npz of named arrays; save the inputs with "
+        "numpy.savez(FILE, input_ids=..., attention_mask=...)"
+    )
 
 
 def _selfcheck(adapter, model: Path, threads: int) -> float | None:
@@ -71,19 +73,24 @@ def _prepare(model: Path, runtime: str | None, settings: BenchSettings):
     return model, name, fmt, precision, adapter
 
 
-def _check_tokens(prepared: list, seq_lens: list[int], feeds: dict | None, inputs_file: Path | None, tok,
-                  tokenizer: Path | None) -> None:
+def _check_tokens(
+    prepared: list, seq_lens: list[int], feeds: dict | None, inputs_file: Path | None, tok, tokenizer: Path | None
+) -> None:
     """Token ids and lengths within what each ONNX model's embedding tables hold, before anything runs."""
     for path, _, fmt, _, _ in prepared:
         limits = onnx_token_limits(path) if fmt == "onnx" else {}
         vocab, positions = limits.get("vocab"), limits.get("positions")
         if positions is not None and feeds is None and max(seq_lens) > positions:
-            raise InputError(f"--seq-len {max(seq_lens)} is beyond what {path} takes: {positions} positions (its "
-                             f"position embedding table, max_position_embeddings); use at most {positions}")
+            raise InputError(
+                f"--seq-len {max(seq_lens)} is beyond what {path} takes: {positions} positions (its "
+                f"position embedding table, max_position_embeddings); use at most {positions}"
+            )
         check_token_inputs(feeds or {}, path, limits, inputs_file)
         if vocab is not None and tok is not None and len(tok) > vocab:
-            raise InputError(f"tokenizer {tokenizer} has {len(tok)} tokens but {path} embeds {vocab}: it is not "
-                             "this model's tokenizer; pass the model's own")
+            raise InputError(
+                f"tokenizer {tokenizer} has {len(tok)} tokens but {path} embeds {vocab}: it is not "
+                "this model's tokenizer; pass the model's own"
+            )
 
 
 def _index_error(err: Exception) -> bool:
@@ -96,14 +103,30 @@ def _target(model: Path, name: str, fmt: str, precision: str, adapter, threads: 
     def load():
         return load_session(adapter, model, threads)
 
-    return Target(name=name, format=fmt, precision=precision, runtime=adapter.name, path=str(model),
-                  size_bytes=model.stat().st_size, load=load)
+    return Target(
+        name=name,
+        format=fmt,
+        precision=precision,
+        runtime=adapter.name,
+        path=str(model),
+        size_bytes=model.stat().st_size,
+        load=load,
+    )
 
 
-def bench_file(models: Path | list[Path], *, runtime: str | None, settings: BenchSettings,
-               tokenizer: Path | None = None, texts_file: Path | None = None, inputs_file: Path | None = None,
-               batch_sizes: list[int] | None = None, seq_lens: list[int] | None = None,
-               threads: list[int] | None = None, progress: bool = True) -> dict:
+def bench_file(
+    models: Path | list[Path],
+    *,
+    runtime: str | None,
+    settings: BenchSettings,
+    tokenizer: Path | None = None,
+    texts_file: Path | None = None,
+    inputs_file: Path | None = None,
+    batch_sizes: list[int] | None = None,
+    seq_lens: list[int] | None = None,
+    threads: list[int] | None = None,
+    progress: bool = True,
+) -> dict:
     """Benchmark one or more model files side by side, over every combination of the sweep lists."""
     models = [Path(m) for m in (models if isinstance(models, list) else [models])]
     prepared = [_prepare(m, runtime, settings) for m in models]
@@ -119,24 +142,36 @@ def bench_file(models: Path | list[Path], *, runtime: str | None, settings: Benc
                 point = replace(settings, batch_size=b, seq_len=s, threads=t)
                 targets = [_target(path, name, fmt, prec, adapter, t) for path, name, fmt, prec, adapter in prepared]
                 try:
-                    rows += measure(targets, point, tokenizer=tok, texts=texts, progress=progress,
-                                    feeds_override=feeds)
+                    rows += measure(targets, point, tokenizer=tok, texts=texts, progress=progress, feeds_override=feeds)
                 except Exception as err:  # a runtime rejecting token ids whose range the graph did not show
                     if (feeds is None and tok is None) or not _index_error(err):
                         raise
                     source = inputs_file or f"tokenizer {tokenizer}"
-                    raise InputError(f"{source}: a token id is outside a model's vocabulary "
-                                     f"({str(err).splitlines()[0][:200]}); use the model's own tokenizer") from None
+                    raise InputError(
+                        f"{source}: a token id is outside a model's vocabulary "
+                        f"({str(err).splitlines()[0][:200]}); use the model's own tokenizer"
+                    ) from None
     for row in rows:
         if checks.get(row["name"]) is not None:
             row["fidelity"] = {"selfcheck_cosine_min": checks[row["name"]]}
-    sweep = {"batch_sizes": batch_sizes or [settings.batch_size], "seq_lens": seq_lens or [settings.seq_len],
-             "threads": threads or [settings.threads]}
+    sweep = {
+        "batch_sizes": batch_sizes or [settings.batch_size],
+        "seq_lens": seq_lens or [settings.seq_len],
+        "threads": threads or [settings.threads],
+    }
     return build_report(
-        model={"name": models[0].name if len(models) == 1 else ", ".join(p[1] for p in prepared),
-               "path": str(models[0]), "task": None},
-        recipe=None, environment=environment(settings.threads), results=rows,
-        settings={**settings.__dict__, "sweep": sweep, "inputs": str(inputs_file) if inputs_file else
-                  "tokenized text" if tok else "synthesized from input specs"},
+        model={
+            "name": models[0].name if len(models) == 1 else ", ".join(p[1] for p in prepared),
+            "path": str(models[0]),
+            "task": None,
+        },
+        recipe=None,
+        environment=environment(settings.threads),
+        results=rows,
+        settings={
+            **settings.__dict__,
+            "sweep": sweep,
+            "inputs": str(inputs_file) if inputs_file else "tokenized text" if tok else "synthesized from input specs",
+        },
         kind="bench",
     )

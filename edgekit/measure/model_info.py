@@ -73,9 +73,12 @@ def check_token_inputs(feeds: dict, path: Path, limits: dict[str, int], source: 
     vocab, positions = limits.get("vocab"), limits.get("positions")
     for name, arr in feeds.items():
         if positions is not None and arr.ndim > 1 and arr.shape[1] > positions:
-            raise InputError(f"{source}: {name} has {arr.shape[1]} tokens per row, beyond the {positions} positions "
-                             f"{path} takes")
+            raise InputError(
+                f"{source}: {name} has {arr.shape[1]} tokens per row, beyond the {positions} positions {path} takes"
+            )
         if vocab is not None and "input_ids" in name and arr.size and (arr.min() < 0 or arr.max() >= vocab):
             bad = arr.max() if arr.max() >= vocab else arr.min()
-            raise InputError(f"{source}: {name} holds token id {bad}, outside the vocabulary of {path} (ids 0 to "
-                             f"{vocab - 1}); make the ids with the model's own tokenizer")
+            raise InputError(
+                f"{source}: {name} holds token id {bad}, outside the vocabulary of {path} (ids 0 to "
+                f"{vocab - 1}); make the ids with the model's own tokenizer"
+            )

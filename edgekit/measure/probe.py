@@ -21,7 +21,16 @@ PROBE_TIMEOUT_S = 300
 
 def probe(runtime: str, model: Path, threads: int, batch_size: int, seq_len: int) -> None:
     """Raise :class:`ModelFileError` unless the model loads and runs in a subprocess."""
-    cmd = [sys.executable, "-m", "edgekit.measure.probe", runtime, str(model), str(threads), str(batch_size), str(seq_len)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgekit.measure.probe",
+        runtime,
+        str(model),
+        str(threads),
+        str(batch_size),
+        str(seq_len),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:

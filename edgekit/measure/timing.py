@@ -116,7 +116,7 @@ class PeakRSS:
             self.peak_bytes = max(self.peak_bytes, self._rss())
             self._stop.wait(self._interval)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         release_freed()
         self.start_bytes = self.peak_bytes = self._rss()
         self._thread = threading.Thread(target=self._sample, daemon=True)

@@ -11,8 +11,19 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.artifact import Artifact, sha256_file
-from edgekit.device.bundle import (BUNDLE_FILE, BUNDLE_VERSION, FP32_KEY, REFERENCE_FILE, REFERENCE_IMAGES_KEY, Bundle,
-                            Variant, open_bundle, pack, seal, verify)
+from edgekit.device.bundle import (
+    BUNDLE_FILE,
+    BUNDLE_VERSION,
+    FP32_KEY,
+    REFERENCE_FILE,
+    REFERENCE_IMAGES_KEY,
+    Bundle,
+    Variant,
+    open_bundle,
+    pack,
+    seal,
+    verify,
+)
 from edgekit.errors import InputError
 from edgekit.output import OutputDir, claim_file, place_file, refuse_overlap
 
@@ -38,8 +49,12 @@ def _preprocessing(ckpt: Path) -> dict:
     tok_cfg = _read_json(ckpt / "tokenizer_config.json")
     candidates = [st.get("max_seq_length"), tok_cfg.get("model_max_length"), config.get("max_position_embeddings")]
     lengths = [int(c) for c in candidates if isinstance(c, (int, float)) and 0 < c < 100_000]
-    pre = {"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_seq_len": min(lengths) if lengths else 512,
-           "batch_size": 32}
+    pre = {
+        "kind": "text",
+        "tokenizer": "tokenizer/tokenizer.json",
+        "max_seq_len": min(lengths) if lengths else 512,
+        "batch_size": 32,
+    }
     vocab = config.get("vocab_size")
     if isinstance(vocab, int) and vocab > 0:  # the model's embedding rows: token ids at or past it are refused
         pre["vocab_size"] = vocab
@@ -47,13 +62,13 @@ def _preprocessing(ckpt: Path) -> dict:
 
 
 def _postprocessing(ckpt: Path, task: str) -> dict:
-    if task == "feature-extraction":
-        modules = _read_json(ckpt / "modules.json") if (ckpt / "modules.json").is_file() else []
-        normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules)
-        return {"output": "embeddings", "pooling": "mean", "normalize": normalize}
-    id2label = _read_json(ckpt / "config.json").get("id2label") or {}
-    labels = [id2label[k] for k in sorted(id2label, key=int)]
-    return {"output": "logits", "activation": "softmax", "labels": labels}
+    """The task's post-processing for the checkpoint (see :meth:`edgekit.tasks.Task.postprocessing`)."""
+    from edgekit.tasks import get_task
+
+    def files(name: str):
+        return _read_json(ckpt / name) if (ckpt / name).is_file() else None
+
+    return get_task(task).postprocessing(_read_json(ckpt / "config.json"), files)
 
 
 def _write_preprocessing(ckpt: Path, staged: Path, pre: dict) -> None:
@@ -71,8 +86,10 @@ def _check_vocab(tokenizer_json: Path, vocab_size: int | None, ckpt: Path) -> No
 
     ids = Tokenizer.from_file(str(tokenizer_json)).get_vocab(with_added_tokens=True).values()
     if vocab_size is not None and ids and max(ids) >= vocab_size:
-        raise InputError(f"{ckpt}: its tokenizer gives token ids up to {max(ids)}, but the model has "
-                         f"{vocab_size} (config.json vocab_size); they do not belong together")
+        raise InputError(
+            f"{ckpt}: its tokenizer gives token ids up to {max(ids)}, but the model has "
+            f"{vocab_size} (config.json vocab_size); they do not belong together"
+        )
 
 
 def _write_tokenizer(ckpt: Path, dest: Path) -> None:
@@ -86,19 +103,26 @@ def _write_tokenizer(ckpt: Path, dest: Path) -> None:
     try:  # a slow tokenizer (vocab.txt only): let transformers build the fast one
         from transformers import AutoTokenizer
 
-        AutoTokenizer.from_pretrained(str(ckpt), local_files_only=True).backend_tokenizer.save(str(dest / "tokenizer.json"))
+        AutoTokenizer.from_pretrained(str(ckpt), local_files_only=True).backend_tokenizer.save(
+            str(dest / "tokenizer.json")
+        )
     except Exception as err:  # noqa: BLE001
         raise InputError(f"{ckpt}: no tokenizer.json and none could be built ({str(err).splitlines()[0]})") from None
 
 
 def _pick(source: Path, report: dict, names: list[str] | None) -> list[Artifact]:
-    rows = [r for r in report["results"] if r["format"] in RUNNABLE_FORMATS and r.get("batch_size", 1) == report["results"][0].get("batch_size", 1)]
+    rows = [
+        r
+        for r in report["results"]
+        if r["format"] in RUNNABLE_FORMATS and r.get("batch_size", 1) == report["results"][0].get("batch_size", 1)
+    ]
     available = {r["name"]: r for r in rows}
     if names:
         unknown = [n for n in names if n not in available]
         if unknown:
-            raise InputError(f"{source}: no ONNX/TFLite artifact named {', '.join(unknown)}; "
-                             f"have: {', '.join(available) or 'none'}")
+            raise InputError(
+                f"{source}: no ONNX/TFLite artifact named {', '.join(unknown)}; have: {', '.join(available) or 'none'}"
+            )
         chosen = names
     else:  # fastest first: the default variant is the fastest one measured
         chosen = [r["name"] for r in sorted(available.values(), key=lambda r: r["latency_ms"]["p50"])]
@@ -118,9 +142,11 @@ def _tokenizer_home(source: Path, artifact: Artifact, root: Path) -> Path:
         if not (parent / "manifest.json").is_file():
             break
         pmeta = Artifact.load(parent).meta
-        if pmeta.get("format") == "hf-checkpoint" and ((parent / "tokenizer.json").is_file() or
-                                                       (parent / "vocab.txt").is_file() or
-                                                       (parent / "preprocessor_config.json").is_file()):
+        if pmeta.get("format") == "hf-checkpoint" and (
+            (parent / "tokenizer.json").is_file()
+            or (parent / "vocab.txt").is_file()
+            or (parent / "preprocessor_config.json").is_file()
+        ):
             return parent
         meta = pmeta
     return root
@@ -143,7 +169,9 @@ def _reference_images(report: dict) -> list[np.ndarray]:
     return [np.asarray(load_image(s), dtype=np.uint8) for s in samples]
 
 
-def _fp32_outputs(draft: Bundle, ckpt: Path, task: str, texts: list[str], threads: int) -> np.ndarray:
+def _fp32_outputs(
+    draft: Bundle, ckpt: Path, task: str, texts: list[str] | list[np.ndarray], threads: int
+) -> np.ndarray:
     """The fp32 PyTorch model's task outputs, through the bundle's own tokenizer and post-processing."""
     from edgekit.device.runtime_api import BundleModel
     from edgekit.plugins import get_runtime
@@ -155,8 +183,11 @@ def _fp32_outputs(draft: Bundle, ckpt: Path, task: str, texts: list[str], thread
 
 
 def _hash_all(root: Path) -> dict[str, dict]:
-    return {p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size}
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != BUNDLE_FILE}
+    return {
+        p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size}
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != BUNDLE_FILE
+    }
 
 
 def _common_max_length(pre: dict, sessions: list) -> None:
@@ -167,17 +198,23 @@ def _common_max_length(pre: dict, sessions: list) -> None:
         pre["max_seq_len"] = min([pre["max_seq_len"], *limits])
 
 
-def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str] | None = None,
-                 archive: bool = False, threads: int = 2, overwrite: bool = False) -> Bundle:
+def build_bundle(
+    source: str | Path,
+    output: str | Path,
+    *,
+    artifacts: list[str] | None = None,
+    archive: bool = False,
+    threads: int = 2,
+    overwrite: bool = False,
+) -> Bundle:
     """Bundle the chosen artifacts of a compress output directory ``source`` into ``output``.
 
     The bundle is built beside ``output`` and moved in whole (:class:`edgekit.output.OutputDir`); an
     earlier edgekit bundle there is replaced only with ``overwrite``, anything else is refused."""
-    from edgekit.report.gates import load_report
-    from edgekit.measure.fidelity import cosine_rows
     from edgekit.device.runtime_api import BundleModel
-    from edgekit.plugins import load_session
-    from edgekit.plugins import runtime_for_format
+    from edgekit.measure.fidelity import cosine_rows
+    from edgekit.plugins import load_session, runtime_for_format
+    from edgekit.report.gates import load_report
 
     source, output = Path(source), Path(output)
     refuse_overlap(source, output)
@@ -192,8 +229,10 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
     chosen = _pick(source, report, artifacts)
     homes = {_tokenizer_home(source, a, ckpt) for a in chosen}
     if len(homes) > 1:
-        raise InputError(f"{source}: the chosen artifacts use different tokenizers ({', '.join(sorted(map(str, homes)))})"
-                         "; bundle them separately")
+        raise InputError(
+            f"{source}: the chosen artifacts use different tokenizers ({', '.join(sorted(map(str, homes)))})"
+            "; bundle them separately"
+        )
     home = homes.pop()
     pre = _preprocessing(home)
     texts = _reference_images(report) if pre["kind"] == "image" else _reference_texts()
@@ -204,9 +243,17 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
         for a in chosen:
             dest = staged / "models" / a.name
             shutil.copytree(a.path, dest, ignore=lambda _d, names: [n for n in names if n in SKIP_FILES])
-            variants.append({"name": a.name, "format": a.format, "precision": a.precision,
-                             "file": f"models/{a.name}/{a.model_file}", "size_bytes": a.model_path.stat().st_size,
-                             "artifact_digest": a.digest, "validation": a.meta.get("validation", {})})
+            variants.append(
+                {
+                    "name": a.name,
+                    "format": a.format,
+                    "precision": a.precision,
+                    "file": f"models/{a.name}/{a.model_file}",
+                    "size_bytes": a.model_path.stat().st_size,
+                    "artifact_digest": a.digest,
+                    "validation": a.meta.get("validation", {}),
+                }
+            )
         meta = {
             "bundle_version": BUNDLE_VERSION,
             "name": report["model"]["name"],
@@ -216,11 +263,14 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
             "source": {"model_digest": report["model"].get("digest"), "recipe": report.get("recipe")},
             "preprocessing": pre,
             "postprocessing": _postprocessing(ckpt, task),
-            "reference": {**({"images": len(texts)} if pre["kind"] == "image" else {"texts": texts}),
-                          "file": REFERENCE_FILE, "fidelity": {},
-                          "what": "each variant's task outputs on these texts, recorded on its runtime when "
-                                  f"bundled, and the fp32 PyTorch model's ({FP32_KEY}); fidelity: each "
-                                  "variant's cosine to the fp32 outputs"},
+            "reference": {
+                **({"images": len(texts)} if pre["kind"] == "image" else {"texts": texts}),
+                "file": REFERENCE_FILE,
+                "fidelity": {},
+                "what": "each variant's task outputs on these texts, recorded on its runtime when "
+                f"bundled, and the fp32 PyTorch model's ({FP32_KEY}); fidelity: each "
+                "variant's cosine to the fp32 outputs",
+            },
             "variants": variants,
             "files": {},
         }
@@ -234,11 +284,14 @@ def build_bundle(source: str | Path, output: str | Path, *, artifacts: list[str]
             recorded[v.name] = model.task_outputs(texts)
             model.close()
             cos = cosine_rows(recorded[FP32_KEY], recorded[v.name])
-            meta["reference"]["fidelity"][v.name] = {"cosine_mean": round(float(cos.mean()), 6),
-                                                     "cosine_min": round(float(cos.min()), 6)}
+            meta["reference"]["fidelity"][v.name] = {
+                "cosine_mean": round(float(cos.mean()), 6),
+                "cosine_min": round(float(cos.min()), 6),
+            }
         if pre["kind"] == "image":
             recorded[REFERENCE_IMAGES_KEY] = np.stack(texts)
-        np.savez_compressed(staged / REFERENCE_FILE, **recorded)
+        # allow_pickle is numpy's default, named so that no key of recorded can be taken for it
+        np.savez_compressed(staged / REFERENCE_FILE, allow_pickle=False, **recorded)  # numbers only
         meta["files"] = _hash_all(staged)
         meta = seal(meta)
         (staged / BUNDLE_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -259,4 +312,3 @@ def describe(bundle: Bundle) -> str:
         lines.append(f"  every variant takes up to {pre['max_seq_len']} tokens; longer texts are truncated")
     lines.append(f"  digest sha256:{bundle.digest} (pin it: edgekit run --digest ...)")
     return "\n".join(lines)
-

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgekit.data.calibration import TextData
 from edgekit.checkpoint import Checkpoint
-from edgekit.errors import ParityError
+from edgekit.data.calibration import TextData
 from edgekit.data.feeds import tokenize
+from edgekit.errors import ParityError
 from edgekit.measure.fidelity import cosine_rows
 
 PARITY_BATCHES = ((0, 8), (8, 16), (16, 17), (17, 18))  # two padded batches, two single texts
@@ -43,11 +43,12 @@ class StageContext:
     def teacher(self) -> Checkpoint:
         return self.root or self.checkpoint
 
-    def for_checkpoint(self, checkpoint: Checkpoint) -> "StageContext":
+    def for_checkpoint(self, checkpoint: Checkpoint) -> StageContext:
         """The context for stages working on ``checkpoint`` (a student): its own PyTorch reference."""
         from dataclasses import replace
 
         return replace(self, checkpoint=checkpoint, root=self.teacher, _reference={}, _reference_session=None)
+
     _reference: dict = field(default_factory=dict)
     _reference_session: object = None
 
@@ -79,7 +80,7 @@ class StageContext:
     def check_parity(self, session, what: str, atol: float, min_cosine: float) -> dict:
         """Compare ``session`` with the PyTorch reference on held-out texts; raise on mismatch."""
         worst_abs, worst_cos = 0.0, 1.0
-        out_name = self.checkpoint.task_spec.output_name
+        out_name = self.checkpoint.task_def.output_name
         for feeds in self.parity_feeds(session):
             got = session.run(feeds)
             if out_name not in got:

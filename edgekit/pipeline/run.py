@@ -9,29 +9,32 @@ from pathlib import Path
 from tqdm import tqdm
 
 from edgekit.artifact import Artifact, model_identity, write_manifest
-from edgekit.data.calibration import TextData, load_text_data
 from edgekit.checkpoint import Checkpoint, load_checkpoint
-from edgekit.pipeline.context import StageContext
+from edgekit.data.calibration import TextData, load_text_data
+from edgekit.errors import InputError
 from edgekit.measure.environment import environment, library_versions
-from edgekit.errors import InputError, RecipeError
 from edgekit.measure.harness import BenchSettings, Target, measure
 from edgekit.output import OutputDir
+from edgekit.pipeline.context import StageContext
+from edgekit.pipeline.plan import REFERENCE_NAME, plan
 from edgekit.plugins import get_runtime, runtime_for_format
 from edgekit.recipe.config import BenchConfig, Recipe
 from edgekit.report.build import build_report, dumps, markdown
-from edgekit.stages import default_name, handler_for, output_format
+from edgekit.stages import handler_for
 from edgekit.stages.search import SearchFailed
-from edgekit.tasks import CLASSIFIERS
 from edgekit_runtimes import selfcheck
-
-REFERENCE_NAME = "pytorch-fp32"
 
 
 def checkpoint_artifact(ckpt: Checkpoint) -> Artifact:
     weights = sorted(p for p in ckpt.path.iterdir() if p.name.startswith(("model", "pytorch_model")) and p.is_file())
     return Artifact(
-        name=REFERENCE_NAME, path=ckpt.path, format="hf-checkpoint", precision="fp32", model_file=None,
-        digest=model_identity(ckpt.config, weights), task=ckpt.task,
+        name=REFERENCE_NAME,
+        path=ckpt.path,
+        format="hf-checkpoint",
+        precision="fp32",
+        model_file=None,
+        digest=model_identity(ckpt.config, weights),
+        task=ckpt.task,
         meta={"size_bytes": sum(p.stat().st_size for p in weights)},
     )
 
@@ -71,8 +74,10 @@ def compress(
     bench = recipe.bench_config()
     recipe.check_lengths(ckpt.max_positions, str(ckpt.path))
     if ckpt.is_image and (calibration or evaluation):
-        raise InputError("--calibration and --eval take text files; an image model calibrates on the train split "
-                         "and is scored on the test split of --data")
+        raise InputError(
+            "--calibration and --eval take text files; an image model calibrates on the train split "
+            "and is scored on the test split of --data"
+        )
     data = image_data(ckpt, bench.eval) if ckpt.is_image else load_text_data(calibration, evaluation)
     # the recipe names a labelled set to score every artifact on
     if bench.eval and evaluation is None and not ckpt.is_image:
@@ -87,9 +92,17 @@ def compress(
         root = checkpoint_artifact(ckpt)
         artifacts: dict[str, Artifact] = {}  # while running, each artifact is in the staging tree
         # training stages keep their resumable state in the output itself: it survives a failed run
-        ctx = StageContext(checkpoint=ckpt, data=data, recipe_digest=recipe.digest(), threads=bench.threads,
-                           progress=progress, seq_len=bench.seq_len, artifacts=artifacts, run_root=out.hold(),
-                           resume=resume)
+        ctx = StageContext(
+            checkpoint=ckpt,
+            data=data,
+            recipe_digest=recipe.digest(),
+            threads=bench.threads,
+            progress=progress,
+            seq_len=bench.seq_len,
+            artifacts=artifacts,
+            run_root=out.hold(),
+            resume=resume,
+        )
         contexts = {REFERENCE_NAME: ctx}  # each artifact's lineage: its checkpoint is the parity reference
         versions = library_versions()
         search, failed = None, None
@@ -104,27 +117,54 @@ def compress(
                     search, failed = err.record, err
                     break
                 search = artifacts[name].meta.get("search", search)
-                contexts[name] = pctx if artifacts[name].format != "hf-checkpoint" else pctx.for_checkpoint(
-                    load_checkpoint(artifacts[name].path, task=ckpt.task))
+                contexts[name] = (
+                    pctx
+                    if artifacts[name].format != "hf-checkpoint"
+                    else pctx.for_checkpoint(load_checkpoint(artifacts[name].path, task=ckpt.task))
+                )
 
-        targets = [_target(a, bench.threads, contexts[n].checkpoint.tokenizer
-                           if contexts[n].checkpoint is not ckpt else None, shown=out.final(n))
-                   for n, a in artifacts.items()]
+        targets = [
+            _target(
+                a,
+                bench.threads,
+                contexts[n].checkpoint.tokenizer if contexts[n].checkpoint is not ckpt else None,
+                shown=out.final(n),
+            )
+            for n, a in artifacts.items()
+        ]
         if bench.reference:
             targets.append(_reference_target(ctx, root, bench.threads))
         rows = measure(
-            targets, BenchSettings(**settings_dict(bench)), task=ckpt.task, tokenizer=ckpt.tokenizer,
-            texts=data.heldout, progress=progress, labels=_gold(ckpt, data),
+            targets,
+            BenchSettings(**settings_dict(bench)),
+            task=ckpt.task,
+            tokenizer=ckpt.tokenizer,
+            texts=data.heldout,
+            progress=progress,
+            labels=_gold(ckpt, data),
         )
         report = build_report(
-            model={"name": ckpt.name, "path": str(ckpt.path), "task": ckpt.task, "digest": root.digest,
-                   "model_type": ckpt.config.get("model_type")},
-            recipe={"name": recipe.name, "digest": recipe.digest(), "file": "recipe.yaml",
-                    "gates": recipe.gates.model_dump() if recipe.gates else None},
+            model={
+                "name": ckpt.name,
+                "path": str(ckpt.path),
+                "task": ckpt.task,
+                "digest": root.digest,
+                "model_type": ckpt.config.get("model_type"),
+            },
+            recipe={
+                "name": recipe.name,
+                "digest": recipe.digest(),
+                "file": "recipe.yaml",
+                "gates": recipe.gates.model_dump() if recipe.gates else None,
+            },
             environment=environment(bench.threads),
             results=rows,
-            settings={**settings_dict(bench), "calibration": data.calibration_source, "heldout": data.heldout_source,
-                      **data.sample_counts(bench.fidelity_samples)},
+            settings={
+                **settings_dict(bench),
+                "calibration": data.calibration_source,
+                "heldout": data.heldout_source,
+                **data.sample_counts(bench.fidelity_samples),
+            },
             kind="compress",
         )
         mark_slower_than_parent(report, artifacts)
@@ -136,8 +176,9 @@ def compress(
         out.commit([*artifacts, "recipe.yaml", "report.md", "report.json"])
         if failed is not None:  # what was made, and the report saying why nothing passed, stay
             raise failed
-        return CompressResult(report=report, artifacts={n: Artifact.load(out.final(n)) for n in artifacts},
-                              output=out.path)
+        return CompressResult(
+            report=report, artifacts={n: Artifact.load(out.final(n)) for n in artifacts}, output=out.path
+        )
 
 
 CALIBRATION_IMAGES = 256
@@ -146,20 +187,29 @@ CALIBRATION_IMAGES = 256
 def image_data(ckpt: Checkpoint, dataset: str | None) -> TextData:
     """Calibration images (from the train split) and the labelled test images an image model is scored on."""
     if not dataset:
-        raise InputError(f"{ckpt.path}: an image model needs a labelled image set: pass --data "
-                         "(`digits`, or a folder of train/validation/test image folders) or set the bench stage's eval")
+        raise InputError(
+            f"{ckpt.path}: an image model needs a labelled image set: pass --data "
+            "(`digits`, or a folder of train/validation/test image folders) or set the bench stage's eval"
+        )
     from edgekit.data.datasets import load_dataset
 
     d = load_dataset(dataset)  # its test split comes in stratified order: any first N represents every label
     cal = d.train.stratified(CALIBRATION_IMAGES)  # a stratified, seeded sample: folders are read in label order
-    return TextData(calibration=cal.texts, heldout=d.test.texts, calibration_source=d.train.source,
-                    heldout_source=d.test.source, heldout_labels=d.test.labels, calibration_labels=cal.labels,
-                    calibration_total=len(d.train.texts), label_count=len(d.label_names))
+    return TextData(
+        calibration=cal.texts,
+        heldout=d.test.texts,
+        calibration_source=d.train.source,
+        heldout_source=d.test.source,
+        heldout_labels=d.test.labels,
+        calibration_labels=cal.labels,
+        calibration_total=len(d.train.texts),
+        label_count=len(d.label_names),
+    )
 
 
 def _gold(ckpt: Checkpoint, data):
     """Class ids of the held-out labels, when the model is a classifier and the set is labelled."""
-    if ckpt.task not in CLASSIFIERS or not data.heldout_labels:
+    if not ckpt.task_def.labelled or not data.heldout_labels:
         return None
     return ckpt.label_ids(data.heldout_labels)
 
@@ -176,12 +226,15 @@ def mark_slower_than_parent(report: dict, artifacts: dict[str, Artifact]) -> Non
             continue
         if row["latency_ms"]["p50"] >= parent["latency_ms"]["p50"]:
             row["promotable"] = False
-            row["not_promoted_because"] = (f"slower than its parent {parent['name']} "
-                                           f"({row['latency_ms']['p50']:.2f} >= {parent['latency_ms']['p50']:.2f} ms)")
+            row["not_promoted_because"] = (
+                f"slower than its parent {parent['name']} "
+                f"({row['latency_ms']['p50']:.2f} >= {parent['latency_ms']['p50']:.2f} ms)"
+            )
 
 
-def _run_stage(cfg, name: str, parent: Artifact, ctx: StageContext, out: OutputDir, recipe_digest: str,
-               versions: dict) -> Artifact:
+def _run_stage(
+    cfg, name: str, parent: Artifact, ctx: StageContext, out: OutputDir, recipe_digest: str, versions: dict
+) -> Artifact:
     """Build one artifact in the run's staging tree and describe it (the run moves into place at its end)."""
     staged = out.stage(name)
     result = handler_for(cfg)(cfg, parent, ctx, staged)
@@ -190,9 +243,17 @@ def _run_stage(cfg, name: str, parent: Artifact, ctx: StageContext, out: OutputD
         own = ctx.for_checkpoint(load_checkpoint(staged, task=ctx.teacher.task))
     _record_selfcheck(result.session, staged / selfcheck.FILE, own)
     write_manifest(
-        staged, name=name, format=result.format, precision=result.precision, model_file=result.model_file,
-        task=ctx.checkpoint.task, parent=parent, recipe_digest=recipe_digest, stage=cfg.model_dump(mode="json"),
-        tool_versions=versions, extra={"validation": result.validation, **result.extra},
+        staged,
+        name=name,
+        format=result.format,
+        precision=result.precision,
+        model_file=result.model_file,
+        task=ctx.checkpoint.task,
+        parent=parent,
+        recipe_digest=recipe_digest,
+        stage=cfg.model_dump(mode="json"),
+        tool_versions=versions,
+        extra={"validation": result.validation, **result.extra},
     )
     return Artifact.load(staged)
 
@@ -202,37 +263,31 @@ def _record_selfcheck(session, path: Path, ctx: StageContext) -> None:
     selfcheck.record(session, ctx.parity_feeds(session)[2:], path)
 
 
-def plan(recipe: Recipe) -> list[tuple[object, str, str]]:
-    """``(config, output name, input name)`` for every non-bench stage, checked before any work."""
-    formats = {REFERENCE_NAME: "hf-checkpoint"}
-    steps, previous = [], REFERENCE_NAME
-    for i, cfg in enumerate(recipe.stages):
-        if isinstance(cfg, BenchConfig):
-            continue
-        parent = cfg.input or previous
-        if parent not in formats:
-            raise RecipeError(f"recipe {recipe.name}: stages.{i}.input: no earlier artifact named {cfg.input!r}")
-        name = default_name(cfg, formats[parent])
-        formats[name] = output_format(cfg, formats[parent])
-        steps.append((cfg, name, parent))
-        previous = name
-    return steps
-
-
 def _target(a: Artifact, threads: int, tokenizer=None, shown: Path | None = None) -> Target:
     """``a`` to measure; ``shown``: the path the report records (where the artifact will be, not the staging)."""
     adapter = runtime_for_format(a.format)
     return Target(
-        name=a.name, format=a.format, precision=a.precision, runtime=adapter.name, path=str(shown or a.path),
-        size_bytes=a.size_bytes, load=lambda: adapter.load(a.model_path, threads=threads), tokenizer=tokenizer,
+        name=a.name,
+        format=a.format,
+        precision=a.precision,
+        runtime=adapter.name,
+        path=str(shown or a.path),
+        size_bytes=a.size_bytes,
+        load=lambda: adapter.load(a.model_path, threads=threads),
+        tokenizer=tokenizer,
     )
 
 
 def _reference_target(ctx: StageContext, root: Artifact, threads: int) -> Target:
     adapter = get_runtime("torch")
     return Target(
-        name=root.name, format=root.format, precision="fp32", runtime=adapter.name, path=str(root.path),
-        size_bytes=root.size_bytes, load=lambda: adapter.from_checkpoint(ctx.checkpoint, threads),
+        name=root.name,
+        format=root.format,
+        precision="fp32",
+        runtime=adapter.name,
+        path=str(root.path),
+        size_bytes=root.size_bytes,
+        load=lambda: adapter.from_checkpoint(ctx.checkpoint, threads),
         is_reference=True,
     )
 

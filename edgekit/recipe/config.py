@@ -12,14 +12,14 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgekit.errors import RecipeError
 
-RECIPE_VERSION = 1
+RECIPE_VERSION: Final = 1
 
 
 class _Strict(BaseModel):
@@ -38,7 +38,8 @@ class ExportConfig(StageConfig):
     format: Literal["onnx", "tflite"] = "onnx"
     opset: int = Field(17, ge=14, le=21, description="ONNX only")
     seq_lens: list[int] = Field(
-        default_factory=lambda: [128], min_length=1,
+        default_factory=lambda: [128],
+        min_length=1,
         description="TFLite only: one static-shape signature per sequence-length bucket",
     )
     atol: float = Field(1e-4, gt=0, description="max abs difference allowed against PyTorch")
@@ -67,9 +68,7 @@ class QuantizeConfig(StageConfig):
     per_channel: bool = True
     weight_type: Literal["int8", "uint8"] = "int8"
     activation_type: Literal["uint8", "int8"] = "uint8"
-    op_types: list[str] | None = Field(
-        None, description="op types to quantize; default depends on the method"
-    )
+    op_types: list[str] | None = Field(None, description="op types to quantize; default depends on the method")
     exclude: list[str] = Field(
         default_factory=list, description="regular expressions; matching nodes are not statically quantized"
     )
@@ -89,8 +88,11 @@ class BenchConfig(StageConfig):
     warmup: int = Field(10, ge=0)
     runs: int = Field(50, ge=1)
     fidelity_samples: int = Field(300, ge=1, description="held-out texts used to measure fidelity")
-    eval: str | None = Field(None, description="labelled set whose test split every artifact is scored on "
-                                               "(`spam` or a directory); default: --eval, else the shipped texts")
+    eval: str | None = Field(
+        None,
+        description="labelled set whose test split every artifact is scored on "
+        "(`spam` or a directory); default: --eval, else the shipped texts",
+    )
     reference: bool = Field(True, description="also measure the fp32 PyTorch reference")
 
 
@@ -101,8 +103,9 @@ class TrainConfig(_Strict):
     max_len: int = Field(128, ge=8, description="tokens per training example")
     seed: int = 0
     save_every: int = Field(50, ge=1, description="steps between resume checkpoints")
-    min_steps: int = Field(0, ge=0, description="train at least this many steps: a small data set gets more "
-                           "epochs than `epochs` says")
+    min_steps: int = Field(
+        0, ge=0, description="train at least this many steps: a small data set gets more epochs than `epochs` says"
+    )
 
 
 class LossConfig(_Strict):
@@ -131,8 +134,13 @@ class PruneConfig(StageConfig):
     heads: float | int | None = Field(None, description="ratio (0-1) of heads to remove, or heads to keep per layer")
     ffn: float | int | None = Field(None, description="ratio of FFN neurons to remove, or neurons to keep per layer")
     layers: int | list[int] | None = Field(None, description="layers to keep: a count (most important) or indices")
-    sparsity: float | None = Field(None, gt=0, lt=1, description="unstructured: zero this fraction of each encoder "
-                                   "weight matrix by magnitude (smaller compressed files, no speed-up)")
+    sparsity: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="unstructured: zero this fraction of each encoder "
+        "weight matrix by magnitude (smaller compressed files, no speed-up)",
+    )
     vocabulary: bool = Field(False, description="keep only the word embeddings of tokens the task data uses")
     importance_batches: int = Field(16, ge=1)
     recover: TrainConfig | None = Field(TrainConfig(epochs=1.0), description="recovery distillation; null: none")
@@ -145,14 +153,23 @@ class QATConfig(StageConfig):
 
     kind: Literal["qat"]
     data: str = "spam"
-    mode: Literal["qat", "ptq"] = Field("qat", description="qat: calibrate, then fake-quant training; ptq: the same "
-                                        "quantizer and precision, calibrated only (the static PTQ baseline)")
+    mode: Literal["qat", "ptq"] = Field(
+        "qat",
+        description="qat: calibrate, then fake-quant training; ptq: the same "
+        "quantizer and precision, calibrated only (the static PTQ baseline)",
+    )
     calibration_batches: int = Field(16, ge=1, description="training batches that calibrate the observers first")
     keep_best: bool = Field(True, description="keep the calibrated start when training lowers validation accuracy")
-    freeze_observers: bool = Field(True, description="QAT: keep the calibrated quantization ranges fixed while the "
-                                   "weights train (else the observers keep moving with every batch)")
-    dropout: bool = Field(False, description="QAT: train with dropout; off, training fits the quantization error "
-                          "against the fp32 model instead of re-learning the task")
+    freeze_observers: bool = Field(
+        True,
+        description="QAT: keep the calibrated quantization ranges fixed while the "
+        "weights train (else the observers keep moving with every batch)",
+    )
+    dropout: bool = Field(
+        False,
+        description="QAT: train with dropout; off, training fits the quantization error "
+        "against the fp32 model instead of re-learning the task",
+    )
     train: TrainConfig = TrainConfig(epochs=0.5, lr=2e-5)
     losses: LossConfig = LossConfig()
     opset: int = Field(18, ge=17, le=21)
@@ -164,7 +181,8 @@ class BudgetConfig(_Strict):
 
     min_fidelity: float | None = Field(None, gt=0, le=1, description="mean cosine to the fp32 PyTorch outputs")
     max_accuracy_drop: float | None = Field(
-        None, ge=0, le=100, description="points of task accuracy lost vs fp32 PyTorch (needs a labelled --eval set)")
+        None, ge=0, le=100, description="points of task accuracy lost vs fp32 PyTorch (needs a labelled --eval set)"
+    )
     max_size_mb: float | None = Field(None, gt=0, description="limit on the model file")
     max_peak_rss_mb: float | None = Field(None, gt=0, description="limit on peak memory while loading and running")
 
@@ -179,11 +197,14 @@ class SearchConfig(StageConfig):
     kind: Literal["search"]
     budget: BudgetConfig
     targets: list[str] = Field(
-        default_factory=list, description="fp32 artifacts to search from (ONNX and/or TFLite); default: the input")
+        default_factory=list, description="fp32 artifacts to search from (ONNX and/or TFLite); default: the input"
+    )
     candidates: list[QuantizeConfig] | None = Field(
-        None, description="explicit candidates (quantize stages); default: the built-in space for each format")
+        None, description="explicit candidates (quantize stages); default: the built-in space for each format"
+    )
     sensitivity_fallback: int = Field(
-        3, ge=0, le=8, description="extra candidates keeping the k most sensitive layers in float, k = 1, 2, 4, ...")
+        3, ge=0, le=8, description="extra candidates keeping the k most sensitive layers in float, k = 1, 2, 4, ..."
+    )
     max_trials: int = Field(16, ge=1)
     time_limit_s: float = Field(900, gt=0)
     runs: int = Field(30, ge=5, description="timed runs per candidate (interleaved with its fp32 parent)")
@@ -191,8 +212,14 @@ class SearchConfig(StageConfig):
 
 
 Stage = Annotated[
-    Union[ExportConfig, OptimizeConfig, QuantizeConfig, BenchConfig, SearchConfig, DistillConfig, PruneConfig,
-          QATConfig],
+    ExportConfig
+    | OptimizeConfig
+    | QuantizeConfig
+    | BenchConfig
+    | SearchConfig
+    | DistillConfig
+    | PruneConfig
+    | QATConfig,
     Field(discriminator="kind"),
 ]
 
@@ -221,7 +248,7 @@ class Recipe(_Strict):
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
 
-    def with_data(self, data: str) -> "Recipe":
+    def with_data(self, data: str) -> Recipe:
         """The same recipe on another labelled set: every training stage's ``data`` and the bench ``eval``."""
         stages = []
         for st in self.stages:
@@ -239,8 +266,10 @@ class Recipe(_Strict):
         for i, st in enumerate(self.stages):
             for key, value in _lengths(st):
                 if value > limit:
-                    raise RecipeError(f"recipe {self.name}: stages.{i}.{st.kind}.{key} is {value}, but {model} takes "
-                                      f"at most {limit} tokens (max_position_embeddings); use {limit} or less")
+                    raise RecipeError(
+                        f"recipe {self.name}: stages.{i}.{st.kind}.{key} is {value}, but {model} takes "
+                        f"at most {limit} tokens (max_position_embeddings); use {limit} or less"
+                    )
 
     def bench_config(self) -> BenchConfig:
         benches = [s for s in self.stages if isinstance(s, BenchConfig)]
@@ -301,8 +330,10 @@ def _read_text(path: Path) -> str:
     except UnicodeDecodeError:
         text = "\0"
     if "\0" in text:
-        raise RecipeError(f"recipe {path}: not a YAML text file (binary content); pass a recipe YAML file or a "
-                          "built-in name (see `edgekit recipes`)")
+        raise RecipeError(
+            f"recipe {path}: not a YAML text file (binary content); pass a recipe YAML file or a "
+            "built-in name (see `edgekit recipes`)"
+        )
     return text
 
 

@@ -6,14 +6,23 @@ import json
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 from edgekit.errors import InputError
 
 SCHEMA_VERSION = 1
 
 
-def build_report(*, model: dict, recipe: dict | None, environment: dict, results: list[dict],
-                 settings: dict, kind: str, target: str = "local") -> dict:
+def build_report(
+    *,
+    model: dict,
+    recipe: dict | None,
+    environment: dict,
+    results: list[dict],
+    settings: dict,
+    kind: str,
+    target: str = "local",
+) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": kind,  # "compress" or "bench"
@@ -115,11 +124,13 @@ def validate_report(report: object, path: str | Path) -> dict:
         if first["type"] == "missing":
             problem = f"{_field(loc[:-1]) or 'the report'} lacks {loc[-1]}"
         else:
-            problem = (f"{_field(loc) or 'the report'}: {first['msg'].split(' or instance of ')[0].lower()}, got "
-                       f"{json.dumps(first.get('input'), default=str)[:60]}")
+            problem = (
+                f"{_field(loc) or 'the report'}: {first['msg'].split(' or instance of ')[0].lower()}, got "
+                f"{json.dumps(first.get('input'), default=str)[:60]}"
+            )
         more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
         raise InputError(f"{path}: {problem}{more}; not a report as edgekit writes it") from None
-    return report
+    return cast(dict, report)  # validated: a mapping of the report's fields
 
 
 def _mb(n: int) -> str:
@@ -150,22 +161,44 @@ def table_rows(report: dict) -> list[list[str]]:
     rows = []
     for r in report["results"]:
         lat = r["latency_ms"]
-        rows.append([
-            r["name"], r["format"], r["precision"], r["runtime"], _mb(r["size_bytes"]),
-            f"{lat['p50']:.2f}", f"{lat['p90']:.2f}", f"{lat['p99']:.2f}",
-            f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "-",
-            f"{r['peak_rss_mb']:.0f}", _fid(r),
-        ])
+        rows.append(
+            [
+                r["name"],
+                r["format"],
+                r["precision"],
+                r["runtime"],
+                _mb(r["size_bytes"]),
+                f"{lat['p50']:.2f}",
+                f"{lat['p90']:.2f}",
+                f"{lat['p99']:.2f}",
+                f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "-",
+                f"{r['peak_rss_mb']:.0f}",
+                _fid(r),
+            ]
+        )
     return rows
 
 
-HEADERS = ["artifact", "format", "precision", "runtime", "size MB", "p50 ms", "p90 ms", "p99 ms",
-           "speed-up", "peak RSS MB", "fidelity"]
+HEADERS = [
+    "artifact",
+    "format",
+    "precision",
+    "runtime",
+    "size MB",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "speed-up",
+    "peak RSS MB",
+    "fidelity",
+]
 
 
 def text_table(report: dict) -> str:
     rows = table_rows(report)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)] if rows else [len(h) for h in HEADERS]
+    widths = (
+        [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)] if rows else [len(h) for h in HEADERS]
+    )
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     return "\n".join([line(HEADERS), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
@@ -179,8 +212,10 @@ def markdown(report: dict) -> str:
         "",
         f"- task: `{model.get('task')}`; recipe: `{(report.get('recipe') or {}).get('name', '-')}`",
         f"- measured at batch {s['batch_size']}, sequence {s['seq_len']}, {s['threads']} threads, "
-        f"{s['runs']} timed runs after {s['warmup']} warm-up; fidelity on {s.get('fidelity_samples', '-')} held-out samples",
-        f"- CPU: {env['cpu']['model']} ({env['cpu']['logical_cores']} logical cores; flags: {', '.join(env['cpu']['flags']) or '-'})",
+        f"{s['runs']} timed runs after {s['warmup']} warm-up; "
+        f"fidelity on {s.get('fidelity_samples', '-')} held-out samples",
+        f"- CPU: {env['cpu']['model']} ({env['cpu']['logical_cores']} logical cores; "
+        f"flags: {', '.join(env['cpu']['flags']) or '-'})",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
         "",
         "| " + " | ".join(HEADERS) + " |",
@@ -206,20 +241,29 @@ def search_markdown(search: dict) -> list[str]:
     budget = ", ".join(f"{k} {v}" for k, v in search["budget"].items())
     metric = search["metric"]
     head = "accuracy (drop)" if metric == "accuracy_drop" else "mean cosine"
-    out = [f"## Search: {search['winner'] or 'no candidate met the budget'}", "",
-           f"Budget: {budget}; measured on {search['samples']} held-out samples on each artifact's runtime; "
-           f"{search['trials_run']} trials in {search['elapsed_s']} s"
-           + (f", stopped at {search['stopped']}" if search.get("stopped") else "") + ".", "",
-           f"| # | from | candidate | {head} | p50 ms | fp32 p50 ms | speed-up | size MB | verdict |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        f"## Search: {search['winner'] or 'no candidate met the budget'}",
+        "",
+        f"Budget: {budget}; measured on {search['samples']} held-out samples on each artifact's runtime; "
+        f"{search['trials_run']} trials in {search['elapsed_s']} s"
+        + (f", stopped at {search['stopped']}" if search.get("stopped") else "")
+        + ".",
+        "",
+        f"| # | from | candidate | {head} | p50 ms | fp32 p50 ms | speed-up | size MB | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for t in search["trials"]:
         if t["verdict"] == "error":
-            out.append(f"| {t['trial']} | {t['target']} | {t['candidate']} | - | - | - | - | - | error: {t['reason'][:80]} |")
+            out.append(
+                f"| {t['trial']} | {t['target']} | {t['candidate']} | - | - | - | - | - | error: {t['reason'][:80]} |"
+            )
             continue
         mark = " **(winner)**" if t.get("winner") else ""
-        out.append(f"| {t['trial']} | {t['target']} | {t['candidate']}{mark} | {_trial_metric(t, metric)} | "
-                   f"{t['p50_ms']:.2f} | {t['fp32_p50_ms']:.2f} | {t['speedup_vs_fp32']:.2f}x | "
-                   f"{t['size_bytes'] / 1e6:.1f} | {t['verdict']}: {t['reason']} |")
+        out.append(
+            f"| {t['trial']} | {t['target']} | {t['candidate']}{mark} | {_trial_metric(t, metric)} | "
+            f"{t['p50_ms']:.2f} | {t['fp32_p50_ms']:.2f} | {t['speedup_vs_fp32']:.2f}x | "
+            f"{t['size_bytes'] / 1e6:.1f} | {t['verdict']}: {t['reason']} |"
+        )
     best = search.get("best_candidate")
     if best:
         out += ["", f"Best candidate: `{best['target']}/{best['candidate']}` ({best['reason']})."]
@@ -227,10 +271,17 @@ def search_markdown(search: dict) -> list[str]:
     if diag.get("layers"):
         from edgekit.measure.layer_diff import short_name, worst
 
-        out += ["", f"Layers losing the most (SNR against `{diag['against']}`; `edgekit diff` prints all):", "",
-                "| tensor | op | SNR dB | cosine |", "|---|---|---|---|"]
-        out += [f"| `{short_name(r['tensor'])}` | {r['op']} | {r['snr_db']:.1f} | {r['cosine']:.5f} |"
-                for r in worst(diag["layers"])]
+        out += [
+            "",
+            f"Layers losing the most (SNR against `{diag['against']}`; `edgekit diff` prints all):",
+            "",
+            "| tensor | op | SNR dB | cosine |",
+            "|---|---|---|---|",
+        ]
+        out += [
+            f"| `{short_name(r['tensor'])}` | {r['op']} | {r['snr_db']:.1f} | {r['cosine']:.5f} |"
+            for r in worst(diag["layers"])
+        ]
     return out
 
 

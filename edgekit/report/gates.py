@@ -41,8 +41,9 @@ def load_report(path: str | Path) -> dict:
     if not isinstance(report, dict) or any(k not in report for k in REQUIRED):
         raise InputError(f"{path}: not an edgekit report (needs {', '.join(REQUIRED)})")
     if report["schema_version"] != SCHEMA_VERSION:
-        raise InputError(f"{path}: report schema version {report['schema_version']}, this edgekit reads "
-                         f"{SCHEMA_VERSION}")
+        raise InputError(
+            f"{path}: report schema version {report['schema_version']}, this edgekit reads {SCHEMA_VERSION}"
+        )
     validate_report(report, path)
     for i, row in enumerate(report["results"]):
         missing = [k for k in ROW_REQUIRED if k not in row]
@@ -93,8 +94,10 @@ def environment_warnings(old: dict, new: dict) -> list[str]:
     warnings = []
     oe, ne = old["environment"], new["environment"]
     if oe.get("cpu", {}).get("model") != ne.get("cpu", {}).get("model"):
-        warnings.append(f"baseline measured on another CPU ({oe.get('cpu', {}).get('model')} vs "
-                        f"{ne.get('cpu', {}).get('model')}): latency deltas mix code and machine")
+        warnings.append(
+            f"baseline measured on another CPU ({oe.get('cpu', {}).get('model')} vs "
+            f"{ne.get('cpu', {}).get('model')}): latency deltas mix code and machine"
+        )
     if oe.get("cpu", {}).get("flags") != ne.get("cpu", {}).get("flags"):
         warnings.append("baseline CPU flags differ (int8 kernels depend on VNNI/AVX-512)")
     if oe.get("threads") != ne.get("threads"):
@@ -110,15 +113,23 @@ def comparable(new: dict, old: dict) -> list[str]:
     """Raise when ``old`` cannot be a baseline for ``new`` (another model or recipe); warnings otherwise."""
     nm, om = new["model"], old["model"]
     if nm.get("digest") != om.get("digest") or nm.get("name") != om.get("name"):
-        raise InputError(f"reports are of different models ({om.get('name')} {str(om.get('digest'))[:12]} vs "
-                         f"{nm.get('name')} {str(nm.get('digest'))[:12]})")
+        raise InputError(
+            f"reports are of different models ({om.get('name')} {str(om.get('digest'))[:12]} vs "
+            f"{nm.get('name')} {str(nm.get('digest'))[:12]})"
+        )
     nr, orc = new.get("recipe") or {}, old.get("recipe") or {}
     if nr.get("name") != orc.get("name"):
-        raise InputError(f"baseline is of another recipe ({orc.get('name')} vs {nr.get('name')}): gate a report "
-                         "against a baseline made by the same recipe")
+        raise InputError(
+            f"baseline is of another recipe ({orc.get('name')} vs {nr.get('name')}): gate a report "
+            "against a baseline made by the same recipe"
+        )
     if nr.get("digest") != orc.get("digest"):
-        return [(f"recipe {nr.get('name')} changed since the baseline (digest {str(orc.get('digest'))[:12]} vs "
-                 f"{str(nr.get('digest'))[:12]}): deltas mix recipe and code changes")]
+        return [
+            (
+                f"recipe {nr.get('name')} changed since the baseline (digest {str(orc.get('digest'))[:12]} vs "
+                f"{str(nr.get('digest'))[:12]}): deltas mix recipe and code changes"
+            )
+        ]
     return []
 
 
@@ -128,9 +139,16 @@ def _latency(label: str, prev: dict, row: dict, limit_pct: float) -> Check:
     spread = max(_spread(prev), _spread(row))
     allowance = min(spread, o * NOISE_CAP_PCT / 100.0)
     failed = pct > limit_pct and (n - o) > allowance
-    return Check(label, "latency", o, n, f"{pct:+.1f}%", not failed,
-                 f"limit +{limit_pct:g}%, noise allowance {allowance:.2f} ms (spread {spread:.2f} ms, "
-                 f"at most {NOISE_CAP_PCT:g}%)")
+    return Check(
+        label,
+        "latency",
+        o,
+        n,
+        f"{pct:+.1f}%",
+        not failed,
+        f"limit +{limit_pct:g}%, noise allowance {allowance:.2f} ms (spread {spread:.2f} ms, "
+        f"at most {NOISE_CAP_PCT:g}%)",
+    )
 
 
 def _accuracy(label: str, task, prev: dict, row: dict, limit: float) -> Check | None:
@@ -164,8 +182,17 @@ def compare(new: dict, old: dict, t: Thresholds) -> Comparison:
     for prev in old["results"]:
         row = rows.get(_key(prev))
         label = _label(prev, old_names)
-        result.checks.append(Check(label, "artifact", 1, float(row is not None), "present" if row else "missing",
-                                   row is not None, "every baseline row is in the new report"))
+        result.checks.append(
+            Check(
+                label,
+                "artifact",
+                1,
+                float(row is not None),
+                "present" if row else "missing",
+                row is not None,
+                "every baseline row is in the new report",
+            )
+        )
         if row is None:
             continue
         if t.max_latency_regression_pct is not None:
@@ -173,30 +200,52 @@ def compare(new: dict, old: dict, t: Thresholds) -> Comparison:
         if t.max_size_growth_pct is not None:
             o, n = prev["size_bytes"], row["size_bytes"]
             pct = (n - o) / o * 100.0 if o else 0.0
-            result.checks.append(Check(label, "size", o, n, f"{pct:+.1f}%", pct <= t.max_size_growth_pct,
-                                       f"limit +{t.max_size_growth_pct:g}%"))
+            result.checks.append(
+                Check(
+                    label,
+                    "size",
+                    o,
+                    n,
+                    f"{pct:+.1f}%",
+                    pct <= t.max_size_growth_pct,
+                    f"limit +{t.max_size_growth_pct:g}%",
+                )
+            )
         if t.max_accuracy_drop_points is not None:
             check = _accuracy(label, task, prev, row, t.max_accuracy_drop_points)
             if check is not None:
                 result.checks.append(check)
     known = {_key(r) for r in old["results"]}
     new_names = [r["name"] for r in new["results"]]
-    result.warnings += [f"{_label(r, new_names)}: not in the baseline, not compared" for r in new["results"]
-                        if _key(r) not in known]
+    result.warnings += [
+        f"{_label(r, new_names)}: not in the baseline, not compared" for r in new["results"] if _key(r) not in known
+    ]
     return result
 
 
-_FORMATS = {"latency": lambda v: f"{v:.2f} ms", "size": lambda v: f"{v / 1e6:.2f} MB",
-            "accuracy": lambda v: "-" if math.isnan(v) else f"{v:.4f}", "artifact": lambda v: "yes" if v else "no"}
+_FORMATS = {
+    "latency": lambda v: f"{v:.2f} ms",
+    "size": lambda v: f"{v / 1e6:.2f} MB",
+    "accuracy": lambda v: "-" if math.isnan(v) else f"{v:.4f}",
+    "artifact": lambda v: "yes" if v else "no",
+}
 
 
 def comparison_markdown(c: Comparison) -> str:
-    lines = ["## Baseline comparison", "", f"**{'PASSED' if c.passed else 'FAILED'}**", "",
-             "| artifact | gate | baseline | new | delta | result | rule |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Baseline comparison",
+        "",
+        f"**{'PASSED' if c.passed else 'FAILED'}**",
+        "",
+        "| artifact | gate | baseline | new | delta | result | rule |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for ch in c.checks:
         fmt = _FORMATS[ch.gate]
-        lines.append(f"| {ch.artifact} | {ch.gate} | {fmt(ch.old)} | {fmt(ch.new)} | {ch.delta} | "
-                     f"{'pass' if ch.passed else '**FAIL**'} | {ch.detail} |")
+        lines.append(
+            f"| {ch.artifact} | {ch.gate} | {fmt(ch.old)} | {fmt(ch.new)} | {ch.delta} | "
+            f"{'pass' if ch.passed else '**FAIL**'} | {ch.detail} |"
+        )
     for w in c.warnings:
         lines.append(f"\n> warning: {w}")
     return "\n".join(lines) + "\n"

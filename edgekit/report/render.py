@@ -5,11 +5,11 @@ from __future__ import annotations
 from html import escape
 from xml.etree import ElementTree as ET
 
-from edgekit.tasks import CLASSIFIERS
-from edgekit.report.gates import Comparison
 from edgekit.measure.fidelity import headline
-from edgekit.report.plots import bars, lines, scatter_pareto
 from edgekit.report.build import HEADERS, markdown, table_rows
+from edgekit.report.gates import Comparison
+from edgekit.report.plots import bars, lines, scatter_pareto
+from edgekit.tasks import get_task
 
 
 def _rows(reports: list[dict]) -> list[tuple[dict, dict]]:
@@ -24,17 +24,19 @@ def _fid(rep: dict, row: dict) -> float | None:
 
 def html(reports: list[dict], comparison: Comparison | None = None) -> str:
     task = reports[0]["model"].get("task")
-    metric = "label agreement" if task in CLASSIFIERS else "mean cosine to fp32"
+    metric = get_task(task).headline_label if task else "mean cosine to fp32"
     sweep: dict[str, list[tuple[float, float]]] = {}
     for rep, row in _rows(reports):
         s = rep.get("settings", {})
         if row.get("batch_size") == s.get("batch_size") and row.get("threads") == s.get("threads"):
             sweep.setdefault(row["name"], []).append((row.get("seq_len", 0), row["latency_ms"]["p50"]))
     sweep = {k: v for k, v in sweep.items() if len({a for a, _ in v}) > 1}
-    main_rows = [(rep, row) for rep, row in _rows(reports)
-                 if row.get("seq_len") == rep.get("settings", {}).get("seq_len", row.get("seq_len"))]
-    points = [(row["latency_ms"]["p50"], f, row["name"]) for rep, row in main_rows
-              if (f := _fid(rep, row)) is not None]
+    main_rows = [
+        (rep, row)
+        for rep, row in _rows(reports)
+        if row.get("seq_len") == rep.get("settings", {}).get("seq_len", row.get("seq_len"))
+    ]
+    points = [(row["latency_ms"]["p50"], f, row["name"]) for rep, row in main_rows if (f := _fid(rep, row)) is not None]
     sizes = list({row["name"]: (row["name"], row["size_bytes"] / 1e6) for _, row in main_rows}.values())
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>edgekit report</title>",
@@ -45,8 +47,10 @@ def html(reports: list[dict], comparison: Comparison | None = None) -> str:
     ]
     for rep in reports:
         env = rep["environment"]
-        parts.append(f"<p>{escape(rep.get('kind', ''))} · {escape(str((rep.get('recipe') or {}).get('name', '-')))}"
-                     f" · {escape(str(env['cpu'].get('model')))} · threads {env.get('threads')}</p>")
+        parts.append(
+            f"<p>{escape(rep.get('kind', ''))} · {escape(str((rep.get('recipe') or {}).get('name', '-')))}"
+            f" · {escape(str(env['cpu'].get('model')))} · threads {env.get('threads')}</p>"
+        )
     parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in HEADERS) + "</tr>")
     for rep in reports:
         for r in table_rows(rep):
@@ -57,12 +61,16 @@ def html(reports: list[dict], comparison: Comparison | None = None) -> str:
     if sweep:
         parts.append(lines(sweep, "Latency by sequence length", "sequence length", "p50 (ms)", "plot-sweep"))
     if comparison is not None:
-        parts.append(f"<h2>Baseline comparison: {'PASSED' if comparison.passed else 'FAILED'}</h2><table>"
-                     "<tr><th>artifact</th><th>gate</th><th>delta</th><th>result</th><th>rule</th></tr>")
+        parts.append(
+            f"<h2>Baseline comparison: {'PASSED' if comparison.passed else 'FAILED'}</h2><table>"
+            "<tr><th>artifact</th><th>gate</th><th>delta</th><th>result</th><th>rule</th></tr>"
+        )
         for c in comparison.checks:
             cls = "" if c.passed else " class='fail'"
-            parts.append(f"<tr><td>{escape(c.artifact)}</td><td>{c.gate}</td><td>{escape(c.delta)}</td>"
-                         f"<td{cls}>{'pass' if c.passed else 'FAIL'}</td><td>{escape(c.detail)}</td></tr>")
+            parts.append(
+                f"<tr><td>{escape(c.artifact)}</td><td>{c.gate}</td><td>{escape(c.delta)}</td>"
+                f"<td{cls}>{'pass' if c.passed else 'FAIL'}</td><td>{escape(c.detail)}</td></tr>"
+            )
         parts.append("</table>")
         parts += [f"<p>warning: {escape(w)}</p>" for w in comparison.warnings]
     parts.append("</body></html>")
@@ -77,11 +85,16 @@ def markdown_all(reports: list[dict], comparison: Comparison | None = None) -> s
 
 
 def junit(comparison: Comparison) -> str:
-    suite = ET.Element("testsuite", name="edgekit-gates", tests=str(len(comparison.checks)),
-                       failures=str(sum(not c.passed for c in comparison.checks)))
+    suite = ET.Element(
+        "testsuite",
+        name="edgekit-gates",
+        tests=str(len(comparison.checks)),
+        failures=str(sum(not c.passed for c in comparison.checks)),
+    )
     for c in comparison.checks:
         case = ET.SubElement(suite, "testcase", classname=f"edgekit.{c.gate}", name=f"{c.artifact}.{c.gate}")
         if not c.passed:
-            ET.SubElement(case, "failure", message=f"{c.gate} {c.delta} ({c.detail})").text = (
-                f"baseline {c.old} -> new {c.new}")
+            ET.SubElement(
+                case, "failure", message=f"{c.gate} {c.delta} ({c.detail})"
+            ).text = f"baseline {c.old} -> new {c.new}"
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"

@@ -5,20 +5,18 @@ from __future__ import annotations
 import logging
 import shutil
 
-from edgekit.errors import RecipeError
 from edgekit.plugins import get_runtime
 from edgekit.recipe.config import OptimizeConfig
-from edgekit.stages import StageResult, register
+from edgekit.stages import ONNX, StageResult, register, require_input
 
 # model types whose graphs onnxruntime.transformers' BERT fusions understand
 _BERT_LIKE = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet"}
 UNQUANTIZABLE_FUSIONS = ["MatMulScaleFusion"]
 
 
-@register(OptimizeConfig, lambda c, fmt: "onnx-fp32-opt")
+@register(OptimizeConfig, lambda c, fmt: f"{fmt}-fp32-opt", takes={ONNX})
 def run_optimize(config: OptimizeConfig, parent, ctx, out_dir) -> StageResult:
-    if parent.format != "onnx":
-        raise RecipeError(f"stage optimize reads ONNX, but its input {parent.name!r} is {parent.format}")
+    require_input(config, parent)
     cfg = ctx.checkpoint.config
     out = out_dir / "model.onnx"
     fused: dict[str, int] = {}
@@ -60,11 +58,18 @@ def run_optimize(config: OptimizeConfig, parent, ctx, out_dir) -> StageResult:
         so.log_severity_level = 3
         # MatMulScaleFusion's FusedMatMul (Q.K^T with the 1/sqrt(d) scale, as in ViT) defeats the symbolic
         # shape inference that static int8 needs; the Mul it saves is cheap
-        ort.InferenceSession(str(parent.model_path), so, providers=["CPUExecutionProvider"],
-                             disabled_optimizers=UNQUANTIZABLE_FUSIONS)
+        ort.InferenceSession(
+            str(parent.model_path), so, providers=["CPUExecutionProvider"], disabled_optimizers=UNQUANTIZABLE_FUSIONS
+        )
         if not out.exists():
             shutil.copy2(parent.model_path, out)
     session = get_runtime("onnxruntime").load(out, threads=ctx.threads)
     validation = ctx.check_parity(session, "optimize", config.atol, config.min_cosine)
-    return StageResult(format="onnx", precision="fp32", model_file="model.onnx", validation=validation,
-                       extra={"fused_operators": fused}, session=session)
+    return StageResult(
+        format="onnx",
+        precision=parent.precision,
+        model_file="model.onnx",
+        validation=validation,
+        extra={"fused_operators": fused},
+        session=session,
+    )

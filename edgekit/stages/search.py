@@ -24,18 +24,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
-from edgekit.tasks import CLASSIFIERS
-from edgekit.measure.timing import PeakRSS, interleaved
+from edgekit.data.feeds import tokenize
 from edgekit.errors import EdgekitError, GateFailed, RecipeError
 from edgekit.measure.evaluation import EvalSet, run_texts
-from edgekit.data.feeds import tokenize
+from edgekit.measure.timing import PeakRSS, interleaved
 from edgekit.plugins import runtime_for_format
 from edgekit.recipe.config import QuantizeConfig, SearchConfig
-from edgekit.stages.search_space import SPACES, fallback_candidates, sensitivity
 from edgekit.stages import StageResult, handler_for, register
+from edgekit.stages.search_space import SPACES, fallback_candidates, sensitivity
 
 FINALISTS = 3
 EVAL_SEQ_LEN = 256  # fidelity is measured on whole texts (padded per batch), not cut to the timing shape
@@ -58,20 +58,24 @@ def _eval_set(ctx, config: SearchConfig, max_len: int) -> EvalSet:
     ref = run_texts(ctx.reference_session(), ctx.checkpoint.tokenizer, texts, max_len)
     labels = ctx.data.heldout_labels
     if config.budget.max_accuracy_drop is not None:
-        if ctx.checkpoint.task not in CLASSIFIERS:
-            raise RecipeError("search budget max_accuracy_drop needs a text-classification model; "
-                              "use min_fidelity for embeddings")
+        if not ctx.checkpoint.task_def.labelled:
+            raise RecipeError(
+                "search budget max_accuracy_drop needs a text-classification model; use min_fidelity for embeddings"
+            )
         if labels is None:
-            raise RecipeError("search budget max_accuracy_drop needs a labelled evaluation set "
-                              "(--eval FILE.jsonl with text and label)")
-    if labels is not None and ctx.checkpoint.task in CLASSIFIERS:
+            raise RecipeError(
+                "search budget max_accuracy_drop needs a labelled evaluation set "
+                "(--eval FILE.jsonl with text and label)"
+            )
+    if labels is not None and ctx.checkpoint.task_def.labelled:
         gold = ctx.checkpoint.label_ids(labels[: len(texts)])
         return EvalSet(ctx.checkpoint.task, texts, ref, gold, ref.shape[-1], max_len)
     return EvalSet(ctx.checkpoint.task, texts, ref, max_len=max_len)
 
 
-def _budget_verdict(config: SearchConfig, metrics: dict, size_mb: float, rss_mb: float | None,
-                    p50: float, fp32_p50: float) -> tuple[str, str]:
+def _budget_verdict(
+    config: SearchConfig, metrics: dict, size_mb: float, rss_mb: float | None, p50: float, fp32_p50: float
+) -> tuple[str, str]:
     b = config.budget
     if b.min_fidelity is not None and metrics["cosine_mean"] < b.min_fidelity:
         return "outside budget", f"fidelity {metrics['cosine_mean']:.4f} < {b.min_fidelity}"
@@ -112,16 +116,19 @@ class _Target:
 def _candidates(config: SearchConfig, fmt: str) -> list[QuantizeConfig]:
     if config.candidates is None:
         return SPACES[fmt]()
-    from edgekit.stages import quantize_onnx, quantize_tflite
+    from edgekit.stages.quantize import methods
 
-    methods = {"onnx": quantize_onnx.METHODS, "tflite": quantize_tflite.METHODS}[fmt]
-    return [c for c in config.candidates if c.method in methods]
+    return [c for c in config.candidates if c.method in methods(fmt)]
 
 
 def _trial(cand: QuantizeConfig, target: _Target, ctx, workdir: Path, evalset: EvalSet, config: SearchConfig) -> dict:
     name = cand.name or cand.method
-    row = {"target": target.artifact.name, "format": target.artifact.format, "candidate": name,
-           "config": cand.model_dump(mode="json", exclude_none=True, exclude={"kind", "name", "input"})}
+    row = {
+        "target": target.artifact.name,
+        "format": target.artifact.format,
+        "candidate": name,
+        "config": cand.model_dump(mode="json", exclude_none=True, exclude={"kind", "name", "input"}),
+    }
     out = workdir / f"{target.artifact.name}--{name}"
     out.mkdir(parents=True)
     try:
@@ -135,28 +142,48 @@ def _trial(cand: QuantizeConfig, target: _Target, ctx, workdir: Path, evalset: E
             with PeakRSS() as mem:
                 target.adapter.load(out / result.model_file, threads=ctx.threads).run(target.feeds)
             rss = mem.delta_mb  # the model's own memory, not the process's
-        lat, base = interleaved([lambda: session.run(target.feeds), lambda: target.session.run(target.feeds)],
-                                warmup=3, runs=config.runs, rounds=3, settle_s=0.02)
+        lat, base = interleaved(
+            [lambda: session.run(target.feeds), lambda: target.session.run(target.feeds)],
+            warmup=3,
+            runs=config.runs,
+            rounds=3,
+            settle_s=0.02,
+        )
     except Exception as err:  # noqa: BLE001 - a failed candidate (edgekit or library error) is a trial result
         msg = " ".join(str(err).split())[:300]
         return {**row, "verdict": "error", "reason": f"{type(err).__name__}: {msg}", "_result": None}
     size = (out / result.model_file).stat().st_size
     verdict, reason = _budget_verdict(config, metrics, size / 1e6, rss, lat.p50, base.p50)
-    return {**row, "precision": result.precision, "fidelity": metrics, "p50_ms": round(lat.p50, 4),
-            "p90_ms": round(lat.p90, 4), "fp32_p50_ms": round(base.p50, 4),
-            "speedup_vs_fp32": round(base.p50 / lat.p50, 3), "size_bytes": size,
-            "peak_rss_mb": None if rss is None else round(rss, 1), "verdict": verdict, "reason": reason,
-            "_result": result, "_dir": out}
+    return {
+        **row,
+        "precision": result.precision,
+        "fidelity": metrics,
+        "p50_ms": round(lat.p50, 4),
+        "p90_ms": round(lat.p90, 4),
+        "fp32_p50_ms": round(base.p50, 4),
+        "speedup_vs_fp32": round(base.p50 / lat.p50, 3),
+        "size_bytes": size,
+        "peak_rss_mb": None if rss is None else round(rss, 1),
+        "verdict": verdict,
+        "reason": reason,
+        "_result": result,
+        "_dir": out,
+    }
 
 
 def _line(i: int, n: int, t: dict, config: SearchConfig) -> str:
     if t["verdict"] == "error":
         return f"trial {i}/{n} {t['target']} {t['candidate']}: error ({t['reason'][:120]})"
     f = t["fidelity"]
-    metric = (f"acc drop {f['accuracy_drop']:+.2f} pts" if config.budget.max_accuracy_drop is not None
-              else f"cos {f['cosine_mean']:.4f}")
-    return (f"trial {i}/{n} {t['target']} {t['candidate']}: {metric}, p50 {t['p50_ms']:.2f} ms "
-            f"(fp32 {t['fp32_p50_ms']:.2f}), {t['size_bytes'] / 1e6:.1f} MB -> {t['verdict']}")
+    metric = (
+        f"acc drop {f['accuracy_drop']:+.2f} pts"
+        if config.budget.max_accuracy_drop is not None
+        else f"cos {f['cosine_mean']:.4f}"
+    )
+    return (
+        f"trial {i}/{n} {t['target']} {t['candidate']}: {metric}, p50 {t['p50_ms']:.2f} ms "
+        f"(fp32 {t['fp32_p50_ms']:.2f}), {t['size_bytes'] / 1e6:.1f} MB -> {t['verdict']}"
+    )
 
 
 def _add_fallbacks(target: _Target, trial: dict, config: SearchConfig, ctx) -> None:
@@ -213,7 +240,9 @@ def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
     # every text is cut at the same length for the reference and all candidates: the shortest any target takes
     max_len = min([_eval_len(ctx), *(t.session.max_seq_len for t in targets if t.session.max_seq_len)])
     evalset = _eval_set(ctx, config, max_len)
-    t0, trials, stopped = time.perf_counter(), [], None
+    t0 = time.perf_counter()
+    trials: list[dict] = []
+    stopped: str | None = None
     workdir = Path(tempfile.mkdtemp(prefix=".search-", dir=out_dir.parent))
     try:
         with tqdm(total=config.max_trials, desc="search", unit="trial", disable=not ctx.progress) as bar:
@@ -239,18 +268,22 @@ def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
                     break
         passing = [t for t in trials if t["verdict"] == "pass"]
         measured = [t for t in trials if t["verdict"] != "error"]
-        record = {
+        record: dict[str, Any] = {
             "budget": config.budget.model_dump(exclude_none=True),
             "metric": "accuracy_drop" if config.budget.max_accuracy_drop is not None else "cosine_mean",
-            "samples": len(evalset.texts), "max_len": evalset.max_len,
+            "samples": len(evalset.texts),
+            "max_len": evalset.max_len,
             "reference_accuracy": evalset.reference_accuracy,
-            "trials_run": len(trials), "stopped": stopped, "elapsed_s": round(time.perf_counter() - t0, 1),
+            "trials_run": len(trials),
+            "stopped": stopped,
+            "elapsed_s": round(time.perf_counter() - t0, 1),
         }
         if not passing:
             best = max(measured, key=lambda t: _score(config, t["fidelity"])) if measured else None
-            record.update(trials=[_public(t) for t in trials], winner=None,
-                          best_candidate=_public(best) if best else None)
-            what = (f"best: {best['target']} {best['candidate']} ({best['reason']})" if best else "every trial failed")
+            record.update(
+                trials=[_public(t) for t in trials], winner=None, best_candidate=_public(best) if best else None
+            )
+            what = f"best: {best['target']} {best['candidate']} ({best['reason']})" if best else "every trial failed"
             raise SearchFailed(f"search: no candidate of {len(trials)} met the budget; {what}", record)
         winner = _finalists(passing, config)
         for t in trials:
@@ -258,22 +291,31 @@ def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
         from edgekit.measure.layer_diff import layer_diff
 
         try:
-            rows = layer_diff(ctx.artifacts[winner["target"]].model_path,
-                              winner["_dir"] / winner["_result"].model_file,
-                              ctx.parity_feeds(winner["_result"].session)[:2], ctx.threads)
+            rows = layer_diff(
+                ctx.artifacts[winner["target"]].model_path,
+                winner["_dir"] / winner["_result"].model_file,
+                ctx.parity_feeds(winner["_result"].session)[:2],
+                ctx.threads,
+            )
             diagnostics = {"against": winner["target"], "layers": rows}
         except EdgekitError as err:
             diagnostics = {"against": winner["target"], "error": err.message}
-        record.update(trials=[_public(t) for t in trials], winner=f"{winner['target']}/{winner['candidate']}",
-                      diagnostics=diagnostics)
+        record.update(
+            trials=[_public(t) for t in trials],
+            winner=f"{winner['target']}/{winner['candidate']}",
+            diagnostics=diagnostics,
+        )
         result = winner["_result"]
         for f in winner["_dir"].iterdir():
             shutil.move(str(f), out_dir / f.name)
         session = runtime_for_format(winner["format"]).load(out_dir / result.model_file, threads=ctx.threads)
-        return StageResult(format=winner["format"], precision=result.precision, model_file=result.model_file,
-                           validation={**winner["fidelity"], "budget": record["budget"]},
-                           extra={"search": record, "chosen": winner["config"],
-                                  "search_parent": winner["target"], **result.extra},
-                           session=session)
+        return StageResult(
+            format=winner["format"],
+            precision=result.precision,
+            model_file=result.model_file,
+            validation={**winner["fidelity"], "budget": record["budget"]},
+            extra={"search": record, "chosen": winner["config"], "search_parent": winner["target"], **result.extra},
+            session=session,
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -34,12 +34,24 @@ def onnx_space() -> list[QuantizeConfig]:
         _q("dynamic", method="dynamic"),
         _q("dynamic-per-tensor", method="dynamic", per_channel=False),
         _q("dynamic-float-embeddings", method="dynamic", quantize_embeddings=False),
-        _q("dynamic-float-attention", method="dynamic", op_types=["MatMul", "Gemm", "EmbedLayerNormalization", "Gather"]),
+        _q(
+            "dynamic-float-attention",
+            method="dynamic",
+            op_types=["MatMul", "Gemm", "EmbedLayerNormalization", "Gather"],
+        ),
         _q("static-minmax", method="static", exclude=[FFN_OUTPUT_ONNX], calibration=_CAL),
-        _q("static-entropy", method="static", exclude=[FFN_OUTPUT_ONNX],
-           calibration=CalibrationConfig(samples=128, method="entropy")),
-        _q("static-percentile", method="static", exclude=[FFN_OUTPUT_ONNX],
-           calibration=CalibrationConfig(samples=128, method="percentile")),
+        _q(
+            "static-entropy",
+            method="static",
+            exclude=[FFN_OUTPUT_ONNX],
+            calibration=CalibrationConfig(samples=128, method="entropy"),
+        ),
+        _q(
+            "static-percentile",
+            method="static",
+            exclude=[FFN_OUTPUT_ONNX],
+            calibration=CalibrationConfig(samples=128, method="percentile"),
+        ),
         _q("static-s8s8", method="static", activation_type="int8", exclude=[FFN_OUTPUT_ONNX], calibration=_CAL),
         _q("static-all-matmul", method="static", calibration=_CAL),
         _q("fp16", method="fp16"),
@@ -50,8 +62,13 @@ def tflite_space() -> list[QuantizeConfig]:
     return [
         _q("dynamic", method="dynamic"),
         _q("weight-only", method="weight_only"),
-        _q("static-ffn-output-dynamic", method="static", exclude=[FFN_OUTPUT_TFLITE], fallback="dynamic",
-           calibration=CalibrationConfig(samples=64)),
+        _q(
+            "static-ffn-output-dynamic",
+            method="static",
+            exclude=[FFN_OUTPUT_TFLITE],
+            fallback="dynamic",
+            calibration=CalibrationConfig(samples=64),
+        ),
         _q("static-all-fc", method="static", calibration=CalibrationConfig(samples=64)),
         _q("fp16", method="fp16"),
     ]
@@ -62,11 +79,11 @@ SPACES = {"onnx": onnx_space, "tflite": tflite_space}
 
 def fallback_candidates(ranked_nodes: list[str], count: int) -> list[QuantizeConfig]:
     """Dynamic int8 keeping the 1, 2, 4, ... most sensitive nodes in float (``count`` candidates)."""
-    out, k = [], 1
+    out: list[QuantizeConfig] = []
+    k = 1
     while len(out) < count and k <= len(ranked_nodes):
         names = ranked_nodes[:k]
-        out.append(_q(f"dynamic-float-top{k}", method="dynamic",
-                      exclude=[f"^{re.escape(n)}$" for n in names]))
+        out.append(_q(f"dynamic-float-top{k}", method="dynamic", exclude=[f"^{re.escape(n)}$" for n in names]))
         k *= 2
     return out
 

@@ -11,25 +11,30 @@ again with ``--resume``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgekit.errors import RecipeError
 from edgekit.recipe.config import DistillConfig, PruneConfig, QATConfig, TrainConfig
 from edgekit.stages import StageResult, register
-from edgekit.tasks import CLASSIFIERS
+from edgekit.tasks import get_task
+
+if TYPE_CHECKING:
+    from edgekit.training.data import EncodedData
 
 MODEL_FILE = "model.safetensors"
 
 
 @dataclass
 class _TaskData:
-    train: object  # Encoded with the student's tokenizer
-    teacher_train: object  # the same rows, encoded with the teacher's
-    val: object
-    evaluate: object  # () -> dict
+    train: EncodedData  # encoded with the student's tokenizer
+    teacher_train: EncodedData  # the same rows, encoded with the teacher's
+    val: EncodedData
+    evaluate: Callable[[], dict[str, float]]
 
 
 def _settings(cfg: TrainConfig, n_examples: int):
@@ -40,8 +45,14 @@ def _settings(cfg: TrainConfig, n_examples: int):
     if cfg.min_steps:
         steps_per_epoch = -(-n_examples // cfg.batch_size)
         epochs = max(epochs, cfg.min_steps / steps_per_epoch)
-    return TrainSettings(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, max_len=cfg.max_len, seed=cfg.seed,
-                         save_every=cfg.save_every)
+    return TrainSettings(
+        epochs=epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        max_len=cfg.max_len,
+        seed=cfg.seed,
+        save_every=cfg.save_every,
+    )
 
 
 def _same_vocab(a, b) -> bool:
@@ -59,7 +70,7 @@ def _task_data(ctx, data_spec: str, max_len: int, student_holder: list, tokenize
     teacher = ctx.teacher
     tok = tokenizer or ctx.checkpoint.tokenizer
     same = _same_vocab(tok, teacher.tokenizer)
-    if teacher.task in CLASSIFIERS:
+    if teacher.task_def.labelled:
         from edgekit.data.datasets import load_dataset
 
         data = load_dataset(data_spec)
@@ -90,7 +101,7 @@ def _task_data(ctx, data_spec: str, max_len: int, student_holder: list, tokenize
 
 
 def _task_texts(data_spec: str, ctx) -> list[str]:
-    if ctx.teacher.task in CLASSIFIERS:
+    if ctx.teacher.task_def.labelled:
         from edgekit.data.datasets import load_dataset
 
         d = load_dataset(data_spec)
@@ -120,8 +131,11 @@ def _save(model, ctx, out_dir: Path, record: dict, tokenizer) -> StageResult:
         # save_pretrained may rename weights to a legacy layout (it does for ViT)
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out_dir / MODEL_FILE),
-                  metadata={"format": "pt"})
+        save_file(
+            {k: v.contiguous() for k, v in model.state_dict().items()},
+            str(out_dir / MODEL_FILE),
+            metadata={"format": "pt"},
+        )
     tokenizer.save_pretrained(str(out_dir))
     raw = (out_dir / MODEL_FILE).read_bytes()
     record = {**record, "size_bytes": len(raw), "gzip_bytes": len(gzip.compress(raw, compresslevel=6))}
@@ -129,10 +143,18 @@ def _save(model, ctx, out_dir: Path, record: dict, tokenizer) -> StageResult:
     student = load_checkpoint(out_dir, task=ctx.teacher.task)
     params = sum(p.numel() for p in student.model.parameters())
     session = TorchEagerAdapter().from_checkpoint(student, ctx.threads)
-    return StageResult(format="hf-checkpoint", precision="fp32", model_file=MODEL_FILE,
-                       validation={k: v for k, v in (record.get("history") or [{}])[-1].items() if k != "loss"},
-                       extra={"parameters": params, **{k: v for k, v in record.items() if k != "history"},
-                              "history": record.get("history")}, session=session)
+    return StageResult(
+        format="hf-checkpoint",
+        precision="fp32",
+        model_file=MODEL_FILE,
+        validation={k: v for k, v in (record.get("history") or [{}])[-1].items() if k != "loss"},
+        extra={
+            "parameters": params,
+            **{k: v for k, v in record.items() if k != "history"},
+            "history": record.get("history"),
+        },
+        session=session,
+    )
 
 
 def _run_key(config, parent, ctx) -> dict:
@@ -163,14 +185,30 @@ def run_distill(config: DistillConfig, parent, ctx, out_dir: Path) -> StageResul
     holder = [student]
     data = _task_data(ctx, config.data, config.train.max_len, holder)
     device = train_device()
-    history = distill(teacher, student, data.train, ctx.teacher.task, _settings(config.train, len(data.train)),
-                      _losses(config.losses),
-                      _run_dir(ctx, out_dir, out_dir.name), layer_map=layers if source is teacher else None,
-                      evaluate=data.evaluate, progress=ctx.progress, resume=ctx.resume,
-                      desc=f"distill {out_dir.name}", teacher_data=data.teacher_train, device=device,
-                      key=_run_key(config, parent, ctx))
-    record = {"kind": "distill", "teacher_layers": n, "student_layers": layers, "device": str(device),
-              "history": history}
+    history = distill(
+        teacher,
+        student,
+        data.train,
+        ctx.teacher.task,
+        _settings(config.train, len(data.train)),
+        _losses(config.losses),
+        _run_dir(ctx, out_dir, out_dir.name),
+        layer_map=layers if source is teacher else None,
+        evaluate=data.evaluate,
+        progress=ctx.progress,
+        resume=ctx.resume,
+        desc=f"distill {out_dir.name}",
+        teacher_data=data.teacher_train,
+        device=device,
+        key=_run_key(config, parent, ctx),
+    )
+    record = {
+        "kind": "distill",
+        "teacher_layers": n,
+        "student_layers": layers,
+        "device": str(device),
+        "history": history,
+    }
     return _save(student, ctx, out_dir, record, ctx.checkpoint.tokenizer)
 
 
@@ -194,30 +232,31 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
     idx = rng.permutation(len(data.train))[: config.importance_batches * 16]
     chunks = [idx[i : i + 16] for i in range(0, len(idx), 16)]
     batches = [data.train.batch(c) for c in chunks]
-    task = ctx.teacher.task
-    if task in CLASSIFIERS:
+    task = get_task(ctx.teacher.task)
+    if task.labelled:
+
         def loss_of(m, b):
             b = dict(b)
             y = b.pop("labels")
             return torch.nn.functional.cross_entropy(m(**b).logits, y)
     else:
-        from edgekit.tasks import mean_pool
-
-        for b, c in zip(batches, chunks):  # the teacher's embeddings of the same rows, in its own token ids
+        for b, c in zip(batches, chunks):  # the teacher's task outputs of the same rows, in its own token ids
             tb = data.teacher_train.batch(c)
             with torch.no_grad():
-                b["teacher"] = mean_pool(ctx.teacher.model(**tb).last_hidden_state, tb["attention_mask"])
+                b["teacher"] = task.head(ctx.teacher.model(**tb), tb["attention_mask"])
 
         def loss_of(m, b):
             b = dict(b)
             t = b.pop("teacher")
-            e = mean_pool(m(**b).last_hidden_state, b["attention_mask"])
+            e = task.head(m(**b), b["attention_mask"])
             return (1 - torch.nn.functional.cosine_similarity(e, t, dim=-1)).mean()
+
     imp = measure_importance(model, batches, loss_of, layer_scores=config.layers is not None)
     before = data.evaluate()
     plan = apply(model, imp, heads=config.heads, ffn=config.ffn, layers=config.layers)
     masked = _mask_by_magnitude(model, config.sparsity) if config.sparsity else []
-    tokenizer, vocab = ctx.checkpoint.tokenizer, None
+    tokenizer = ctx.checkpoint.tokenizer
+    vocab: dict[str, str | int] | None = None
     if config.vocabulary and ctx.teacher.is_image:
         vocab = {"skipped": "an image model has no vocabulary"}
     elif config.vocabulary:
@@ -237,23 +276,44 @@ def run_prune(config: PruneConfig, parent, ctx, out_dir: Path) -> StageResult:
 
         model.train()
         device = train_device()
-        history = distill(ctx.teacher.model, model, data.train, task, _settings(config.recover, len(data.train)),
-                          _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
-                          progress=ctx.progress, resume=ctx.resume, desc=f"recover {out_dir.name}",
-                          teacher_data=data.teacher_train, device=device, key=_run_key(config, parent, ctx))
+        history = distill(
+            ctx.teacher.model,
+            model,
+            data.train,
+            task.name,
+            _settings(config.recover, len(data.train)),
+            _losses(config.losses),
+            _run_dir(ctx, out_dir, out_dir.name),
+            evaluate=data.evaluate,
+            progress=ctx.progress,
+            resume=ctx.resume,
+            desc=f"recover {out_dir.name}",
+            teacher_data=data.teacher_train,
+            device=device,
+            key=_run_key(config, parent, ctx),
+        )
     sparsity = _make_permanent(masked)
     from edgekit.training.prune import encoder_macs
 
     seq = 128 if not ctx.teacher.is_image else _patches(ctx.checkpoint.config)
-    macs = {"seq_len": seq, "before": encoder_macs(ctx.checkpoint.config, seq),
-            "after": encoder_macs(model.config.to_dict(), seq)}
+    macs = {
+        "seq_len": seq,
+        "before": encoder_macs(ctx.checkpoint.config, seq),
+        "after": encoder_macs(model.config.to_dict(), seq),
+    }
     heads = len(next(iter(plan["heads"].values()))) if plan["heads"] else None
-    record = {"kind": "prune", "unstructured_sparsity": sparsity, "vocabulary": vocab, "encoder_macs": macs,
-              "recovery_device": device and str(device),
-              "kept": {"layers": plan["layers"], "heads_per_layer": heads,
-                       "ffn_per_layer": model.config.intermediate_size},
-              "before_pruning": before, "after_pruning_before_recovery": after, "history": history or [after],
-              "importance": {"layers": imp.layers.round(5).tolist()}}
+    record = {
+        "kind": "prune",
+        "unstructured_sparsity": sparsity,
+        "vocabulary": vocab,
+        "encoder_macs": macs,
+        "recovery_device": device and str(device),
+        "kept": {"layers": plan["layers"], "heads_per_layer": heads, "ffn_per_layer": model.config.intermediate_size},
+        "before_pruning": before,
+        "after_pruning_before_recovery": after,
+        "history": history or [after],
+        "importance": {"layers": imp.layers.round(5).tolist()},
+    }
     return _save(model, ctx, out_dir, record, tokenizer)
 
 
@@ -307,9 +367,11 @@ def run_qat(config: QATConfig, parent, ctx, out_dir: Path) -> StageResult:
 
     if parent.format != "hf-checkpoint":
         raise RecipeError(f"stage qat reads a checkpoint, but its input {parent.name!r} is {parent.format}")
-    if ctx.teacher.task not in CLASSIFIERS or ctx.teacher.is_image:
-        raise RecipeError("stage qat trains text classifiers (distillation on logits); encoders and image models "
-                          "are not supported yet")
+    if not ctx.teacher.task_def.labelled or ctx.teacher.is_image:
+        raise RecipeError(
+            "stage qat trains text classifiers (distillation on logits); encoders and image models "
+            "are not supported yet"
+        )
     qat = config.mode == "qat"
     adapter = prepare(ctx.checkpoint, qat=qat)
     adapter.dropout = config.dropout
@@ -317,20 +379,35 @@ def run_qat(config: QATConfig, parent, ctx, out_dir: Path) -> StageResult:
     data = _task_data(ctx, config.data, config.train.max_len, holder)
     rng = np.random.default_rng(config.train.seed)
     order = rng.permutation(len(data.train))[: config.calibration_batches * config.train.batch_size]
-    calibrate(adapter, [data.train.batch(order[i : i + config.train.batch_size])
-                        for i in range(0, len(order), config.train.batch_size)])
+    calibrate(
+        adapter,
+        [
+            data.train.batch(order[i : i + config.train.batch_size])
+            for i in range(0, len(order), config.train.batch_size)
+        ],
+    )
     start = {"step": 0, **data.evaluate()}
     history, kept_start, frozen = [start], False, 0
     if qat:
         if config.freeze_observers:
             frozen = freeze_observers(adapter)
         snapshot = copy.deepcopy(adapter.graph.state_dict())
-        history += distill(ctx.teacher.model, adapter, data.train, ctx.teacher.task,
-                           _settings(config.train, len(data.train)),
-                           _losses(config.losses), _run_dir(ctx, out_dir, out_dir.name), evaluate=data.evaluate,
-                           progress=ctx.progress, resume=ctx.resume, desc=f"qat {out_dir.name}",
-                           teacher_data=data.teacher_train, device="cpu",  # the PT2E graph was exported on the CPU
-                           key=_run_key(config, parent, ctx))
+        history += distill(
+            ctx.teacher.model,
+            adapter,
+            data.train,
+            ctx.teacher.task,
+            _settings(config.train, len(data.train)),
+            _losses(config.losses),
+            _run_dir(ctx, out_dir, out_dir.name),
+            evaluate=data.evaluate,
+            progress=ctx.progress,
+            resume=ctx.resume,
+            desc=f"qat {out_dir.name}",
+            teacher_data=data.teacher_train,
+            device="cpu",  # the PT2E graph was exported on the CPU
+            key=_run_key(config, parent, ctx),
+        )
         if config.keep_best and history[-1].get("val_accuracy", 0) < start.get("val_accuracy", 0):
             adapter.graph.load_state_dict(snapshot)
             kept_start = True
@@ -340,11 +417,21 @@ def run_qat(config: QATConfig, parent, ctx, out_dir: Path) -> StageResult:
     shutil.rmtree(_run_dir(ctx, out_dir, out_dir.name), ignore_errors=True)
     session = get_runtime("onnxruntime").load(out_dir / model_file, threads=ctx.threads)
     validation = sanity(session, ctx, config.min_cosine, config.mode)
-    scheme = ("QAT" if qat else "static PTQ") + (" (PT2E, X86 Inductor quantizer): int8 per-channel weights, uint8 "
-                                                "activations, QDQ ONNX")
-    return StageResult(format="onnx", precision="int8", model_file=model_file,
-                       validation={**validation, **{k: v for k, v in history[-1].items() if k != "loss"}},
-                       extra={"scheme": [scheme], "calibration_batches": config.calibration_batches,
-                              "validation_after_calibration": start.get("val_accuracy"),
-                              "kept_calibrated_start": kept_start, "frozen_observers": frozen,
-                              "history": history}, session=session)
+    scheme = ("QAT" if qat else "static PTQ") + (
+        " (PT2E, X86 Inductor quantizer): int8 per-channel weights, uint8 activations, QDQ ONNX"
+    )
+    return StageResult(
+        format="onnx",
+        precision="int8",
+        model_file=model_file,
+        validation={**validation, **{k: v for k, v in history[-1].items() if k != "loss"}},
+        extra={
+            "scheme": [scheme],
+            "calibration_batches": config.calibration_batches,
+            "validation_after_calibration": start.get("val_accuracy"),
+            "kept_calibrated_start": kept_start,
+            "frozen_observers": frozen,
+            "history": history,
+        },
+        session=session,
+    )

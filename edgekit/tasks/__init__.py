@@ -1,35 +1,32 @@
-"""What each task's exported model computes, and how its outputs are compared."""
+"""The task registry: everything that varies by task lives in one module per task.
+
+A task module defines a :class:`Task` subclass and decorates it with :func:`register`; this package
+imports every module beside it, so adding a task is one new module (plus its tests and docs). Core
+code asks the registry (:func:`get_task`, :func:`infer_task`) and reads the task's attributes and
+methods; it never compares task names.
+
+Imports no torch: the device side reads the registry too. Build-side methods import torch lazily.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+import pkgutil
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
-TASKS = ("feature-extraction", "text-classification", "image-classification")
-CLASSIFIERS = ("text-classification", "image-classification")
+import numpy as np
 
-
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    output_name: str
-    description: str
+from edgekit.errors import InputError
 
 
-TASK_SPECS = {
-    "feature-extraction": TaskSpec("feature-extraction", "embeddings", "mean-pooled sentence embeddings"),
-    "text-classification": TaskSpec("text-classification", "logits", "class logits"),
-    "image-classification": TaskSpec("image-classification", "logits", "class logits"),
-}
-
-
-def infer_task(config: dict) -> str:
-    """Classification when the config names a sequence-classification head, else embeddings."""
-    archs = config.get("architectures") or []
-    if any(a.endswith("ForImageClassification") for a in archs):
-        return "image-classification"
-    if any(a.endswith("ForSequenceClassification") for a in archs):
-        return "text-classification"
-    return "feature-extraction"
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``a`` to the same row of ``b`` (rows flattened)."""
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    return (a * b).sum(1) / np.maximum(na * nb, 1e-12)
 
 
 def mean_pool(hidden, attention_mask):
@@ -38,37 +35,146 @@ def mean_pool(hidden, attention_mask):
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
-def build_task_module(model, task: str):
-    """Wrap a transformers model so its forward takes token tensors positionally
-    and returns the one task output (mean-pooled embeddings or logits)."""
-    import torch
+class Task:
+    """What one task computes, how it is compared and evaluated, and how a bundle serves it."""
 
-    if task == "image-classification":
-        class ImageTaskModule(torch.nn.Module):
-            def __init__(self, inner) -> None:
+    name: ClassVar[str]
+    description: ClassVar[str]
+    output_name: ClassVar[str] = "logits"  # the exported model's one output
+    modality: ClassVar[str] = "text"  # "text": token inputs from a tokenizer; "image": pixel_values
+    labelled: ClassVar[bool] = False  # outputs are class scores: label agreement, accuracy, KD on logits
+    architectures: ClassVar[tuple[str, ...]] = ()  # config.json architecture suffixes the task is inferred from
+    auto_class: ClassVar[str] = "AutoModel"  # the transformers Auto class that loads a checkpoint for it
+    api_method: ClassVar[str]  # the runtime API call: BundleModel.<api_method>(inputs)
+    endpoint: ClassVar[str]  # the serve route that answers it (POST /predict answers every task)
+
+    @property
+    def is_image(self) -> bool:
+        return self.modality == "image"
+
+    # -- build side (torch tensors) ------------------------------------------------------------
+    def head(self, model_output, attention_mask):
+        """The task output from a transformers model's output (the exported graph's one output)."""
+        return model_output.logits
+
+    def wrap(self, model):
+        """``model`` as the exported module: token tensors (or pixel_values) in, the task output out."""
+        import torch
+
+        task = self
+        if self.is_image:
+
+            class ImageTaskModule(torch.nn.Module):
+                def __init__(self, inner) -> None:
+                    super().__init__()
+                    self.model = inner
+
+                def forward(self, pixel_values):
+                    return task.head(self.model(pixel_values=pixel_values), None)
+
+            return ImageTaskModule(model).eval()
+
+        class TaskModule(torch.nn.Module):
+            def __init__(self, inner, takes_token_types: bool) -> None:
                 super().__init__()
                 self.model = inner
+                self.takes_token_types = takes_token_types
 
-            def forward(self, pixel_values):
-                return self.model(pixel_values=pixel_values).logits
+            def forward(self, input_ids, attention_mask, token_type_ids=None):
+                kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+                if self.takes_token_types and token_type_ids is not None:
+                    kwargs["token_type_ids"] = token_type_ids
+                return task.head(self.model(**kwargs), attention_mask)
 
-        return ImageTaskModule(model).eval()
+        return TaskModule(model, getattr(model.config, "type_vocab_size", 0) > 0).eval()
 
-    class TaskModule(torch.nn.Module):
-        def __init__(self, inner, pooled: bool, takes_token_types: bool) -> None:
-            super().__init__()
-            self.model = inner
-            self.pooled = pooled
-            self.takes_token_types = takes_token_types
+    def postprocessing(self, config: dict, files: Callable[[str], Any]) -> dict:
+        """bundle.json's post-processing for a checkpoint's ``config``; ``files(name)`` reads a JSON file
+        of the checkpoint (None when absent)."""
+        id2label = config.get("id2label") or {}
+        return {"output": "logits", "activation": "softmax", "labels": [id2label[k] for k in sorted(id2label, key=int)]}
 
-        def forward(self, input_ids, attention_mask, token_type_ids=None):
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if self.takes_token_types and token_type_ids is not None:
-                kwargs["token_type_ids"] = token_type_ids
-            out = self.model(**kwargs)
-            if not self.pooled:
-                return out.logits
-            return mean_pool(out.last_hidden_state, attention_mask)
+    # -- measurement ---------------------------------------------------------------------------
+    headline_key: ClassVar[str] = "cosine_mean"
+    headline_label: ClassVar[str] = "mean cosine to fp32"
 
-    takes = getattr(model.config, "type_vocab_size", 0) > 0
-    return TaskModule(model, task == "feature-extraction", takes).eval()
+    def fidelity(self, reference: np.ndarray, output: np.ndarray) -> dict:
+        """How close ``output`` is to ``reference``, as plain floats."""
+        if reference.shape != output.shape:
+            return {"error": f"shape {output.shape} differs from reference {reference.shape}"}
+        cos = cosine_rows(reference, output)
+        result = {
+            "samples": int(len(reference)),
+            "cosine_mean": float(cos.mean()),
+            "cosine_min": float(cos.min()),
+            "max_abs_diff": float(np.abs(reference - output).max()),
+        }
+        if self.labelled:
+            result["label_agreement"] = float((reference.argmax(-1) == output.argmax(-1)).mean())
+        return result
+
+    def headline(self, fidelity: dict) -> float | None:
+        """The single number a user compares."""
+        return fidelity.get(self.headline_key)
+
+    # -- device side -----------------------------------------------------------------------------
+    def check_postprocessing(self, post: dict, need: Callable[[bool, str], None]) -> None:
+        """Refuse a bundle whose post-processing this task cannot apply (``need(ok, what)``)."""
+        labels = post.get("labels")
+        need(
+            isinstance(labels, list) and bool(labels) and all(isinstance(x, str) for x in labels),
+            "postprocessing.labels",
+        )
+
+    def as_json(self, result) -> list[dict]:
+        """One JSON object per input for ``edgekit run`` and ``serve`` (predictions)."""
+        return [p.as_dict() for p in result]
+
+    response_key: ClassVar[str] = "predictions"  # what serve calls the list in its answer
+
+    def recorded(self, result, post: dict) -> np.ndarray:
+        """What reference.npz records for ``result``: one float row per input."""
+        labels = post["labels"]
+        return np.array([[p.scores[label] for label in labels] for p in result], dtype=np.float32)
+
+
+_REGISTRY: dict[str, Task] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    """Class decorator: one instance of ``cls`` answers for its ``name``."""
+    if cls.name in _REGISTRY:
+        raise ValueError(f"task {cls.name!r} is registered twice")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def _load_modules() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+def get_task(name: str) -> Task:
+    """The registered task ``name``; an unknown name is bad input (exit 2)."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InputError(f"unknown task {name!r}; known: {', '.join(_REGISTRY)}") from None
+
+
+def all_tasks() -> Sequence[Task]:
+    return list(_REGISTRY.values())
+
+
+def infer_task(config: dict) -> str:
+    """The task a checkpoint's config.json asks for: the task whose architecture suffix its
+    ``architectures`` name, else the default (the one declaring no architectures: embeddings)."""
+    archs = config.get("architectures") or []
+    for task in _REGISTRY.values():
+        if any(a.endswith(suffix) for a in archs for suffix in task.architectures):
+            return task.name
+    return next(t.name for t in _REGISTRY.values() if not t.architectures)
+
+
+_load_modules()
+TASKS = tuple(_REGISTRY)

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
+
+from edgekit.errors import InternalError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
 class Encoded:
-    ids: object  # torch.LongTensor [N, L]
-    mask: object
-    types: object
+    ids: torch.Tensor  # int64 [N, L]
+    mask: torch.Tensor
+    types: torch.Tensor
     lengths: np.ndarray
-    labels: object | None = None  # torch.LongTensor [N]
+    labels: torch.Tensor | None = None  # int64 [N]
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -24,8 +30,11 @@ class Encoded:
 
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
         width = int(self.lengths[idx.numpy()].max())
-        out = {"input_ids": self.ids[idx, :width], "attention_mask": self.mask[idx, :width],
-               "token_type_ids": self.types[idx, :width]}
+        out = {
+            "input_ids": self.ids[idx, :width],
+            "attention_mask": self.mask[idx, :width],
+            "token_type_ids": self.types[idx, :width],
+        }
         if self.labels is not None:
             out["labels"] = self.labels[idx]
         return out
@@ -35,8 +44,8 @@ class Encoded:
 class EncodedImages:
     """Images as one ``pixel_values`` tensor: the image counterpart of :class:`Encoded`."""
 
-    pixels: object  # torch.FloatTensor [N, C, H, W]
-    labels: object | None = None
+    pixels: torch.Tensor  # float32 [N, C, H, W]
+    labels: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.pixels)
@@ -51,25 +60,34 @@ class EncodedImages:
         return out
 
 
-def encode(tokenizer, texts: Sequence[str], max_len: int, labels: Sequence[int] | None = None) -> Encoded:
+EncodedData: TypeAlias = "Encoded | EncodedImages"  # a training set: token rows, or images
+
+
+def encode(tokenizer, texts: Sequence[str], max_len: int, labels: Sequence[int] | None = None) -> EncodedData:
     """Token tensors for ``texts``; for an image processor, pixel tensors for the images."""
     import torch
 
     from edgekit.data.images import is_image_processor
 
     if is_image_processor(tokenizer):
-        return EncodedImages(torch.from_numpy(tokenizer(list(texts))["pixel_values"]),
-                             None if labels is None else torch.as_tensor(list(labels), dtype=torch.long))
+        return EncodedImages(
+            torch.from_numpy(tokenizer(list(texts))["pixel_values"]),
+            None if labels is None else torch.as_tensor(list(labels), dtype=torch.long),
+        )
 
     enc = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len, return_tensors="np")
     mask = enc["attention_mask"]
     types = enc.get("token_type_ids", np.zeros_like(mask))
-    return Encoded(torch.from_numpy(enc["input_ids"].astype(np.int64)), torch.from_numpy(mask.astype(np.int64)),
-                   torch.from_numpy(types.astype(np.int64)), mask.sum(1),
-                   None if labels is None else torch.as_tensor(list(labels), dtype=torch.long))
+    return Encoded(
+        torch.from_numpy(enc["input_ids"].astype(np.int64)),
+        torch.from_numpy(mask.astype(np.int64)),
+        torch.from_numpy(types.astype(np.int64)),
+        mask.sum(1),
+        None if labels is None else torch.as_tensor(list(labels), dtype=torch.long),
+    )
 
 
-def outputs(model, data: Encoded, pick, batch_size: int = 64) -> np.ndarray:
+def outputs(model, data: EncodedData, pick, batch_size: int = 64) -> np.ndarray:
     """``pick(model_output, batch)`` for every row, in order, in eval mode without gradients, on the model's
     device; the model's train/eval mode is restored afterwards."""
     import torch
@@ -89,12 +107,14 @@ def outputs(model, data: Encoded, pick, batch_size: int = 64) -> np.ndarray:
     return np.concatenate(out)
 
 
-def logits(model, data: Encoded, batch_size: int = 64) -> np.ndarray:
+def logits(model, data: EncodedData, batch_size: int = 64) -> np.ndarray:
     """The model's logits for every row, in order, in eval mode without gradients (on the model's device)."""
     return outputs(model, data, lambda res, _batch: res.logits, batch_size)
 
 
-def accuracy(model, data: Encoded) -> float:
+def accuracy(model, data: EncodedData) -> float:
     from edgekit.measure.evaluation import accuracy as percent_correct
 
+    if data.labels is None:
+        raise InternalError("accuracy needs a labelled set")
     return percent_correct(logits(model, data).argmax(-1), data.labels.numpy())

@@ -32,8 +32,10 @@ def train_device():
         return torch.device("cpu")
     local, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
     if local >= count:  # NCCL refuses two processes on one GPU
-        raise InputError(f"process {local} on this node has no GPU of its own ({count} visible): start one process "
-                         f"per GPU (--nproc_per_node {count}) or train on the CPU ({ENV}=cpu)")
+        raise InputError(
+            f"process {local} on this node has no GPU of its own ({count} visible): start one process "
+            f"per GPU (--nproc_per_node {count}) or train on the CPU ({ENV}=cpu)"
+        )
     return torch.device("cuda", local)
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.tasks import CLASSIFIERS, mean_pool
-from edgekit.training.loop import TrainSettings, Trainer, seed_everything
+from edgekit.tasks import get_task
+from edgekit.training.loop import Trainer, TrainSettings, seed_everything
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,28 @@ def teacher_targets(teacher, data, task: str, batch_size: int = 64) -> np.ndarra
     from edgekit.training.data import outputs
 
     teacher.eval()
-    if task in CLASSIFIERS:
-        return outputs(teacher, data, lambda res, _batch: res.logits, batch_size)
-    return outputs(teacher, data, lambda res, b: mean_pool(res.last_hidden_state, b["attention_mask"]), batch_size)
+    head = get_task(task).head
+    return outputs(teacher, data, lambda res, b: head(res, b.get("attention_mask")), batch_size)
 
 
-def distill(teacher, student, data, task: str, settings: TrainSettings, losses: DistillLosses,
-            run_dir: Path | None, *, layer_map: list[int] | None = None, evaluate=None, progress: bool = True,
-            resume: bool = False, desc: str = "distill", teacher_data=None, device=None,
-            key: dict | None = None) -> list[dict]:
+def distill(
+    teacher,
+    student,
+    data,
+    task: str,
+    settings: TrainSettings,
+    losses: DistillLosses,
+    run_dir: Path | None,
+    *,
+    layer_map: list[int] | None = None,
+    evaluate=None,
+    progress: bool = True,
+    resume: bool = False,
+    desc: str = "distill",
+    teacher_data=None,
+    device=None,
+    key: dict | None = None,
+) -> list[dict]:
     """Train ``student`` in place on ``data`` (an Encoded set, labelled for classifiers).
 
     ``teacher_data`` holds the same rows in the teacher's token ids when the
@@ -96,28 +109,33 @@ def distill(teacher, student, data, task: str, settings: TrainSettings, losses: 
             out = model(**b, output_hidden_states=use_hidden)
             tgt = targets[torch.as_tensor(np.asarray(idx), device=device)]
             loss = torch.zeros((), device=device)
-            if task in CLASSIFIERS:
+            if get_task(task).labelled:
                 s = out.logits
                 if losses.kd:
-                    loss = loss + losses.kd * T * T * F.kl_div(F.log_softmax(s / T, -1), F.softmax(tgt / T, -1),
-                                                               reduction="batchmean")
+                    loss = loss + losses.kd * T * T * F.kl_div(
+                        F.log_softmax(s / T, -1), F.softmax(tgt / T, -1), reduction="batchmean"
+                    )
                 if losses.hard and labels is not None:
                     loss = loss + losses.hard * F.cross_entropy(s, labels)
             else:
-                emb = mean_pool(out.last_hidden_state, b["attention_mask"])
+                emb = get_task(task).head(out, b["attention_mask"])
                 loss = loss + losses.embedding * (1 - F.cosine_similarity(emb, tgt, dim=-1)).mean()
             if use_hidden:
                 with torch.no_grad():
                     t_hidden = teacher(**b, output_hidden_states=True).hidden_states
-                mask = (b["attention_mask"].unsqueeze(-1).float() if "attention_mask" in b
-                        else torch.ones(*out.hidden_states[0].shape[:2], 1, device=device))
+                mask = (
+                    b["attention_mask"].unsqueeze(-1).float()
+                    if "attention_mask" in b
+                    else torch.ones(*out.hidden_states[0].shape[:2], 1, device=device)
+                )
                 for i, j in enumerate(layer_map):
                     diff = (out.hidden_states[i + 1] - t_hidden[j + 1]) * mask
                     loss = loss + losses.hidden * diff.pow(2).sum() / (mask.sum() * diff.shape[-1])
             return loss
 
-        trainer = Trainer(student, step_loss, len(data), settings, run_dir, progress=progress, desc=desc,
-                          device=device, key=key)
+        trainer = Trainer(
+            student, step_loss, len(data), settings, run_dir, progress=progress, desc=desc, device=device, key=key
+        )
         return trainer.fit(evaluate, resume=resume)
     finally:
         teacher.to(home)

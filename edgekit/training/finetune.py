@@ -17,14 +17,21 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edgekit.data.datasets import LabelledData
-from edgekit.training.loop import TrainSettings, Trainer, seed_everything
+from edgekit.training.loop import Trainer, TrainSettings, seed_everything
 
 RECORD = "edgekit_training.json"
 DEFAULT_SETTINGS = TrainSettings(epochs=2.0, batch_size=32, lr=5e-5, max_len=128)
 # Vision Transformers trained from scratch here: a configuration in code, no weights to download.
 VISION_BASES = {
-    "vit-tiny": {"patch_size": 2, "hidden_size": 128, "num_hidden_layers": 6, "num_attention_heads": 4,
-                 "intermediate_size": 512, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+    "vit-tiny": {
+        "patch_size": 2,
+        "hidden_size": 128,
+        "num_hidden_layers": 6,
+        "num_attention_heads": 4,
+        "intermediate_size": 512,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+    },
 }
 VISION_SETTINGS = TrainSettings(epochs=40.0, batch_size=64, lr=1e-3, max_len=8, weight_decay=0.05)
 
@@ -55,8 +62,16 @@ def cached(out: Path, key: dict) -> dict | None:
     return None
 
 
-def finetune_classifier(base: str | Path, data: LabelledData, out: Path, *, settings: TrainSettings = DEFAULT_SETTINGS,
-                        progress: bool = True, resume: bool = False, overwrite: bool = False) -> dict:
+def finetune_classifier(
+    base: str | Path,
+    data: LabelledData,
+    out: Path,
+    *,
+    settings: TrainSettings = DEFAULT_SETTINGS,
+    progress: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict:
     from transformers import AutoModelForSequenceClassification
 
     from edgekit.checkpoint import load_checkpoint, offline
@@ -64,8 +79,9 @@ def finetune_classifier(base: str | Path, data: LabelledData, out: Path, *, sett
 
     offline()
     if str(base) in VISION_BASES:
-        return train_image_classifier(str(base), data, out, settings=settings, progress=progress, resume=resume,
-                                      overwrite=overwrite)
+        return train_image_classifier(
+            str(base), data, out, settings=settings, progress=progress, resume=resume, overwrite=overwrite
+        )
     ckpt = load_checkpoint(base, task="feature-extraction")
     labels = data.label_names
     key = {"base": str(ckpt.path), "data": data_digest(data), "settings": asdict(settings), "labels": labels}
@@ -75,18 +91,49 @@ def finetune_classifier(base: str | Path, data: LabelledData, out: Path, *, sett
     seed_everything(settings.seed)
     label2id = {name: i for i, name in enumerate(labels)}
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(ckpt.path), num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id,
-        attn_implementation="eager")
+        str(ckpt.path),
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id=label2id,
+        attn_implementation="eager",
+    )
     tok = ckpt.tokenizer
     train = encode(tok, data.train.texts, settings.max_len, [label2id[x] for x in data.train.labels])
     val = encode(tok, data.validation.texts, settings.max_len, [label2id[x] for x in data.validation.labels])
     test = encode(tok, data.test.texts, settings.max_len, [label2id[x] for x in data.test.labels])
-    return _train_and_publish(model, tok, train, val, test, key, settings, out, progress=progress, resume=resume,
-                              overwrite=overwrite, desc="fine-tune", architecture="BertForSequenceClassification")
+    return _train_and_publish(
+        model,
+        tok,
+        train,
+        val,
+        test,
+        key,
+        settings,
+        out,
+        progress=progress,
+        resume=resume,
+        overwrite=overwrite,
+        desc="fine-tune",
+        architecture="BertForSequenceClassification",
+    )
 
 
-def _train_and_publish(model, preprocessor, train, val, test, key: dict, settings: TrainSettings, out: Path, *,
-                       progress: bool, resume: bool, overwrite: bool, desc: str, architecture: str) -> dict:
+def _train_and_publish(
+    model,
+    preprocessor,
+    train,
+    val,
+    test,
+    key: dict,
+    settings: TrainSettings,
+    out: Path,
+    *,
+    progress: bool,
+    resume: bool,
+    overwrite: bool,
+    desc: str,
+    architecture: str,
+) -> dict:
     """Train ``model`` with cross-entropy on ``train``, then write it with its tokenizer or image processor
     and the training record into ``out`` (staged beside it, moved into place whole; an earlier edgekit
     checkpoint there is replaced only with ``overwrite``, anything else is refused before training)."""
@@ -110,10 +157,16 @@ def _train_and_publish(model, preprocessor, train, val, test, key: dict, setting
             target.hold()
         trainer = Trainer(model, step_loss, len(train), settings, work, progress=progress, desc=desc, key=key)
         history = trainer.fit(lambda: {"val_accuracy": accuracy(model, val)}, resume=resume)
-        record = {"key": key, "history": history, "val_accuracy": history[-1]["val_accuracy"] if history else
-                  accuracy(model, val),
-                  "test_accuracy": accuracy(model, test), "train_examples": len(train), "world_size": trainer.world,
-                  "device": str(trainer.device), "backend": trainer.backend}
+        record = {
+            "key": key,
+            "history": history,
+            "val_accuracy": history[-1]["val_accuracy"] if history else accuracy(model, val),
+            "test_accuracy": accuracy(model, test),
+            "train_examples": len(train),
+            "world_size": trainer.world,
+            "device": str(trainer.device),
+            "backend": trainer.backend,
+        }
         if target is not None:
             model.config.architectures = [architecture]
             model.save_pretrained(str(target.tree), safe_serialization=True)
@@ -132,9 +185,17 @@ def _image_size(data: LabelledData) -> tuple[int, int]:
     return int(arr.shape[0]), 1 if arr.ndim == 2 else int(arr.shape[2])
 
 
-def train_image_classifier(base: str, data: LabelledData, out: Path, *, settings: TrainSettings = VISION_SETTINGS,
-                           progress: bool = True, resume: bool = False, arch: dict | None = None,
-                           overwrite: bool = False) -> dict:
+def train_image_classifier(
+    base: str,
+    data: LabelledData,
+    out: Path,
+    *,
+    settings: TrainSettings = VISION_SETTINGS,
+    progress: bool = True,
+    resume: bool = False,
+    arch: dict | None = None,
+    overwrite: bool = False,
+) -> dict:
     """A ViT from the built-in configuration ``base`` (or ``arch``), trained from scratch on ``data``'s images."""
     from transformers import ViTConfig, ViTForImageClassification
 
@@ -152,13 +213,33 @@ def train_image_classifier(base: str, data: LabelledData, out: Path, *, settings
         return {**hit, "cached": True}
     seed_everything(settings.seed)
     label2id = {name: i for i, name in enumerate(labels)}
-    config = ViTConfig(**arch, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id)
+    # transformers' configs take num_labels through **kwargs, which their dataclass_transform typing hides
+    config = ViTConfig(
+        **arch,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),  # type: ignore[call-arg]
+        label2id=label2id,
+    )
     model = ViTForImageClassification(config)
-    proc = ImageProcessor(image_size=side, num_channels=channels, image_mean=[0.5] * channels,
-                          image_std=[0.5] * channels)
+    proc = ImageProcessor(
+        image_size=side, num_channels=channels, image_mean=[0.5] * channels, image_std=[0.5] * channels
+    )
     train = encode(proc, data.train.texts, 0, [label2id[x] for x in data.train.labels])
     val = encode(proc, data.validation.texts, 0, [label2id[x] for x in data.validation.labels])
     test = encode(proc, data.test.texts, 0, [label2id[x] for x in data.test.labels])
 
-    return _train_and_publish(model, proc, train, val, test, key, settings, out, progress=progress, resume=resume,
-                              overwrite=overwrite, desc="train", architecture="ViTForImageClassification")
+    return _train_and_publish(
+        model,
+        proc,
+        train,
+        val,
+        test,
+        key,
+        settings,
+        out,
+        progress=progress,
+        resume=resume,
+        overwrite=overwrite,
+        desc="train",
+        architecture="ViTForImageClassification",
+    )

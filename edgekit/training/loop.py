@@ -137,9 +137,20 @@ class Trainer:
     ``device``: where to train (default: :func:`edgekit.training.device.train_device`). ``key``: what else
     identifies the run (the recipe stage, the data): resume state made under another key is refused."""
 
-    def __init__(self, model, step_loss: Callable, n_examples: int, settings: TrainSettings, run_dir: Path | None,
-                 *, progress: bool = True, desc: str = "train", parameters=None, device=None,
-                 key: dict | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        step_loss: Callable,
+        n_examples: int,
+        settings: TrainSettings,
+        run_dir: Path | None,
+        *,
+        progress: bool = True,
+        desc: str = "train",
+        parameters=None,
+        device=None,
+        key: dict | None = None,
+    ) -> None:
         import torch
         import torch.distributed as dist
 
@@ -162,13 +173,16 @@ class Trainer:
         params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
         decay = [p for p in params if p.ndim > 1]
         no_decay = [p for p in params if p.ndim <= 1]
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
-                                      {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=settings.lr,
+        )
         self.steps_per_epoch = math.ceil(n_examples / settings.batch_size)
         self.total = max(1, int(round(self.steps_per_epoch * settings.epochs)))
         warm = max(1, int(self.total * settings.warmup_ratio))
         self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: min((s + 1) / warm, max(0.0, (self.total - s) / max(1, self.total - warm))))
+            self.opt, lambda s: min((s + 1) / warm, max(0.0, (self.total - s) / max(1, self.total - warm)))
+        )
         self.step = 0
         self.history: list[dict] = []
         self.key = key
@@ -176,16 +190,27 @@ class Trainer:
     def identity(self) -> dict:
         """What a resume state must match: settings, data size, the model's structure and the caller's key."""
         structure = [[k, list(v.shape), str(v.dtype)] for k, v in self.module.state_dict().items()]
-        return {"settings": asdict(self.settings), "n_examples": self.n, "model": _digest(structure),
-                "key": _digest(self.key)}
+        return {
+            "settings": asdict(self.settings),
+            "n_examples": self.n,
+            "model": _digest(structure),
+            "key": _digest(self.key),
+        }
 
     def _state(self) -> dict:
         import torch
 
-        return {"model": self.module.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
-                "step": self.step, "history": self.history,
-                "torch_rng": torch.get_rng_state(), "np_rng": np.random.get_state(), "py_rng": random.getstate(),
-                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+        return {
+            "model": self.module.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "step": self.step,
+            "history": self.history,
+            "torch_rng": torch.get_rng_state(),
+            "np_rng": np.random.get_state(),
+            "py_rng": random.getstate(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+        }
 
     def save(self) -> None:
         if self.run_dir is None or self.rank != 0:
@@ -217,8 +242,10 @@ class Trainer:
         except InputError:
             raise
         except Exception as err:  # noqa: BLE001 - any failure to parse means the file cannot be used
-            raise InputError(f"resume state in {path} is damaged or not edgekit's ({type(err).__name__}: "
-                             f"{str(err).splitlines()[0] if str(err) else ''}); {redo}") from None
+            raise InputError(
+                f"resume state in {path} is damaged or not edgekit's ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}); {redo}"
+            ) from None
         step, history = state.get("step"), state.get("history")
         if not isinstance(step, int) or not 0 <= step <= self.total or not isinstance(history, list):
             raise InputError(f"resume state in {path} has step {step!r} of a {self.total}-step run; {redo}")
@@ -232,8 +259,10 @@ class Trainer:
             return False
         legacy = self.run_dir / LEGACY_RESUME_FILE
         if legacy.exists():
-            raise InputError(f"{legacy}: resume state in the old pickle format is never loaded (unpickling can run "
-                             "code); delete it, or run again without --resume")
+            raise InputError(
+                f"{legacy}: resume state in the old pickle format is never loaded (unpickling can run "
+                "code); delete it, or run again without --resume"
+            )
         path = self.run_dir / RESUME_FILE
         if not path.is_file():
             return False
@@ -246,8 +275,10 @@ class Trainer:
             np.random.set_state(state["np_rng"])
             random.setstate(state["py_rng"])
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise InputError(f"resume state in {path} does not fit this run ({type(err).__name__}: "
-                             f"{str(err).splitlines()[0]}); delete it or drop --resume") from None
+            raise InputError(
+                f"resume state in {path} does not fit this run ({type(err).__name__}: "
+                f"{str(err).splitlines()[0]}); delete it or drop --resume"
+            ) from None
         self.step, self.history = state["step"], state["history"]
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
@@ -260,8 +291,14 @@ class Trainer:
             self.load()
         self.model.train()
         s = self.settings
-        bar = tqdm(total=self.total, initial=self.step, desc=self.desc, unit="step", disable=not self.progress,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=self.total,
+            initial=self.step,
+            desc=self.desc,
+            unit="step",
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
         running = None
         while self.step < self.total:
             epoch, offset = divmod(self.step, self.steps_per_epoch)
@@ -285,14 +322,19 @@ class Trainer:
                     self.save()
             if evaluate is not None and (self.step % self.steps_per_epoch == 0 or self.step >= self.total):
                 self.model.eval()
-                metrics = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 2), "loss": running,
-                           **evaluate()}
+                metrics = {
+                    "step": self.step,
+                    "epoch": round(self.step / self.steps_per_epoch, 2),
+                    "loss": running,
+                    **evaluate(),
+                }
                 self.model.train()
                 self.history.append(metrics)
                 if self.progress:
-                    tqdm.write(f"{self.desc}: epoch {metrics['epoch']}: " +
-                               ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                                         if isinstance(v, float) and k != "epoch"))
+                    tqdm.write(
+                        f"{self.desc}: epoch {metrics['epoch']}: "
+                        + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "epoch")
+                    )
             self.save()
         bar.close()
         self.model.eval()

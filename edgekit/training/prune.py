@@ -15,8 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 HEADS_KEY = "edgekit_attention_heads"
 
@@ -36,24 +40,42 @@ def encoder_layers(model):
 class _Parts:
     """Where one layer keeps what pruning slices (BERT: attention.self.query ..., ViT: attention.q_proj ...)."""
 
-    attn: object  # the module with the q/k/v projections and the head counts
+    attn: torch.nn.Module  # the module with the q/k/v projections and the head counts
     qkv: tuple[str, str, str]
-    out: object  # holder of the attention output projection
+    out: torch.nn.Module  # holder of the attention output projection
     out_name: str
     head_size: int
-    ffn_in: object
+    ffn_in: torch.nn.Module
     ffn_in_name: str
-    ffn_out: object
+    ffn_out: torch.nn.Module
     ffn_out_name: str
 
 
 def parts(layer) -> _Parts:
     att = layer.attention
     if hasattr(att, "self"):  # BERT family
-        return _Parts(att.self, ("query", "key", "value"), att.output, "dense", att.self.attention_head_size,
-                      layer.intermediate, "dense", layer.output, "dense")
-    return _Parts(att, ("q_proj", "k_proj", "v_proj"), att, "o_proj", att.head_dim,  # ViT (transformers 5)
-                  layer.mlp, "fc1", layer.mlp, "fc2")
+        return _Parts(
+            att.self,
+            ("query", "key", "value"),
+            att.output,
+            "dense",
+            att.self.attention_head_size,
+            layer.intermediate,
+            "dense",
+            layer.output,
+            "dense",
+        )
+    return _Parts(
+        att,
+        ("q_proj", "k_proj", "v_proj"),
+        att,
+        "o_proj",
+        att.head_dim,  # ViT (transformers 5)
+        layer.mlp,
+        "fc1",
+        layer.mlp,
+        "fc2",
+    )
 
 
 @dataclass
@@ -82,6 +104,7 @@ def measure_importance(model, batches: list[dict], loss_of: Callable, layer_scor
             x = args[0]
             x.retain_grad()
             acts[key] = x
+
         return pre_hook
 
     for i, layer in enumerate(layers):
@@ -142,9 +165,10 @@ def prune_heads(layer, keep: list[int]) -> None:
     for name in lp.qkv:
         setattr(att, name, _slice_linear(getattr(att, name), rows=rows))
     setattr(lp.out, lp.out_name, _slice_linear(getattr(lp.out, lp.out_name), cols=rows))
-    att.num_attention_heads = len(keep)
+    # torch types Module.__setattr__'s value as Tensor | Module; it sets any value (these are ints)
+    att.num_attention_heads = len(keep)  # type: ignore[assignment]
     if hasattr(att, "all_head_size"):
-        att.all_head_size = len(keep) * d
+        att.all_head_size = len(keep) * d  # type: ignore[assignment]
 
 
 def prune_ffn(layer, keep: list[int]) -> None:
@@ -164,7 +188,7 @@ def keep_layers(model, keep: list[int]) -> None:
     for i, layer in enumerate(getattr(holder, attr)):
         attn = parts(layer).attn
         if hasattr(attn, "layer_idx"):
-            attn.layer_idx = i
+            attn.layer_idx = i  # type: ignore[assignment]  # an int: torch types Module.__setattr__ too narrowly
     model.config.num_hidden_layers = len(keep)
 
 
@@ -175,8 +199,22 @@ def _count(target: float | int, total: int) -> int:
     return max(1, min(total, int(target)))
 
 
-def apply(model, imp: Importance, *, heads: float | int | None = None, ffn: float | int | None = None,
-          layers: float | int | list[int] | None = None) -> dict:
+class PrunePlan(TypedDict):
+    """What :func:`apply` kept, by original index."""
+
+    layers: list[int]
+    heads: dict[int, list[int]]  # layer -> the heads kept
+    ffn: dict[int, int]  # layer -> how many FFN neurons kept
+
+
+def apply(
+    model,
+    imp: Importance,
+    *,
+    heads: float | int | None = None,
+    ffn: float | int | None = None,
+    layers: float | int | list[int] | None = None,
+) -> PrunePlan:
     """Prune in place; ``heads``/``ffn``/``layers`` are ratios to remove (0-1) or counts to keep.
     Returns what was kept, by original index."""
     n_layers, n_heads = imp.heads.shape
@@ -187,7 +225,7 @@ def apply(model, imp: Importance, *, heads: float | int | None = None, ffn: floa
         else:
             k = _count(layers, n_layers)
             kept_layers = sorted(np.argsort(-imp.layers)[:k].tolist())
-    plan = {"layers": kept_layers, "heads": {}, "ffn": {}}
+    plan: PrunePlan = {"layers": kept_layers, "heads": {}, "ffn": {}}
     k_heads = _count(heads, n_heads) if heads is not None else n_heads
     k_ffn = _count(ffn, imp.ffn.shape[1]) if ffn is not None else imp.ffn.shape[1]
     for i, layer in enumerate(encoder_layers(model)):
@@ -234,6 +272,7 @@ def load_pruned(path, model_class, **kwargs):
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if not m.endswith("position_ids")]
     if missing or unexpected:
-        raise ValueError(f"pruned checkpoint {path} does not match its config (missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]})")
+        raise ValueError(
+            f"pruned checkpoint {path} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     return model.eval()

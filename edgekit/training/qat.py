@@ -18,6 +18,8 @@ from types import SimpleNamespace
 
 import torch
 
+from edgekit.errors import InternalError
+
 _AXES = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -40,8 +42,13 @@ class _Adapter(torch.nn.Module):
 
 
 def _example(tokenizer, names: list[str]):
-    enc = tokenizer(["quantization aware training example", "a second, longer example sentence for export"],
-                    padding="max_length", max_length=16, truncation=True, return_tensors="pt")
+    enc = tokenizer(
+        ["quantization aware training example", "a second, longer example sentence for export"],
+        padding="max_length",
+        max_length=16,
+        truncation=True,
+        return_tensors="pt",
+    )
     return tuple(enc[n].to(torch.int64) for n in names)
 
 
@@ -55,6 +62,8 @@ def _dynamic(names: list[str], max_len: int):
 def prepare(ckpt, qat: bool = True):
     """The checkpoint's task model, exported and fake-quantized for training (``qat``), or with observers
     only, for static post-training quantization with the same quantizer (``qat=False``)."""
+    import copy
+
     from torch.export import export
     from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
@@ -63,15 +72,15 @@ def prepare(ckpt, qat: bool = True):
         get_default_x86_inductor_quantization_config,
     )
 
-    import copy
-
     names = ckpt.input_names
     # a copy: the exported graph shares parameter storage with the module, and training must not
     # change the checkpoint's model (the fp32 reference and teacher of this run)
     module = copy.deepcopy(ckpt.task_module())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        graph = export(module, _example(ckpt.tokenizer, names), dynamic_shapes=_dynamic(names, ckpt.max_length)).module()
+        graph = export(
+            module, _example(ckpt.tokenizer, names), dynamic_shapes=_dynamic(names, ckpt.max_length)
+        ).module()
         quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=qat))
         prepared = prepare_qat_pt2e(graph, quantizer) if qat else prepare_pt2e(graph, quantizer)
     allow_exported_model_train_eval(prepared)
@@ -107,8 +116,17 @@ def export_onnx(adapter: _Adapter, ckpt, out: Path, opset: int) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         converted = convert_pt2e(adapter.graph)
-        program = torch.onnx.export(converted, _example(ckpt.tokenizer, names), dynamo=True, opset_version=opset,
-                                    input_names=names, output_names=[ckpt.task_spec.output_name],
-                                    dynamic_shapes=_dynamic(names, ckpt.max_length), verbose=False)
+        program = torch.onnx.export(
+            converted,
+            _example(ckpt.tokenizer, names),
+            dynamo=True,
+            opset_version=opset,
+            input_names=names,
+            output_names=[ckpt.task_def.output_name],
+            dynamic_shapes=_dynamic(names, ckpt.max_length),
+            verbose=False,
+        )
+    if program is None:  # dynamo=True always returns the program
+        raise InternalError("torch.onnx.export returned no program")
     program.save(str(out))
     return out

@@ -80,7 +80,7 @@ class TFLiteSession(Session):
         first = next(iter(feeds.values()))
         seq = first.shape[1] if first.ndim == 2 else None
         sig = self._pick(seq)
-        for name, (shape, dtype) in sig.inputs.items():
+        for name, (_shape, dtype) in sig.inputs.items():
             if name not in feeds:
                 raise ValueError(f"missing input {name!r}")
             if feeds[name].dtype != np.dtype(dtype):
@@ -148,20 +148,24 @@ class LegacyTFLiteRuntimeAdapter(LiteRTAdapter):
         from edgekit.errors import ParityError
         from edgekit_runtimes import selfcheck
 
-        warnings.warn("tflite-runtime is unmaintained: prefer ai-edge-litert; outputs are self-checked on load",
-                      stacklevel=2)
+        warnings.warn(
+            "tflite-runtime is unmaintained: prefer ai-edge-litert; outputs are self-checked on load", stacklevel=2
+        )
         path = Path(path)
         model = path / "model.tflite" if path.is_dir() else path
         try:
             session = super().load(model, threads)
         except ValueError as err:
             if "op" in str(err).lower() or "version" in str(err).lower():
-                raise ParityError(f"{model}: tflite-runtime cannot run this model ({str(err).splitlines()[0]}); "
-                                  "use ai-edge-litert") from None
+                raise ParityError(
+                    f"{model}: tflite-runtime cannot run this model ({str(err).splitlines()[0]}); use ai-edge-litert"
+                ) from None
             raise
         check = model.parent / selfcheck.FILE
         if not check.is_file():
-            raise ParityError(f"{model}: no {selfcheck.FILE} beside it; tflite-runtime only runs models it can "
-                              "verify (edgekit artifacts carry one)")
+            raise ParityError(
+                f"{model}: no {selfcheck.FILE} beside it; tflite-runtime only runs models it can "
+                "verify (edgekit artifacts carry one)"
+            )
         selfcheck.verify(session, check, f"{model}: tflite-runtime (use ai-edge-litert instead)")
         return session

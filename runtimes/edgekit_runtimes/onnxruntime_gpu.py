@@ -63,8 +63,9 @@ class OnnxRuntimeGPUAdapter(OnnxRuntimeCPUAdapter):
         providers = gpu_providers()
         if not providers:
             raise RuntimeError("no GPU execution provider: install onnxruntime-gpu on a machine with an NVIDIA GPU")
-        sess = ort.InferenceSession(str(path), self.session_options(threads),
-                                    providers=[*providers, "CPUExecutionProvider"])
+        sess = ort.InferenceSession(
+            str(path), self.session_options(threads), providers=[*providers, "CPUExecutionProvider"]
+        )
         used = sess.get_providers()
         if not any(p in used for p in GPU_PROVIDERS):
             raise RuntimeError(f"ONNX Runtime would run this model on {used}, not on the GPU")
@@ -75,10 +76,43 @@ class OnnxRuntimeGPUAdapter(OnnxRuntimeCPUAdapter):
 
 # ONNX Runtime keeps small shape computations on the CPU on purpose; only the
 # other op types on the CPU mean real work is copied off the GPU and back.
-SHAPE_OPS = frozenset({
-    "Shape", "Size", "Gather", "GatherElements", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Reshape",
-    "ConstantOfShape", "Constant", "Equal", "Where", "Range", "Expand", "Add", "Sub", "Mul", "Div", "Less",
-    "Greater", "Not", "And", "Or", "Identity", "ReduceProd", "Tile", "Min", "Max", "Floor", "Ceil", "Neg"})
+SHAPE_OPS = frozenset(
+    {
+        "Shape",
+        "Size",
+        "Gather",
+        "GatherElements",
+        "Unsqueeze",
+        "Squeeze",
+        "Concat",
+        "Slice",
+        "Cast",
+        "Reshape",
+        "ConstantOfShape",
+        "Constant",
+        "Equal",
+        "Where",
+        "Range",
+        "Expand",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Less",
+        "Greater",
+        "Not",
+        "And",
+        "Or",
+        "Identity",
+        "ReduceProd",
+        "Tile",
+        "Min",
+        "Max",
+        "Floor",
+        "Ceil",
+        "Neg",
+    }
+)
 
 
 def placed_on_cpu(path: Path, providers: list[str], options, inputs) -> dict[str, int]:

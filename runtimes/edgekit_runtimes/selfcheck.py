@@ -17,13 +17,13 @@ MIN_COSINE = 0.999  # below this a runtime does not reproduce what the validatin
 
 
 def record(session, feeds_list: list[dict[str, np.ndarray]], path: Path) -> None:
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     for i, feeds in enumerate(feeds_list):
         for name, arr in feeds.items():
             arrays[f"in{i}__{name}"] = arr
         for name, arr in session.run(feeds).items():
             arrays[f"out{i}__{name}"] = arr
-    np.savez_compressed(path, **arrays)
+    np.savez_compressed(path, allow_pickle=False, **arrays)  # numbers only: an object array is refused
 
 
 def load_cases(path: Path) -> list[dict[str, dict[str, np.ndarray]]]:
@@ -56,6 +56,7 @@ def verify(session, path: Path, what: str) -> float:
 
     worst = replay(session, path)
     if worst < MIN_COSINE:
-        raise ParityError(f"{what} gives wrong output for this model (cosine {worst:.4f} to the outputs "
-                          "recorded at export)")
+        raise ParityError(
+            f"{what} gives wrong output for this model (cosine {worst:.4f} to the outputs recorded at export)"
+        )
     return worst

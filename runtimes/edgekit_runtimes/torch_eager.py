@@ -10,8 +10,9 @@ from edgekit_runtimes.base import RuntimeAdapter, Session, TensorSpec
 
 
 class TorchSession(Session):
-    def __init__(self, module, input_names: list[str], output_name: str, threads: int,
-                 inputs: list[TensorSpec] | None = None) -> None:
+    def __init__(
+        self, module, input_names: list[str], output_name: str, threads: int, inputs: list[TensorSpec] | None = None
+    ) -> None:
         import torch
 
         self._torch = torch
@@ -40,7 +41,9 @@ class TorchEagerAdapter(RuntimeAdapter):
         from edgekit.checkpoint import load_checkpoint
 
         path = Path(path)
-        ckpt = load_checkpoint(path.parent if path.is_file() else path, task=task, allow_unsafe_pickle=allow_unsafe_pickle)
+        ckpt = load_checkpoint(
+            path.parent if path.is_file() else path, task=task, allow_unsafe_pickle=allow_unsafe_pickle
+        )
         return self.from_checkpoint(ckpt, threads)
 
     def from_checkpoint(self, ckpt, threads: int = 1) -> Session:
@@ -48,4 +51,4 @@ class TorchEagerAdapter(RuntimeAdapter):
         inputs = None
         if ckpt.is_image:
             inputs = [TensorSpec("pixel_values", "float32", ("batch", *ckpt.tokenizer.pixel_shape))]
-        return TorchSession(module, ckpt.input_names, ckpt.task_spec.output_name, threads, inputs)
+        return TorchSession(module, ckpt.input_names, ckpt.task_def.output_name, threads, inputs)

@@ -77,6 +77,7 @@ def test_usage_error_is_exit_2(run_cli):
 
 # --- bad input: one line naming the problem, exit 2, nothing left behind ------------------
 
+
 def test_missing_checkpoint_dir(run_cli, tmp_path):
     out = tmp_path / "out"
     res = run_cli("compress", str(tmp_path / "nope"), "-o", str(out))
@@ -110,15 +111,19 @@ def test_unknown_recipe_key(run_cli, tiny_ckpt, tmp_path):
 
 
 def test_unknown_recipe_name(run_cli, tiny_ckpt, tmp_path):
-    _one_line_error(run_cli("compress", str(tiny_ckpt), "-r", "ptq-magic", "-o", str(tmp_path / "o")), 2,
-                    "unknown recipe 'ptq-magic'")
+    _one_line_error(
+        run_cli("compress", str(tiny_ckpt), "-r", "ptq-magic", "-o", str(tmp_path / "o")),
+        2,
+        "unknown recipe 'ptq-magic'",
+    )
 
 
 def test_empty_calibration_file(run_cli, tiny_ckpt, tmp_path):
     (tmp_path / "cal.txt").write_text("\n\n")
     out = tmp_path / "out"
-    res = run_cli("compress", str(tiny_ckpt), "-r", "ptq-static", "-o", str(out), "--calibration",
-                  str(tmp_path / "cal.txt"))
+    res = run_cli(
+        "compress", str(tiny_ckpt), "-r", "ptq-static", "-o", str(out), "--calibration", str(tmp_path / "cal.txt")
+    )
     _one_line_error(res, 2, "cal.txt", "no text samples")
     assert not out.exists()
 
@@ -144,14 +149,16 @@ def test_bench_file_that_is_not_onnx(run_cli, tmp_path):
 
 def test_parity_failure_is_exit_3(run_cli, tiny_ckpt, tmp_path):
     f = tmp_path / "strict.yaml"
-    f.write_text("name: strict\nstages:\n  - kind: export\n  - kind: quantize\n    method: dynamic\n"
-                 "    min_cosine: 1.0\n")
+    f.write_text(
+        "name: strict\nstages:\n  - kind: export\n  - kind: quantize\n    method: dynamic\n    min_cosine: 1.0\n"
+    )
     res = run_cli("compress", str(tiny_ckpt), "-r", str(f), "-o", str(tmp_path / "o"), "-q")
     _one_line_error(res, 3, "not promoted")
     assert not (tmp_path / "o").exists()  # a run is all or nothing: the export made before the failure is not kept
 
 
 # --- bench on foreign ONNX files --------------------------------------------------------
+
 
 def test_bench_synthesizes_inputs(run_cli, tiny_compressed, tmp_path):
     model = tiny_compressed / "onnx-int8-dynamic" / "model.onnx"

@@ -3,8 +3,8 @@
 import numpy as np
 
 from edgekit.testing import with_custom_op
+from tests.cli.test_cli import _one_line_error
 from tests.conftest import read_json
-from tests.test_cli import _one_line_error
 
 
 def test_bench_tflite_file_synthesizes_int32_inputs(run_cli, tiny_tflite, tmp_path):
@@ -46,13 +46,24 @@ def test_truncated_flatbuffer_cannot_kill_edgekit(run_cli, tiny_tflite, tmp_path
 def test_inputs_of_the_wrong_dtype(run_cli, tiny_tflite, tmp_path):
     model = tiny_tflite / "tflite-fp32" / "model.tflite"
     bad = tmp_path / "bad.npz"
-    np.savez(bad, input_ids=np.ones((1, 128), np.int64), attention_mask=np.ones((1, 128), np.int32),
-             token_type_ids=np.zeros((1, 128), np.int32))
-    _one_line_error(run_cli("bench", str(model), "--inputs", str(bad), "--runs", "1"), 2,
-                    "input 'input_ids' has dtype int64, the model takes int32")
+    np.savez(
+        bad,
+        input_ids=np.ones((1, 128), np.int64),
+        attention_mask=np.ones((1, 128), np.int32),
+        token_type_ids=np.zeros((1, 128), np.int32),
+    )
+    _one_line_error(
+        run_cli("bench", str(model), "--inputs", str(bad), "--runs", "1"),
+        2,
+        "input 'input_ids' has dtype int64, the model takes int32",
+    )
     good = tmp_path / "good.npz"
-    np.savez(good, input_ids=np.ones((1, 128), np.int32), attention_mask=np.ones((1, 128), np.int32),
-             token_type_ids=np.zeros((1, 128), np.int32))
+    np.savez(
+        good,
+        input_ids=np.ones((1, 128), np.int32),
+        attention_mask=np.ones((1, 128), np.int32),
+        token_type_ids=np.zeros((1, 128), np.int32),
+    )
     res = run_cli("bench", str(model), "--inputs", str(good), "--runs", "2", "-q")
     assert res.exit_code == 0, res.stderr
     short = tmp_path / "short.npz"

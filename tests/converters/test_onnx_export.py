@@ -1,18 +1,26 @@
 import onnx
 import pytest
 
-from edgekit.data.calibration import load_text_data
 from edgekit.checkpoint import load_checkpoint
-from edgekit.pipeline.context import StageContext
+from edgekit.data.calibration import load_text_data
 from edgekit.errors import ParityError
+from edgekit.pipeline.context import StageContext
 from edgekit.recipe.config import ExportConfig
 from edgekit_converters.onnx_export import OnnxConverter
+from tests.contract.converters import ConverterContract
+
+
+class TestOnnxConverterContract(ConverterContract):
+    @pytest.fixture(scope="class")
+    def converter(self):
+        return OnnxConverter()
 
 
 @pytest.fixture
 def ctx(tiny_ckpt):
-    return StageContext(checkpoint=load_checkpoint(tiny_ckpt), data=load_text_data(), recipe_digest="test",
-                        threads=1, progress=False)
+    return StageContext(
+        checkpoint=load_checkpoint(tiny_ckpt), data=load_text_data(), recipe_digest="test", threads=1, progress=False
+    )
 
 
 def test_export_has_dynamic_axes_and_passes_parity(ctx, tmp_path):

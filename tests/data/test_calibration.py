@@ -24,13 +24,16 @@ def test_formats(tmp_path):
     assert load_texts(tmp_path / "a.csv") == ["one", "two, with comma"]
 
 
-@pytest.mark.parametrize("name,content,match", [
-    ("empty.txt", "\n \n", "no text samples"),
-    ("bad.jsonl", '{"text": "ok"}\nnot json\n', r"bad.jsonl:2: not a JSON object"),
-    ("nofield.jsonl", '{"body": "x"}\n', "no string field 'text'"),
-    ("nocol.csv", "a,b\n1,2\n", "no 'text' column"),
-    ("data.parquet", "x", "unsupported text format"),
-])
+@pytest.mark.parametrize(
+    "name,content,match",
+    [
+        ("empty.txt", "\n \n", "no text samples"),
+        ("bad.jsonl", '{"text": "ok"}\nnot json\n', r"bad.jsonl:2: not a JSON object"),
+        ("nofield.jsonl", '{"body": "x"}\n', "no string field 'text'"),
+        ("nocol.csv", "a,b\n1,2\n", "no 'text' column"),
+        ("data.parquet", "x", "unsupported text format"),
+    ],
+)
 def test_bad_files(tmp_path, name, content, match):
     (tmp_path / name).write_text(content)
     with pytest.raises(CalibrationError, match=match):
@@ -79,9 +82,9 @@ def _image_set(root, counts: dict[str, int]) -> None:
 
 def test_image_folder_calibration_and_evaluation_represent_every_label(tmp_path, tiny_ckpt, monkeypatch):
     """Folders are read in label order; the calibration sample and any first N test images hold every label."""
-    from edgekit.pipeline import run as pipeline
     from edgekit.checkpoint import load_checkpoint
     from edgekit.data.datasets import load_dataset
+    from edgekit.pipeline import run as pipeline
 
     counts = {str(c): (30 if c == 0 else 3) for c in range(10)}  # one label dominates, as in the issue
     _image_set(tmp_path, counts)

@@ -1,14 +1,18 @@
 import numpy as np
 import pytest
 
-from edgekit.errors import InputError
 from edgekit.data.feeds import synthesize, tokenize
+from edgekit.errors import InputError
 from edgekit_runtimes.base import TensorSpec
 
 
 def test_synthesize_fills_dynamic_axes_and_types():
-    specs = [TensorSpec("input_ids", "int64", ("batch", "seq")), TensorSpec("attention_mask", "int32", (None, None)),
-             TensorSpec("token_type_ids", "int64", (2, "seq")), TensorSpec("pixels", "float32", (1, 3, 8, 8))]
+    specs = [
+        TensorSpec("input_ids", "int64", ("batch", "seq")),
+        TensorSpec("attention_mask", "int32", (None, None)),
+        TensorSpec("token_type_ids", "int64", (2, "seq")),
+        TensorSpec("pixels", "float32", (1, 3, 8, 8)),
+    ]
     f = synthesize(specs, batch_size=4, seq_len=16)
     assert f["input_ids"].shape == (4, 16) and f["input_ids"].dtype == np.int64
     assert f["attention_mask"].dtype == np.int32 and (f["attention_mask"] == 1).all()

@@ -93,7 +93,11 @@ def test_tampered_model_file_is_refused(tiny_bundle, tmp_path, run_cli):
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0x01  # one byte
     model.write_bytes(bytes(data))
-    with pytest.raises(ArtifactError, match=r"modified after it was made \(sha256 differs from the recorded one: models/onnx-int8-dynamic/model.onnx\)"):
+    with pytest.raises(
+        ArtifactError,
+        match=r"modified after it was made \(sha256 differs from the recorded one: "
+        r"models/onnx-int8-dynamic/model.onnx\)",
+    ):
         open_bundle(b)
     r = run_cli("run", str(b), "hello")
     assert r.exit_code == 2
@@ -113,9 +117,20 @@ def test_not_a_bundle_and_malformed_description(tmp_path):
     (tmp_path / BUNDLE_FILE).write_text("{not json")
     with pytest.raises(ArtifactError, match="malformed bundle description"):
         open_bundle(tmp_path)
-    (tmp_path / BUNDLE_FILE).write_text(json.dumps({"bundle_version": 99, "name": "x", "task": "t", "files": {},
-                                                    "variants": [], "preprocessing": {}, "postprocessing": {},
-                                                    "reference": {}}))
+    (tmp_path / BUNDLE_FILE).write_text(
+        json.dumps(
+            {
+                "bundle_version": 99,
+                "name": "x",
+                "task": "t",
+                "files": {},
+                "variants": [],
+                "preprocessing": {},
+                "postprocessing": {},
+                "reference": {},
+            }
+        )
+    )
     with pytest.raises(ArtifactError, match="bundle version 99"):
         open_bundle(tmp_path)
 
@@ -132,8 +147,11 @@ def test_the_description_is_sealed(tiny_bundle, tmp_path):
     original = open_bundle(b).digest
     assert original == json.loads((b / BUNDLE_FILE).read_text())["description_sha256"]
     _edit(b, lambda m: m["postprocessing"].update(normalize=True), reseal=False)
-    with pytest.raises(ArtifactError, match=r"modified after it was made \(sha256 differs from the recorded one: "
-                                            r"bundle.json\)"):
+    with pytest.raises(
+        ArtifactError,
+        match=r"modified after it was made \(sha256 differs from the recorded one: "
+        r"bundle.json\)",
+    ):
         open_bundle(b, check=False)  # even without the file digests
     _edit(b, lambda m: m.pop("description_sha256"), reseal=False)
     with pytest.raises(ArtifactError, match="modified after it was made .bundle.json has no description_sha256"):
@@ -287,13 +305,17 @@ def test_check_accepts_other_int8_kernels_with_the_same_fidelity(tiny_bundle, tm
     rng = np.random.default_rng(0)
 
     def shift(arrays, meta):  # what the bundling machine recorded was a little different
-        arrays["onnx-int8-dynamic"] = arrays["onnx-int8-dynamic"] + rng.normal(0, 0.08, arrays["onnx-int8-dynamic"].shape)
+        arrays["onnx-int8-dynamic"] = arrays["onnx-int8-dynamic"] + rng.normal(
+            0, 0.08, arrays["onnx-int8-dynamic"].shape
+        )
 
     _rewrite_reference(b, shift)
     result = edgekit.load(b, variant="onnx-int8-dynamic", threads=1).check()
     assert result["cosine_to_recorded_min"] < 0.999
     assert result["passed"] and result["verdict"].startswith("different kernels")
-    assert result["fidelity_to_fp32"]["cosine_mean"] == pytest.approx(result["fidelity_recorded"]["cosine_mean"], abs=1e-6)
+    assert result["fidelity_to_fp32"]["cosine_mean"] == pytest.approx(
+        result["fidelity_recorded"]["cosine_mean"], abs=1e-6
+    )
 
 
 def test_check_fails_wrong_outputs(tiny_bundle, tmp_path, run_cli):
@@ -320,10 +342,18 @@ def mixed_bundle(tiny_ckpt, tmp_path_factory) -> Path:
     from tests.helpers import FAST_BENCH
 
     root = tmp_path_factory.mktemp("mixed")
-    recipe = recipe_from_dict({"version": 1, "name": "mixed", "stages": [
-        {"kind": "export", "format": "onnx"},
-        {"kind": "export", "input": "pytorch-fp32", "format": "tflite", "seq_lens": [32]},
-        {**FAST_BENCH, "fidelity_samples": 8, "seq_len": 16}]}, "mixed")
+    recipe = recipe_from_dict(
+        {
+            "version": 1,
+            "name": "mixed",
+            "stages": [
+                {"kind": "export", "format": "onnx"},
+                {"kind": "export", "input": "pytorch-fp32", "format": "tflite", "seq_lens": [32]},
+                {**FAST_BENCH, "fidelity_samples": 8, "seq_len": 16},
+            ],
+        },
+        "mixed",
+    )
     compress(tiny_ckpt, recipe, root / "out", progress=False)
     return build_bundle(root / "out", root / "b", artifacts=["onnx-fp32", "tflite-fp32"], threads=1).path
 
@@ -344,4 +374,3 @@ def test_variants_truncate_the_same_way(mixed_bundle, run_cli):
     out = json.loads(r.output)
     assert out["max_tokens"] == 32
     assert [(x["truncated"], x["tokens"] > 32) for x in out["results"]] == [(True, True), (False, False)]
-

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.errors import InputError
 from edgekit.device.remote import build_runner, parse_target
+from edgekit.errors import InputError
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -38,12 +38,25 @@ def sshd(tmp_path_factory):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
     shutil.copy(d / "client_key.pub", d / "authorized_keys")
     port = _free_port()
-    (d / "sshd_config").write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {d / 'host_key'}", f"PidFile {d / 'sshd.pid'}",
-        f"AuthorizedKeysFile {d / 'authorized_keys'}", "PubkeyAuthentication yes", "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password",
-        f"AllowUsers {getpass.getuser()}", "",
-    ]))
+    (d / "sshd_config").write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {d / 'host_key'}",
+                f"PidFile {d / 'sshd.pid'}",
+                f"AuthorizedKeysFile {d / 'authorized_keys'}",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",
+                "PermitRootLogin prohibit-password",
+                f"AllowUsers {getpass.getuser()}",
+                "",
+            ]
+        )
+    )
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 20
     while time.time() < deadline:
@@ -54,17 +67,31 @@ def sshd(tmp_path_factory):
             break
         except OSError:
             time.sleep(0.1)
-    yield {"url": f"ssh://{getpass.getuser()}@127.0.0.1:{port}", "key": d / "client_key",
-           "known_hosts": d / "known_hosts", "remote_dir": str(d / "remote")}
+    yield {
+        "url": f"ssh://{getpass.getuser()}@127.0.0.1:{port}",
+        "key": d / "client_key",
+        "known_hosts": d / "known_hosts",
+        "remote_dir": str(d / "remote"),
+    }
     proc.terminate()
     proc.wait(timeout=10)
 
 
 def _remote_args(sshd) -> list[str]:
-    return ["--target", sshd["url"], "-i", str(sshd["key"]),
-            "--ssh-option", f"UserKnownHostsFile={sshd['known_hosts']}",
-            "--ssh-option", "StrictHostKeyChecking=accept-new",
-            "--remote-python", sys.executable, "--remote-dir", sshd["remote_dir"]]
+    return [
+        "--target",
+        sshd["url"],
+        "-i",
+        str(sshd["key"]),
+        "--ssh-option",
+        f"UserKnownHostsFile={sshd['known_hosts']}",
+        "--ssh-option",
+        "StrictHostKeyChecking=accept-new",
+        "--remote-python",
+        sys.executable,
+        "--remote-dir",
+        sshd["remote_dir"],
+    ]
 
 
 def _keys(obj, prefix=""):
@@ -105,16 +132,20 @@ def test_remote_errors_are_one_line(sshd, tiny_bundle, run_cli):
     args[args.index(sys.executable)] = "/nonexistent/python3"
     r = run_cli("bench", str(tiny_bundle), "--runs", "2", "-q", *args)
     assert r.exit_code == 2 and "no /nonexistent/python3 on the device" in r.stderr
-    r = run_cli("bench", str(tiny_bundle), "-q", "--target", "ssh://nobody@127.0.0.1:1", "--ssh-option",
-                "ConnectTimeout=3")
+    r = run_cli(
+        "bench", str(tiny_bundle), "-q", "--target", "ssh://nobody@127.0.0.1:1", "--ssh-option", "ConnectTimeout=3"
+    )
     assert r.exit_code == 2 and "ssh://nobody@127.0.0.1:1" in r.stderr and r.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("url,expected", [
-    ("ssh://pi@board.local:2222", ("board.local", "pi", 2222)),
-    ("ssh://10.0.0.7", ("10.0.0.7", None, 22)),
-    ("ssh://me@[::1]:22", ("::1", "me", 22)),
-])
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("ssh://pi@board.local:2222", ("board.local", "pi", 2222)),
+        ("ssh://10.0.0.7", ("10.0.0.7", None, 22)),
+        ("ssh://me@[::1]:22", ("::1", "me", 22)),
+    ],
+)
 def test_parse_target(url, expected):
     t = parse_target(url)
     assert (t.host, t.user, t.port) == expected
@@ -130,11 +161,18 @@ def test_runner_runs_without_edgekit_installed(tiny_bundle, tmp_path):
     """The zipapp alone (no entry points, no installed edgekit) benchmarks a bundle."""
     runner = tmp_path / "runner.pyz"
     runner.write_bytes(build_runner())
-    settings = {"settings": {"batch_size": 1, "seq_len": 16, "threads": 1, "warmup": 1, "runs": 3,
-                             "fidelity_samples": 16}}
+    settings = {
+        "settings": {"batch_size": 1, "seq_len": 16, "threads": 1, "warmup": 1, "runs": 3, "fidelity_samples": 16}
+    }
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-I", str(runner), str(tiny_bundle), "--settings", json.dumps(settings)],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-I", str(runner), str(tiny_bundle), "--settings", json.dumps(settings)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert {r["name"] for r in report["results"]} == {"onnx-int8-dynamic", "onnx-fp32"}

@@ -15,8 +15,12 @@ REPO = Path(__file__).resolve().parents[2]
 def runtime_env(tmp_path_factory) -> Path:
     env = tmp_path_factory.mktemp("rt") / "venv"
     venv.EnvBuilder(with_pip=True).create(env)
-    proc = subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "-q", f"{REPO}[litert,onnxruntime]"],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [str(env / "bin" / "python"), "-m", "pip", "install", "-q", f"{REPO}[litert,onnxruntime]"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if proc.returncode != 0 and ("No matching distribution" in proc.stderr or "connection" in proc.stderr.lower()):
         pytest.skip(f"package index unreachable: {proc.stderr.splitlines()[-1]}")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -24,18 +28,40 @@ def runtime_env(tmp_path_factory) -> Path:
 
 
 def test_no_torch_no_tensorflow(runtime_env):
-    code = ("import importlib.util as u, json; print(json.dumps({m: u.find_spec(m) is not None for m in "
-            "['torch', 'tensorflow', 'transformers', 'ai_edge_litert', 'onnxruntime', 'tokenizers', 'edgekit_runtimes']}))")
+    code = (
+        "import importlib.util as u, json; print(json.dumps({m: u.find_spec(m) is not None for m in "
+        "['torch', 'tensorflow', 'transformers', 'ai_edge_litert', 'onnxruntime', 'tokenizers', 'edgekit_runtimes']}))"
+    )
     out = subprocess.run([str(runtime_env / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True)
     found = json.loads(out.stdout)
-    assert found == {"torch": False, "tensorflow": False, "transformers": False, "ai_edge_litert": True,
-                     "onnxruntime": True, "tokenizers": True, "edgekit_runtimes": True}
+    assert found == {
+        "torch": False,
+        "tensorflow": False,
+        "transformers": False,
+        "ai_edge_litert": True,
+        "onnxruntime": True,
+        "tokenizers": True,
+        "edgekit_runtimes": True,
+    }
 
 
 def test_runs_and_benchmarks_an_exported_artifact(runtime_env, tiny_tflite, tmp_path):
     report = tmp_path / "r.json"
-    proc = subprocess.run([str(runtime_env / "bin" / "edgekit"), "bench", str(tiny_tflite / "tflite-int8-dynamic"),
-                           "--runs", "5", "-o", str(report), "-q"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            str(runtime_env / "bin" / "edgekit"),
+            "bench",
+            str(tiny_tflite / "tflite-int8-dynamic"),
+            "--runs",
+            "5",
+            "-o",
+            str(report),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     row = json.loads(report.read_text())["results"][0]
     assert row["runtime"] == "litert"
@@ -60,14 +86,22 @@ def test_edgekit_run_reproduces_the_recorded_reference(runtime_env, which, reque
 
     bundle = open_bundle(request.getfixturevalue(which))
     texts = bundle.reference_texts[:4]
-    proc = subprocess.run([str(runtime_env / "bin" / "edgekit"), "run", str(bundle.path), *texts],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(runtime_env / "bin" / "edgekit"), "run", str(bundle.path), *texts],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     got = np.array([r["embedding"] for r in out["results"]])
     expected = bundle.reference_outputs(out["variant"])[:4]
     cos = (got * expected).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1))
     assert cos.min() >= 0.999
-    check = subprocess.run([str(runtime_env / "bin" / "edgekit"), "run", str(bundle.path), "--check"],
-                           capture_output=True, text=True, timeout=300)
+    check = subprocess.run(
+        [str(runtime_env / "bin" / "edgekit"), "run", str(bundle.path), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert check.returncode == 0 and json.loads(check.stdout)["check"]["passed"], check.stderr

@@ -41,24 +41,28 @@ def test_health_info_and_embed(server):
     assert status == 200 and info["variant"] == "onnx-int8-dynamic" and info["max_texts"] == 8
     status, out = _request(srv, "POST", "/embed", {"texts": ["hello there", "the union is strong"]})
     assert status == 200 and out["dim"] == 32
-    np.testing.assert_allclose(np.array(out["embeddings"]), model.embed(["hello there", "the union is strong"]),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(out["embeddings"]), model.embed(["hello there", "the union is strong"]), atol=1e-6
+    )
 
 
-@pytest.mark.parametrize("method,path,body,headers,status,message", [
-    ("POST", "/embed", b"{not json", None, 400, "malformed JSON"),
-    ("POST", "/embed", b"[1, 2]", None, 400, "JSON object"),
-    ("POST", "/embed", {"texts": "not a list"}, None, 400, "expected"),
-    ("POST", "/embed", {"texts": [1, 2]}, None, 400, "list of strings"),
-    ("POST", "/embed", {"texts": []}, None, 400, "empty"),
-    ("POST", "/embed", {"texts": ["x"] * 9}, None, 413, "at most 8"),
-    ("POST", "/embed", {"texts": ["x" * 5000]}, None, 413, "limit is 4096"),
-    ("POST", "/embed", b"texts=hi", {"Content-Type": "text/plain"}, 415, "application/json"),
-    ("POST", "/classify", {"texts": ["x"]}, None, 422, "feature-extraction model"),
-    ("POST", "/nowhere", {"texts": ["x"]}, None, 404, "no endpoint"),
-    ("GET", "/embed", None, None, 405, "takes POST"),
-    ("DELETE", "/embed", None, None, 405, "takes POST"),
-])
+@pytest.mark.parametrize(
+    "method,path,body,headers,status,message",
+    [
+        ("POST", "/embed", b"{not json", None, 400, "malformed JSON"),
+        ("POST", "/embed", b"[1, 2]", None, 400, "JSON object"),
+        ("POST", "/embed", {"texts": "not a list"}, None, 400, "expected"),
+        ("POST", "/embed", {"texts": [1, 2]}, None, 400, "list of strings"),
+        ("POST", "/embed", {"texts": []}, None, 400, "empty"),
+        ("POST", "/embed", {"texts": ["x"] * 9}, None, 413, "at most 8"),
+        ("POST", "/embed", {"texts": ["x" * 5000]}, None, 413, "limit is 4096"),
+        ("POST", "/embed", b"texts=hi", {"Content-Type": "text/plain"}, 415, "application/json"),
+        ("POST", "/classify", {"texts": ["x"]}, None, 422, "feature-extraction model"),
+        ("POST", "/nowhere", {"texts": ["x"]}, None, 404, "no endpoint"),
+        ("GET", "/embed", None, None, 405, "takes POST"),
+        ("DELETE", "/embed", None, None, 405, "takes POST"),
+    ],
+)
 def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, method, path, body, headers, status, message):
     srv, _ = server
     got, out = _request(srv, method, path, body, headers)
@@ -97,11 +101,13 @@ def test_keep_alive_connection_survives_client_errors(server):
     try:
         conn.connect()
         first = conn.sock
-        for method, path, body, ctype, status in [("POST", "/nowhere", b"{}", "application/json", 404),
-                                                  ("PUT", "/embed", b"{}", "application/json", 405),
-                                                  ("POST", "/embed", b"{bad", "application/json", 400),
-                                                  ("POST", "/embed", b"{}", "text/plain", 415),
-                                                  ("POST", "/embed", b'{"texts": ["ok"]}', "application/json", 200)]:
+        for method, path, body, ctype, status in [
+            ("POST", "/nowhere", b"{}", "application/json", 404),
+            ("PUT", "/embed", b"{}", "application/json", 405),
+            ("POST", "/embed", b"{bad", "application/json", 400),
+            ("POST", "/embed", b"{}", "text/plain", 415),
+            ("POST", "/embed", b'{"texts": ["ok"]}', "application/json", 200),
+        ]:
             conn.request(method, path, body=body, headers={"Content-Type": ctype})
             resp = conn.getresponse()
             assert resp.status == status and resp.getheader("Connection") is None

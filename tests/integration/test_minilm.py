@@ -17,8 +17,9 @@ pytestmark = [pytest.mark.integration, requires_minilm]
 @pytest.fixture(scope="module")
 def dynamic(tmp_path_factory):
     out = tmp_path_factory.mktemp("minilm") / "dyn"
-    return compress("minilm", fast_recipe("ptq-dynamic", fidelity_samples=100, seq_len=128, threads=2), out,
-                    progress=False)
+    return compress(
+        "minilm", fast_recipe("ptq-dynamic", fidelity_samples=100, seq_len=128, threads=2), out, progress=False
+    )
 
 
 def test_dynamic_int8_is_faithful_and_small(dynamic):
@@ -46,8 +47,9 @@ def test_export_has_dynamic_axes(dynamic):
 
 @pytest.mark.slow  # ~30 s on 2 cores: run with `python -m pytest -m slow`
 def test_static_int8_quantizes_embeddings_and_stays_faithful(tmp_path):
-    res = compress("minilm", fast_recipe("ptq-static", fidelity_samples=100, threads=2), tmp_path / "static",
-                   progress=False)
+    res = compress(
+        "minilm", fast_recipe("ptq-static", fidelity_samples=100, threads=2), tmp_path / "static", progress=False
+    )
     rows = {r["name"]: r for r in res.report["results"]}
     q, fp32 = rows["onnx-int8-static"], rows["onnx-fp32"]
     assert q["fidelity"]["cosine_mean"] >= 0.99
@@ -56,12 +58,17 @@ def test_static_int8_quantizes_embeddings_and_stays_faithful(tmp_path):
     assert len(res.artifacts["onnx-int8-static"].meta["float_nodes"]) == 6
 
 
+@pytest.mark.slow  # ~40 s on 2 cores: run with `python -m pytest -m slow`
 def test_console_script_end_to_end(tmp_path):
     recipe = tmp_path / "fast.yaml"
     recipe.write_text(fast_recipe("ptq-dynamic", fidelity_samples=16).to_yaml())
     out = tmp_path / "cli"
-    proc = subprocess.run([sys.executable, "-m", "edgekit", "compress", "minilm", "-r", str(recipe), "-o", str(out),
-                           "-q"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgekit", "compress", "minilm", "-r", str(recipe), "-o", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "onnx-int8-dynamic" in proc.stdout
     report = read_json(out / "report.json")

@@ -11,8 +11,12 @@ pytestmark = [pytest.mark.integration, requires_minilm]
 
 @pytest.mark.slow  # ~30 s on 2 cores: run with `python -m pytest -m slow`
 def test_tflite_int8_recipe(tmp_path):
-    res = compress("minilm", fast_recipe("tflite-int8", fidelity_samples=100, seq_len=128, threads=2),
-                   tmp_path / "tfl", progress=False)
+    res = compress(
+        "minilm",
+        fast_recipe("tflite-int8", fidelity_samples=100, seq_len=128, threads=2),
+        tmp_path / "tfl",
+        progress=False,
+    )
     rows = {r["name"]: r for r in res.report["results"]}
     fp32 = rows["tflite-fp32"]
     assert fp32["fidelity"]["cosine_min"] > 0.99999

@@ -32,17 +32,19 @@ def test_eval_set_accuracy_drop():
 
 def test_reference_outputs_are_keyed_on_every_input_byte(tiny_ckpt):
     """Two batches alike in their first 64 bytes (8 int64 tokens) but not after get their own outputs."""
-    from edgekit.data.calibration import load_text_data
     from edgekit.checkpoint import load_checkpoint
-    from edgekit.pipeline.context import StageContext, feeds_digest
+    from edgekit.data.calibration import load_text_data
     from edgekit.data.feeds import tokenize
+    from edgekit.pipeline.context import StageContext, feeds_digest
 
     ckpt = load_checkpoint(tiny_ckpt)
     ctx = StageContext(checkpoint=ckpt, data=load_text_data(), recipe_digest="test", threads=1)
     specs = ctx.reference_session().inputs
     prefix = "the president said that the nation and the congress"
-    a, b = (tokenize(ckpt.tokenizer, [f"{prefix} {tail}"], specs, 32, fixed=True)
-            for tail in ("will build new roads", "must cut every tax"))
+    a, b = (
+        tokenize(ckpt.tokenizer, [f"{prefix} {tail}"], specs, 32, fixed=True)
+        for tail in ("will build new roads", "must cut every tax")
+    )
     assert a["input_ids"].tobytes()[:64] == b["input_ids"].tobytes()[:64]
     assert feeds_digest(a) != feeds_digest(b)
     out_a, out_b = ctx.reference_outputs(a), ctx.reference_outputs(b)

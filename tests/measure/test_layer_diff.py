@@ -21,16 +21,24 @@ def test_onnx_int8_against_fp32_per_layer(tiny_compressed):
     from edgekit.cli import _diff_feeds
 
     feeds = _diff_feeds(None, [tiny_compressed / "onnx-int8-dynamic"])
-    rows = layer_diff(tiny_compressed / "onnx-fp32-opt" / "model.onnx",
-                      tiny_compressed / "onnx-int8-dynamic" / "model.onnx", feeds, threads=1)
+    rows = layer_diff(
+        tiny_compressed / "onnx-fp32-opt" / "model.onnx",
+        tiny_compressed / "onnx-int8-dynamic" / "model.onnx",
+        feeds,
+        threads=1,
+    )
     ops = {r["op"] for r in rows}
     assert {"Attention", "MatMul", "SkipLayerNormalization", "output"} <= ops
     assert [r["index"] for r in rows] == sorted(r["index"] for r in rows)  # graph order
     quantized = [r for r in rows if r["op"] in ("MatMul", "Attention")]
     assert all(r["snr_db"] < 80 for r in quantized)  # int8 error is visible...
     assert all(r["snr_db"] > 15 and r["cosine"] > 0.99 for r in rows)  # ...and small on this model
-    same = layer_diff(tiny_compressed / "onnx-fp32-opt" / "model.onnx",
-                      tiny_compressed / "onnx-fp32-opt" / "model.onnx", feeds, threads=1)
+    same = layer_diff(
+        tiny_compressed / "onnx-fp32-opt" / "model.onnx",
+        tiny_compressed / "onnx-fp32-opt" / "model.onnx",
+        feeds,
+        threads=1,
+    )
     assert all(r["snr_db"] == math.inf for r in same)
 
 
@@ -38,16 +46,27 @@ def test_tflite_per_layer(tiny_tflite):
     from edgekit.cli import _diff_feeds
 
     feeds = _diff_feeds(None, [tiny_tflite / "tflite-int8-dynamic"])
-    rows = layer_diff(tiny_tflite / "tflite-fp32" / "model.tflite",
-                      tiny_tflite / "tflite-int8-dynamic" / "model.tflite", feeds, threads=1)
+    rows = layer_diff(
+        tiny_tflite / "tflite-fp32" / "model.tflite",
+        tiny_tflite / "tflite-int8-dynamic" / "model.tflite",
+        feeds,
+        threads=1,
+    )
     assert "FULLY_CONNECTED" in {r["op"] for r in rows}
     assert min(r["snr_db"] for r in rows) < 60
     assert all("transformers.models" not in short_name(r["tensor"]) for r in rows)
 
 
 def test_cli_diff(tiny_compressed, tiny_tflite, tmp_path, run_cli):
-    r = run_cli("diff", str(tiny_compressed / "onnx-fp32-opt"), str(tiny_compressed / "onnx-int8-dynamic"),
-                "--worst", "3", "--json", str(tmp_path / "d.json"))
+    r = run_cli(
+        "diff",
+        str(tiny_compressed / "onnx-fp32-opt"),
+        str(tiny_compressed / "onnx-int8-dynamic"),
+        "--worst",
+        "3",
+        "--json",
+        str(tmp_path / "d.json"),
+    )
     assert r.exit_code == 0, r.stderr
     assert r.output.count("\n") == 4 and "<- worst" in r.output
     assert json.loads((tmp_path / "d.json").read_text())["layers"]

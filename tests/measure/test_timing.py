@@ -57,9 +57,13 @@ def _matmul_onnx(path, rows: int, cols: int) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
     w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((rows, cols)).astype(np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", rows])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", cols])], [w])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", rows])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", cols])],
+        [w],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -75,8 +79,17 @@ def test_peak_rss_of_a_row_is_the_models_own_memory(tmp_path):
     for name, cols in (("small", 64), ("big", 2560)):
         path = tmp_path / f"{name}.onnx"
         _matmul_onnx(path, 2048, cols)
-        targets.append(Target(name=name, format="onnx", precision="fp32", runtime="onnxruntime", path=str(path),
-                              size_bytes=path.stat().st_size, load=lambda p=path: adapter.load(p, threads=1)))
+        targets.append(
+            Target(
+                name=name,
+                format="onnx",
+                precision="fp32",
+                runtime="onnxruntime",
+                path=str(path),
+                size_bytes=path.stat().st_size,
+                load=lambda p=path: adapter.load(p, threads=1),
+            )
+        )
     ballast = np.ones(256 * 2**20 // 8)  # the process holds far more than either model
     rows = {r["name"]: r for r in measure(targets, BenchSettings(threads=1, warmup=1, runs=3), progress=False)}
     del ballast

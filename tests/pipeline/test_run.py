@@ -9,14 +9,32 @@ from edgekit.recipe.config import load_recipe
 from tests.conftest import read_json
 from tests.helpers import fast_recipe
 
-RESULT_KEYS = {"name", "format", "precision", "runtime", "path", "size_bytes", "latency_ms", "throughput_per_s",
-               "peak_rss_mb", "fidelity", "is_reference"}
+RESULT_KEYS = {
+    "name",
+    "format",
+    "precision",
+    "runtime",
+    "path",
+    "size_bytes",
+    "latency_ms",
+    "throughput_per_s",
+    "peak_rss_mb",
+    "fidelity",
+    "is_reference",
+}
 
 
 def test_output_layout_and_manifests(tiny_compressed):
     names = sorted(p.name for p in tiny_compressed.iterdir())
-    assert names == [".edgekit-output.json", "onnx-fp32", "onnx-fp32-opt", "onnx-int8-dynamic", "recipe.yaml",
-                     "report.json", "report.md"]
+    assert names == [
+        ".edgekit-output.json",
+        "onnx-fp32",
+        "onnx-fp32-opt",
+        "onnx-int8-dynamic",
+        "recipe.yaml",
+        "report.json",
+        "report.md",
+    ]
     marker = json.loads((tiny_compressed / ".edgekit-output.json").read_text())  # what edgekit wrote, hashed
     assert marker["kind"] == "compress" and "onnx-int8-dynamic/model.onnx" in marker["files"]
     assert {"recipe.yaml", "report.json", "report.md", "onnx-fp32/manifest.json"} <= set(marker["files"])
@@ -85,8 +103,9 @@ def test_input_errors_before_any_work(tiny_ckpt, tmp_path):
 def test_stage_input_must_name_an_earlier_artifact(tiny_ckpt, tmp_path):
     from edgekit.recipe.config import recipe_from_dict
 
-    r = recipe_from_dict({"name": "x", "stages": [{"kind": "export"}, {"kind": "quantize", "method": "dynamic",
-                                                                        "input": "later"}]})
+    r = recipe_from_dict(
+        {"name": "x", "stages": [{"kind": "export"}, {"kind": "quantize", "method": "dynamic", "input": "later"}]}
+    )
     with pytest.raises(RecipeError, match="stages.1.input: no earlier artifact named 'later'"):
         compress(tiny_ckpt, r, tmp_path / "o", progress=False)
 
@@ -94,11 +113,18 @@ def test_stage_input_must_name_an_earlier_artifact(tiny_ckpt, tmp_path):
 def test_branching_recipe_and_rerun_replaces(tiny_ckpt, tmp_path):
     from edgekit.recipe.config import recipe_from_dict
 
-    r = recipe_from_dict({"name": "branch", "stages": [
-        {"kind": "export"}, {"kind": "optimize"},
-        {"kind": "quantize", "method": "dynamic", "input": "onnx-fp32", "name": "q-unfused"},
-        {"kind": "quantize", "method": "dynamic", "input": "onnx-fp32-opt", "name": "q-fused"},
-        {"kind": "bench", "runs": 2, "warmup": 0, "fidelity_samples": 4, "threads": 1, "reference": False}]})
+    r = recipe_from_dict(
+        {
+            "name": "branch",
+            "stages": [
+                {"kind": "export"},
+                {"kind": "optimize"},
+                {"kind": "quantize", "method": "dynamic", "input": "onnx-fp32", "name": "q-unfused"},
+                {"kind": "quantize", "method": "dynamic", "input": "onnx-fp32-opt", "name": "q-fused"},
+                {"kind": "bench", "runs": 2, "warmup": 0, "fidelity_samples": 4, "threads": 1, "reference": False},
+            ],
+        }
+    )
     out = tmp_path / "o"
     for overwrite in (False, True):  # the second run replaces the first (only with overwrite)
         res = compress(tiny_ckpt, r, out, progress=False, overwrite=overwrite)

@@ -1,8 +1,17 @@
 import pytest
+from pydantic import ValidationError
 
 from edgekit.errors import RecipeError
-from edgekit.recipe.config import (BenchConfig, ExportConfig, QuantizeConfig, Recipe, builtin_recipe_names,
-                            describe_builtins, load_recipe, recipe_from_dict)
+from edgekit.recipe.config import (
+    BenchConfig,
+    ExportConfig,
+    QuantizeConfig,
+    Recipe,
+    builtin_recipe_names,
+    describe_builtins,
+    load_recipe,
+    recipe_from_dict,
+)
 
 
 def test_builtins_load_and_describe_themselves():
@@ -48,8 +57,14 @@ def test_wrong_version_empty_stages_and_unknown_name(tmp_path):
 
 
 def test_python_and_yaml_recipes_are_the_same_object(tmp_path):
-    built = Recipe(name="mine", stages=[ExportConfig(kind="export"), QuantizeConfig(kind="quantize", method="dynamic"),
-                                         BenchConfig(kind="bench", runs=7)])
+    built = Recipe(
+        name="mine",
+        stages=[
+            ExportConfig(kind="export"),
+            QuantizeConfig(kind="quantize", method="dynamic"),
+            BenchConfig(kind="bench", runs=7),
+        ],
+    )
     f = tmp_path / "mine.yaml"
     f.write_text(built.to_yaml())
     loaded = load_recipe(f)
@@ -66,5 +81,5 @@ def test_digest_changes_with_content():
 
 def test_configs_are_frozen():
     cfg = QuantizeConfig(kind="quantize", method="dynamic")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.method = "static"

@@ -35,15 +35,26 @@ class Result:
     stderr: str
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
-            stdin: bytes | None = None) -> Result:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300, stdin: bytes | None = None
+) -> Result:
     """``python -m edgekit ARGS`` in a child process, as a user's shell would run it."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("EDGEKIT_DEBUG", None)
-    proc = subprocess.run([sys.executable, "-m", "edgekit", *map(str, args)], cwd=cwd, env=full_env,
-                          input=stdin, capture_output=True, timeout=timeout)
-    return Result(list(map(str, args)), proc.returncode, proc.stdout.decode("utf-8", "replace"),
-                  proc.stderr.decode("utf-8", "replace"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgekit", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+    )
+    return Result(
+        list(map(str, args)),
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+    )
 
 
 def snapshot(*paths: Path) -> dict[str, str]:
@@ -100,8 +111,15 @@ def _record(entry: dict) -> None:
             f.write(json.dumps(entry) + "\n")
 
 
-def check(case: Case, result: Result | None = None, *, code: int | None = None, stderr: str = "",
-          stdout: str = "", one_line: bool | None = None) -> None:
+def check(
+    case: Case,
+    result: Result | None = None,
+    *,
+    code: int | None = None,
+    stderr: str = "",
+    stdout: str = "",
+    one_line: bool | None = None,
+) -> None:
     """Assert the promises for one case, and record the outcome for the catalogue.
 
     Pass a CLI ``result``, or for non-CLI cases (HTTP, API calls) ``code`` (the status or exit
@@ -123,14 +141,22 @@ def check(case: Case, result: Result | None = None, *, code: int | None = None, 
         partial += sorted(left)
         outside += sorted(now - allowed - left)
     entry = {
-        "case": case.name, "area": case.area, "expected": case.expect_code, "got": code,
-        "right_code": code == case.expect_code, "traceback": traceback,
-        "stderr_lines": len(lines), "one_line_ok": (len(lines) == 1 and lines[0].startswith("edgekit: error:"))
-        if one_line else True,
-        "lost": len(lost), "partial": len(partial), "outside": len(outside),
+        "case": case.name,
+        "area": case.area,
+        "expected": case.expect_code,
+        "got": code,
+        "right_code": code == case.expect_code,
+        "traceback": traceback,
+        "stderr_lines": len(lines),
+        "one_line_ok": (len(lines) == 1 and lines[0].startswith("edgekit: error:")) if one_line else True,
+        "lost": len(lost),
+        "partial": len(partial),
+        "outside": len(outside),
     }
     _record(entry)
-    detail = f"{case.name}: exit {code} (expected {case.expect_code})\nstderr: {stderr[-2000:]}\nstdout: {stdout[-1000:]}"
+    detail = (
+        f"{case.name}: exit {code} (expected {case.expect_code})\nstderr: {stderr[-2000:]}\nstdout: {stdout[-1000:]}"
+    )
     assert code == case.expect_code, detail
     assert not traceback, detail
     if one_line:

@@ -59,8 +59,13 @@ def _other_vocab_tokenizer(bundle: Path, shift: int = 0) -> bytes:
     return json.dumps(tok).encode()
 
 
-def _archive(bundle: Path, path: Path, replace: dict[str, bytes] | None = None,
-             extra: list[tarfile.TarInfo] | None = None, sizes: dict[str, int] | None = None) -> Path:
+def _archive(
+    bundle: Path,
+    path: Path,
+    replace: dict[str, bytes] | None = None,
+    extra: list[tarfile.TarInfo] | None = None,
+    sizes: dict[str, int] | None = None,
+) -> Path:
     """A hand-built bundle archive (bundle.json first, as ``pack`` writes it): listed files, some replaced
     by other bytes, headers that claim other sizes, and extra members (with ``size`` bytes of x)."""
     meta = json.loads((bundle / BUNDLE_FILE).read_text())
@@ -198,8 +203,9 @@ def test_bench_on_a_tampered_bundle(tiny_bundle, tmp_path):
 # --- broken descriptions, paths and arguments -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\x00\xff\xfe", b'{"bundle_version": 2, "name": '],
-                         ids=["binary", "not-json"])
+@pytest.mark.parametrize(
+    "content", [b"\x89PNG\r\n\x1a\n\x00\xff\xfe", b'{"bundle_version": 2, "name": '], ids=["binary", "not-json"]
+)
 def test_corrupt_description(tiny_bundle, tmp_path, content):
     b = _copy(tiny_bundle, tmp_path)
     (b / BUNDLE_FILE).write_bytes(content)
@@ -229,8 +235,9 @@ def test_archive_member_with_dotdot(tiny_bundle, tmp_path):
 
 
 def test_archive_symlink_member(tiny_bundle, tmp_path):
-    archive = _archive(tiny_bundle, tmp_path / "x.tar.gz",
-                       extra=[_member("b/tokenizer/vocab.txt", tarfile.SYMTYPE, "/etc/passwd")])
+    archive = _archive(
+        tiny_bundle, tmp_path / "x.tar.gz", extra=[_member("b/tokenizer/vocab.txt", tarfile.SYMTYPE, "/etc/passwd")]
+    )
     _refused(tmp_path, "archive-symlink-member", archive, "hello")
 
 

@@ -77,8 +77,7 @@ def _same(new: dict, base: dict) -> None:
 CASES: list[tuple[str, Callable[[dict, dict], None], int, str, tuple[int, int] | None]] = [
     ("gates-identical-baseline-passes-with-cases", _same, 0, "", (15, 0)),
     ("gates-disjoint-baseline-fails", _disjoint, 3, "onnx-int8-dynamic artifact missing", (4, 4)),
-    ("gates-huge-regression-with-wide-spread-fails", _huge_regression, 3, "onnx-int8-dynamic latency +3546",
-     (15, 1)),
+    ("gates-huge-regression-with-wide-spread-fails", _huge_regression, 3, "onnx-int8-dynamic latency +3546", (15, 1)),
     ("gates-accuracy-missing-in-new-report-fails", _accuracy_missing, 3, "onnx-int8-dynamic accuracy missing", None),
     ("gates-baseline-of-another-recipe", _other_recipe, 2, "baseline is of another recipe", None),
     ("gates-baseline-of-another-model", _other_model, 2, "different models", None),
@@ -117,8 +116,9 @@ def test_gate_case(tmp_path, name, change, code, fragment, junit):
 def test_baseline_file_missing(tmp_path):
     n = _write(tmp_path / "new.json", _real())
     kept = snapshot(n)
-    result = run_cli("report", str(n), "--baseline", str(tmp_path / "missing.json"), *GATES,
-                     "--junit", str(tmp_path / "gates.xml"))
+    result = run_cli(
+        "report", str(n), "--baseline", str(tmp_path / "missing.json"), *GATES, "--junit", str(tmp_path / "gates.xml")
+    )
     check(Case("gates-baseline-file-missing", AREA, 2, kept=kept, watch={tmp_path: {"new.json"}}), result)
     assert "report not found" in result.stderr
 
@@ -149,6 +149,14 @@ def test_no_thresholds_still_checks_every_artifact(tmp_path):
     n, b = _write(tmp_path / "new.json", new), _write(tmp_path / "base.json", copy.deepcopy(base))
     kept = snapshot(n, b)
     result = run_cli("report", str(n), "--baseline", str(b))
-    check(Case("gates-no-thresholds-artifact-dropped-fails", AREA, 3, kept=kept,
-               watch={tmp_path: {"new.json", "base.json"}}), result)
+    check(
+        Case(
+            "gates-no-thresholds-artifact-dropped-fails",
+            AREA,
+            3,
+            kept=kept,
+            watch={tmp_path: {"new.json", "base.json"}},
+        ),
+        result,
+    )
     assert "2 gate(s) failed" in result.stderr and "onnx-int8-dynamic artifact missing" in result.stderr

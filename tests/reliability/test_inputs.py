@@ -28,8 +28,11 @@ from tests.helpers import FAST_BENCH
 from tests.reliability.harness import ROOT, Case, Result, check, listing, run_cli, snapshot
 
 AREA = "inputs"
-FAST = {"version": 1, "name": "fast", "stages": [{"kind": "export", "format": "onnx"},
-                                                 {"kind": "quantize", "method": "dynamic"}, FAST_BENCH]}
+FAST = {
+    "version": 1,
+    "name": "fast",
+    "stages": [{"kind": "export", "format": "onnx"}, {"kind": "quantize", "method": "dynamic"}, FAST_BENCH],
+}
 
 
 def _yaml(path: Path, data: object) -> Path:
@@ -62,25 +65,61 @@ class _Planted:
 @pytest.mark.parametrize("kind", ["random-bytes", "png"])
 def test_binary_recipe_file(kind, tiny_ckpt, tmp_path):
     recipe = tmp_path / ("r.bin" if kind == "random-bytes" else "r.png")
-    recipe.write_bytes(np.random.default_rng(0).bytes(300) if kind == "random-bytes"
-                       else b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(40))
-    _refused(tmp_path, f"recipe-binary-{kind}", "compress", tiny_ckpt, "-r", recipe, "-o", tmp_path / "out", "-q",
-             kept=(recipe,), says="not a YAML text file")
+    recipe.write_bytes(
+        np.random.default_rng(0).bytes(300)
+        if kind == "random-bytes"
+        else b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(40)
+    )
+    _refused(
+        tmp_path,
+        f"recipe-binary-{kind}",
+        "compress",
+        tiny_ckpt,
+        "-r",
+        recipe,
+        "-o",
+        tmp_path / "out",
+        "-q",
+        kept=(recipe,),
+        says="not a YAML text file",
+    )
 
 
 @pytest.mark.parametrize("kind", ["list", "unknown-key"])
 def test_malformed_recipe_yaml(kind, tiny_ckpt, tmp_path):
     data = ["export", "quantize"] if kind == "list" else {**FAST, "speed": "max"}
     recipe = _yaml(tmp_path / "r.yaml", data)
-    _refused(tmp_path, f"recipe-yaml-{kind}", "compress", tiny_ckpt, "-r", recipe, "-o", tmp_path / "out", "-q",
-             kept=(recipe,), says="mapping" if kind == "list" else "speed: unknown key")
+    _refused(
+        tmp_path,
+        f"recipe-yaml-{kind}",
+        "compress",
+        tiny_ckpt,
+        "-r",
+        recipe,
+        "-o",
+        tmp_path / "out",
+        "-q",
+        kept=(recipe,),
+        says="mapping" if kind == "list" else "speed: unknown key",
+    )
 
 
 def test_recipe_bench_seq_len_beyond_the_position_table(tiny_ckpt, tmp_path):
     """The tiny BERT has 128 positions: a bench stage at 512 tokens is refused before any work (nothing written)."""
     recipe = _yaml(tmp_path / "r.yaml", {**FAST, "stages": [*FAST["stages"][:2], {**FAST_BENCH, "seq_len": 512}]})
-    _refused(tmp_path, "recipe-bench-seq-len-beyond-positions", "compress", tiny_ckpt, "-r", recipe,
-             "-o", tmp_path / "out", "-q", kept=(recipe, tiny_ckpt), says="at most 128 tokens")
+    _refused(
+        tmp_path,
+        "recipe-bench-seq-len-beyond-positions",
+        "compress",
+        tiny_ckpt,
+        "-r",
+        recipe,
+        "-o",
+        tmp_path / "out",
+        "-q",
+        kept=(recipe, tiny_ckpt),
+        says="at most 128 tokens",
+    )
 
 
 # --- checkpoints ------------------------------------------------------------------------------------------------
@@ -89,16 +128,18 @@ def test_recipe_bench_seq_len_beyond_the_position_table(tiny_ckpt, tmp_path):
 def _t5(d: Path) -> Path:
     from transformers import T5Config, T5ForConditionalGeneration
 
-    T5ForConditionalGeneration(T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2,
-                                        num_heads=2)).save_pretrained(d)
+    T5ForConditionalGeneration(
+        T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=2)
+    ).save_pretrained(d)
     return d
 
 
 def _gpt2(d: Path) -> Path:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=0,
-                               eos_token_id=0)).save_pretrained(d)
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=0, eos_token_id=0)
+    ).save_pretrained(d)
     return d
 
 
@@ -107,8 +148,19 @@ def test_unsupported_architecture(arch, tmp_path):
     """An encoder-decoder and a decoder are refused by name before any weight is read."""
     ckpt = (_t5 if arch == "t5" else _gpt2)(tmp_path / arch)
     says = "T5ForConditionalGeneration (t5) is an encoder-decoder" if arch == "t5" else "GPT2LMHeadModel (gpt2)"
-    result = _refused(tmp_path, f"checkpoint-unsupported-{arch}", "compress", ckpt, "-r", "ptq-dynamic",
-                      "-o", tmp_path / "out", "-q", kept=(ckpt,), says=says)
+    result = _refused(
+        tmp_path,
+        f"checkpoint-unsupported-{arch}",
+        "compress",
+        ckpt,
+        "-r",
+        "ptq-dynamic",
+        "-o",
+        tmp_path / "out",
+        "-q",
+        kept=(ckpt,),
+        says=says,
+    )
     assert "not supported yet: edgekit compresses encoder models" in result.stderr
 
 
@@ -121,8 +173,19 @@ def test_broken_checkpoint(damage, tiny_ckpt, tmp_path):
         weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 3])
     else:
         (ckpt / "config.json").write_text('{"model_type": "bert", "hidden_size": 32,')
-    _refused(tmp_path, f"checkpoint-{damage}", "compress", ckpt, "-r", "ptq-dynamic", "-o", tmp_path / "out", "-q",
-             kept=(ckpt,), says="truncated" if damage == "truncated-safetensors" else "not valid JSON")
+    _refused(
+        tmp_path,
+        f"checkpoint-{damage}",
+        "compress",
+        ckpt,
+        "-r",
+        "ptq-dynamic",
+        "-o",
+        tmp_path / "out",
+        "-q",
+        kept=(ckpt,),
+        says="truncated" if damage == "truncated-safetensors" else "not valid JSON",
+    )
 
 
 # --- model files and inputs for bench ---------------------------------------------------------------------------
@@ -132,8 +195,19 @@ def test_broken_checkpoint(damage, tiny_ckpt, tmp_path):
 def test_bench_broken_onnx(kind, tmp_path):
     model = tmp_path / "model.onnx"
     model.write_bytes(b"" if kind == "empty" else np.random.default_rng(1).bytes(4096))
-    _refused(tmp_path, f"bench-onnx-{kind}", "bench", model, "--runs", "1", "--warmup", "0", "-q", kept=(model,),
-             says="not a valid ONNX model")
+    _refused(
+        tmp_path,
+        f"bench-onnx-{kind}",
+        "bench",
+        model,
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "-q",
+        kept=(model,),
+        says="not a valid ONNX model",
+    )
 
 
 def test_bench_truncated_tflite(tiny_tflite, tmp_path):
@@ -159,12 +233,26 @@ def test_bench_inputs_ids_outside_the_vocabulary(fmt, tiny_compressed, tiny_tfli
     out-of-bounds error is the user's input, not an internal error."""
     from edgekit.plugins import get_runtime
 
-    model = tiny_compressed / "onnx-fp32" / "model.onnx" if fmt == "onnx" else \
-        tiny_tflite / "tflite-fp32" / "model.tflite"
+    model = (
+        tiny_compressed / "onnx-fp32" / "model.onnx" if fmt == "onnx" else tiny_tflite / "tflite-fp32" / "model.tflite"
+    )
     specs = get_runtime("onnxruntime" if fmt == "onnx" else "litert").load(model, threads=1).inputs
     inputs = _ids_past_the_vocabulary(tmp_path / "ids.npz", specs)
-    _refused(tmp_path, f"bench-{fmt}-inputs-ids-outside-vocabulary", "bench", model, "--inputs", inputs,
-             "--runs", "1", "--warmup", "0", "-q", kept=(inputs,), says="ids.npz")
+    _refused(
+        tmp_path,
+        f"bench-{fmt}-inputs-ids-outside-vocabulary",
+        "bench",
+        model,
+        "--inputs",
+        inputs,
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "-q",
+        kept=(inputs,),
+        says="ids.npz",
+    )
 
 
 def test_bench_inputs_npz_with_a_pickled_array(tiny_compressed, tmp_path):
@@ -172,8 +260,21 @@ def test_bench_inputs_npz_with_a_pickled_array(tiny_compressed, tmp_path):
     pwned = tmp_path / "pwned"
     inputs = tmp_path / "inputs.npz"
     np.savez(inputs, input_ids=np.array([_Planted(pwned)], dtype=object))
-    _refused(tmp_path, "bench-inputs-npz-pickled-object-array", "bench", tiny_compressed / "onnx-fp32",
-             "--inputs", inputs, "--runs", "1", "--warmup", "0", "-q", kept=(inputs,), says="inputs.npz")
+    _refused(
+        tmp_path,
+        "bench-inputs-npz-pickled-object-array",
+        "bench",
+        tiny_compressed / "onnx-fp32",
+        "--inputs",
+        inputs,
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "-q",
+        kept=(inputs,),
+        says="inputs.npz",
+    )
     assert not pwned.exists()
 
 
@@ -184,14 +285,39 @@ def test_bench_foreign_tokenizer(tiny_ckpt, tiny_compressed, tmp_path):
     tok = AutoTokenizer.from_pretrained(str(tiny_ckpt))
     tok.add_tokens([f"extra{i}" for i in range(50)])
     tok.save_pretrained(str(tmp_path / "tok"))
-    _refused(tmp_path, "bench-foreign-tokenizer", "bench", tiny_compressed / "onnx-int8-dynamic", "--tokenizer",
-             tmp_path / "tok", "--runs", "1", "--warmup", "0", "-q", says="not this model's tokenizer")
+    _refused(
+        tmp_path,
+        "bench-foreign-tokenizer",
+        "bench",
+        tiny_compressed / "onnx-int8-dynamic",
+        "--tokenizer",
+        tmp_path / "tok",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "-q",
+        says="not this model's tokenizer",
+    )
 
 
 def test_bench_seq_len_beyond_the_position_table(tiny_ckpt, tiny_compressed, tmp_path):
-    _refused(tmp_path, "bench-seq-len-beyond-positions", "bench", tiny_compressed / "onnx-fp32-opt",
-             "--tokenizer", tiny_ckpt, "--seq-len", "64,512", "--runs", "1", "--warmup", "0", "-q",
-             says="use at most 128")
+    _refused(
+        tmp_path,
+        "bench-seq-len-beyond-positions",
+        "bench",
+        tiny_compressed / "onnx-fp32-opt",
+        "--tokenizer",
+        tiny_ckpt,
+        "--seq-len",
+        "64,512",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "-q",
+        says="use at most 128",
+    )
 
 
 # --- reports ----------------------------------------------------------------------------------------------------
@@ -231,21 +357,40 @@ def test_diff_inputs_ids_outside_the_vocabulary(tiny_compressed, tmp_path):
 
     model = tiny_compressed / "onnx-fp32" / "model.onnx"
     inputs = _ids_past_the_vocabulary(tmp_path / "ids.npz", get_runtime("onnxruntime").load(model, threads=1).inputs)
-    _refused(tmp_path, "diff-inputs-ids-outside-vocabulary", "diff", model, tiny_compressed / "onnx-int8-dynamic",
-             "--inputs", inputs, kept=(inputs,), says="outside the vocabulary")
+    _refused(
+        tmp_path,
+        "diff-inputs-ids-outside-vocabulary",
+        "diff",
+        model,
+        tiny_compressed / "onnx-int8-dynamic",
+        "--inputs",
+        inputs,
+        kept=(inputs,),
+        says="outside the vocabulary",
+    )
 
 
 def test_diff_unrelated_models(tiny_compressed, tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "toy",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "toy",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
     toy = tmp_path / "toy.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(toy))
-    _refused(tmp_path, "diff-unrelated-models", "diff", tiny_compressed / "onnx-fp32", toy, kept=(toy,),
-             says="share no tensors")
+    _refused(
+        tmp_path,
+        "diff-unrelated-models",
+        "diff",
+        tiny_compressed / "onnx-fp32",
+        toy,
+        kept=(toy,),
+        says="share no tensors",
+    )
 
 
 # --- library noise ----------------------------------------------------------------------------------------------
@@ -254,8 +399,9 @@ def test_diff_unrelated_models(tiny_compressed, tmp_path):
 def test_compress_prints_nothing_on_stderr(tiny_ckpt, tmp_path):
     """No torchao 'Failed to load' or torch pytree notices: a run that succeeds says nothing on stderr."""
     recipe = _yaml(tmp_path / "fast.yaml", FAST)
-    case = Case("compress-quiet-stderr-empty", AREA, 0, kept=snapshot(recipe, tiny_ckpt),
-                watch={tmp_path: {"fast.yaml", "out"}})
+    case = Case(
+        "compress-quiet-stderr-empty", AREA, 0, kept=snapshot(recipe, tiny_ckpt), watch={tmp_path: {"fast.yaml", "out"}}
+    )
     result = run_cli("compress", str(tiny_ckpt), "-r", str(recipe), "-o", str(tmp_path / "out"), "-q")
     check(case, result)
     assert result.stderr == ""
@@ -265,10 +411,23 @@ def test_compress_prints_nothing_on_stderr(tiny_ckpt, tmp_path):
 
 
 def _distill_recipe(path: Path, task_dir: Path, lr: float = 1e-3) -> Path:
-    return _yaml(path, {"version": 1, "name": "resume-check", "stages": [
-        {"kind": "distill", "name": "student", "data": str(task_dir), "layers": 1,
-         "train": {"epochs": 4, "lr": lr, "batch_size": 32, "max_len": 32, "save_every": 2}},
-        {**FAST_BENCH, "reference": False, "runs": 2, "fidelity_samples": 8}]})
+    return _yaml(
+        path,
+        {
+            "version": 1,
+            "name": "resume-check",
+            "stages": [
+                {
+                    "kind": "distill",
+                    "name": "student",
+                    "data": str(task_dir),
+                    "layers": 1,
+                    "train": {"epochs": 4, "lr": lr, "batch_size": 32, "max_len": 32, "save_every": 2},
+                },
+                {**FAST_BENCH, "reference": False, "runs": 2, "fidelity_samples": 8},
+            ],
+        },
+    )
 
 
 def _compress(ckpt: Path, recipe: Path, out: Path, *extra: str) -> list[str]:
@@ -283,8 +442,12 @@ def interrupted(tiny_cls_ckpt, task_dir, tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("interrupted")
     recipe, out = _distill_recipe(root / "r.yaml", task_dir), root / "run" / "out"
     state = out / ".train-student" / RESUME_FILE
-    proc = subprocess.Popen(_compress(tiny_cls_ckpt, recipe, out), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _compress(tiny_cls_ckpt, recipe, out),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while not state.is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -308,16 +471,26 @@ def test_resume_never_unpickles_a_planted_file(name, interrupted, tiny_cls_ckpt,
     pwned = tmp_path / "pwned"
     (out / ".train-student" / name).write_bytes(pickle.dumps(_Planted(pwned)))
     says = "old pickle format" if name == "resume.pt" else "damaged or not edgekit's"
-    result = _refused(tmp_path, f"resume-planted-pickle-{name}",
-                      *_compress(tiny_cls_ckpt, interrupted[1], out, "--resume")[3:], kept=(out,), says=says)
+    result = _refused(
+        tmp_path,
+        f"resume-planted-pickle-{name}",
+        *_compress(tiny_cls_ckpt, interrupted[1], out, "--resume")[3:],
+        kept=(out,),
+        says=says,
+    )
     assert f".train-student/{name}" in result.stderr and not pwned.exists()
 
 
 def test_resume_with_changed_settings(interrupted, tiny_cls_ckpt, task_dir, tmp_path):
     out = _copy_run(interrupted, tmp_path)
     other = _distill_recipe(tmp_path / "other.yaml", task_dir, lr=2e-3)
-    _refused(tmp_path, "resume-changed-settings", *_compress(tiny_cls_ckpt, other, out, "--resume")[3:],
-             kept=(out, other), says="made by another run or other settings; delete it or drop --resume")
+    _refused(
+        tmp_path,
+        "resume-changed-settings",
+        *_compress(tiny_cls_ckpt, other, out, "--resume")[3:],
+        kept=(out, other),
+        says="made by another run or other settings; delete it or drop --resume",
+    )
 
 
 def test_resume_continues_to_the_uninterrupted_result(interrupted, tiny_cls_ckpt, tmp_path):
@@ -328,8 +501,13 @@ def test_resume_continues_to_the_uninterrupted_result(interrupted, tiny_cls_ckpt
     out = _copy_run(interrupted, tmp_path)
     case = Case("resume-continues-identical", AREA, 0, watch={tmp_path: {"out", "clean"}})
     check(case, run_cli(*_compress(tiny_cls_ckpt, interrupted[1], out, "--resume")[3:]))
-    proc = subprocess.run(_compress(tiny_cls_ckpt, interrupted[1], tmp_path / "clean"), capture_output=True,
-                          cwd=ROOT, timeout=600, check=False)
+    proc = subprocess.run(
+        _compress(tiny_cls_ckpt, interrupted[1], tmp_path / "clean"),
+        capture_output=True,
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     a, b = (load_file(str(d / "student" / "model.safetensors")) for d in (out, tmp_path / "clean"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

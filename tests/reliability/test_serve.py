@@ -33,9 +33,14 @@ class ServeProcess:
     def __init__(self, bundle: Path, *args: str) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("EDGEKIT_DEBUG", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgekit", "serve", str(bundle), "--port", "0",
-                                      "--threads", "1", *args], cwd=ROOT, env=env, stderr=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edgekit", "serve", str(bundle), "--port", "0", "--threads", "1", *args],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
         self.lines: list[str] = []
         self.port = 0
         for line in self.proc.stderr:
@@ -60,8 +65,17 @@ class ServeProcess:
 
 @pytest.fixture(scope="module")
 def server(tiny_bundle):
-    srv = ServeProcess(tiny_bundle, "--max-body-bytes", str(MAX_BODY), "--header-timeout", str(TIMEOUT_S),
-                       "--body-timeout", str(TIMEOUT_S), "--idle-timeout", str(TIMEOUT_S))
+    srv = ServeProcess(
+        tiny_bundle,
+        "--max-body-bytes",
+        str(MAX_BODY),
+        "--header-timeout",
+        str(TIMEOUT_S),
+        "--body-timeout",
+        str(TIMEOUT_S),
+        "--idle-timeout",
+        str(TIMEOUT_S),
+    )
     yield srv
     srv.stop()
 
@@ -130,31 +144,70 @@ def _one_error(server: ServeProcess, data: bytes, status: int, message: str, nam
 
 
 def _post(path: str, body: bytes, ctype: str = "application/json") -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
-            .encode() + body)
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
 
 
 ERRORS = [
-    ("serve-content-length-not-a-number", b"POST /embed HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n{}", 400,
-     "Content-Length is invalid", True),
-    ("serve-two-content-lengths", b"POST /embed HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}",
-     400, "Content-Length is invalid", True),
-    ("serve-content-length-and-chunked", (b"POST /embed HTTP/1.1\r\nContent-Length: 5\r\n"
-                                          b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400,
-     "both Transfer-Encoding and Content-Length", True),
-    ("serve-chunked-in-http-1.0-keep-alive", (b"POST /embed HTTP/1.0\r\nConnection: keep-alive\r\n"
-                                              b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400,
-     "Transfer-Encoding in an HTTP/1.0 request", True),
-    ("serve-request-line-garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 garbage\r\n\r\n", 400,
-     "Start line is invalid", True),
-    ("serve-lowercase-method", b"post /embed HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 400, "Malformed HTTP method",
-     True),
-    ("serve-headers-over-the-limit", b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n", 431,
-     "headers over", True),
-    ("serve-unknown-transfer-encoding", b"POST /embed HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501,
-     "not supported", True),
-    ("serve-no-content-length", b"POST /embed HTTP/1.1\r\nHost: t\r\n\r\n", 411, "Content-Length is required",
-     True),
+    (
+        "serve-content-length-not-a-number",
+        b"POST /embed HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n{}",
+        400,
+        "Content-Length is invalid",
+        True,
+    ),
+    (
+        "serve-two-content-lengths",
+        b"POST /embed HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}",
+        400,
+        "Content-Length is invalid",
+        True,
+    ),
+    (
+        "serve-content-length-and-chunked",
+        (b"POST /embed HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        400,
+        "both Transfer-Encoding and Content-Length",
+        True,
+    ),
+    (
+        "serve-chunked-in-http-1.0-keep-alive",
+        (b"POST /embed HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        400,
+        "Transfer-Encoding in an HTTP/1.0 request",
+        True,
+    ),
+    (
+        "serve-request-line-garbage",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 garbage\r\n\r\n",
+        400,
+        "Start line is invalid",
+        True,
+    ),
+    (
+        "serve-lowercase-method",
+        b"post /embed HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+        400,
+        "Malformed HTTP method",
+        True,
+    ),
+    (
+        "serve-headers-over-the-limit",
+        b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n",
+        431,
+        "headers over",
+        True,
+    ),
+    (
+        "serve-unknown-transfer-encoding",
+        b"POST /embed HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        501,
+        "not supported",
+        True,
+    ),
+    ("serve-no-content-length", b"POST /embed HTTP/1.1\r\nHost: t\r\n\r\n", 411, "Content-Length is required", True),
     ("serve-not-json-content-type", _post("/embed", b"texts=hi", "text/plain"), 415, "application/json", False),
     ("serve-malformed-json", _post("/embed", b'{"texts": ["unterminated'), 400, "malformed JSON", False),
     ("serve-lone-surrogate", _post("/embed", b'{"texts": ["\\ud800"]}'), 400, "lone surrogate", False),
@@ -183,13 +236,13 @@ def test_body_over_the_limit_gets_413_not_a_reset(server):
 def test_get_with_a_body_is_refused_and_the_body_never_read_as_a_request(server):
     """Request smuggling: the body of a GET is a whole second request; it must never be answered."""
     smuggled = b"GET /info HTTP/1.1\r\nHost: t\r\n\r\n"
-    responses, closed = _exchange(server.port, b"GET /health HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s"
-                                  % (len(smuggled), smuggled))
+    responses, closed = _exchange(
+        server.port, b"GET /health HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled)
+    )
     assert len(responses) == 1 and closed, responses  # one answer, then the connection is closed (nothing after)
     status, headers, body = responses[0]
     assert headers.get("connection") == "close" and json.loads(body) == {"error": "GET takes no body"}
-    check(Case("serve-get-with-a-smuggled-request-as-body", AREA, expect_code=400), code=status,
-          stderr=server.stderr())
+    check(Case("serve-get-with-a-smuggled-request-as-body", AREA, expect_code=400), code=status, stderr=server.stderr())
 
 
 def test_options_says_what_is_allowed(server):
@@ -202,7 +255,8 @@ def test_head_has_the_get_headers_and_no_body(server):
     [(_, get_headers, info)], _ = _exchange(server.port, b"GET /info HTTP/1.1\r\nHost: t\r\n\r\n")
     # the HEAD's answer is headers only: the next bytes are the next response (else the parse fails)
     [(status, headers, _), (_, _, health)], _ = _exchange(
-        server.port, b"HEAD /info HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\n\r\n", n=2, heads=(True,))
+        server.port, b"HEAD /info HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\n\r\n", n=2, heads=(True,)
+    )
     assert json.loads(health) == {"status": "ok"}
     assert headers["content-length"] == get_headers["content-length"] == str(len(info))
     assert json.loads(info)["max_body_bytes"] == MAX_BODY
@@ -211,8 +265,11 @@ def test_head_has_the_get_headers_and_no_body(server):
 
 def test_keep_alive_survives_a_404(server):
     """After a 404 (and a 405) the same connection answers the next request."""
-    data = _post("/nowhere", b'{"texts": ["x"]}') + b"DELETE /health HTTP/1.1\r\nHost: t\r\n\r\n" + \
-        _post("/embed", b'{"texts": ["still here"]}')
+    data = (
+        _post("/nowhere", b'{"texts": ["x"]}')
+        + b"DELETE /health HTTP/1.1\r\nHost: t\r\n\r\n"
+        + _post("/embed", b'{"texts": ["still here"]}')
+    )
     responses, closed = _exchange(server.port, data, n=3)
     statuses = [s for s, _, _ in responses]
     assert statuses == [404, 405, 200] and not closed, responses
@@ -229,7 +286,9 @@ def test_slow_headers_get_408(server):
             s.sendall(b"X-Slow: 1\r\n")
         raw, closed = _read_until_closed(s, 10)
     [(status, headers, body)], rest = _parse(raw)
-    assert not rest and closed and headers["connection"] == "close" and "headers not received" in json.loads(body)["error"]
+    assert (
+        not rest and closed and headers["connection"] == "close" and "headers not received" in json.loads(body)["error"]
+    )
     assert TIMEOUT_S <= time.monotonic() - t0 < TIMEOUT_S + 6
     check(Case("serve-slowloris-headers", AREA, expect_code=408), code=status, stderr=server.stderr())
 
@@ -250,15 +309,15 @@ def test_half_open_idle_connection_is_closed(server):
         raw, closed = _read_until_closed(s, 10)
         took = time.monotonic() - t0
     assert raw == b"" and TIMEOUT_S <= took < TIMEOUT_S + 5
-    check(Case("serve-half-open-idle-connection", AREA, expect_code=0), code=0 if closed else 1,
-          stderr=server.stderr())
+    check(Case("serve-half-open-idle-connection", AREA, expect_code=0), code=0 if closed else 1, stderr=server.stderr())
 
 
 def test_client_disconnecting_mid_body_leaves_no_trace(server):
     for _ in range(5):
         with socket.create_connection(("127.0.0.1", server.port)) as s:
-            s.sendall(b"POST /embed HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n"
-                      b'{"texts": ["abc')
+            s.sendall(
+                b'POST /embed HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n{"texts": ["abc'
+            )
     [(status, _, body)], _ = _exchange(server.port, b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
     assert json.loads(body) == {"status": "ok"}
     check(Case("serve-client-disconnects-mid-body", AREA, expect_code=200), code=status, stderr=server.stderr())
@@ -304,7 +363,9 @@ def test_sigterm_answers_the_request_in_flight_and_exits_0(tiny_bundle):
             s.sendall(body[-5:])
             raw, closed = _read_until_closed(s, 10)
         [(status, headers, out)], rest = _parse(raw)
-        assert not rest and status == 200 and closed and headers["connection"] == "close" and json.loads(out)["dim"] == 32
+        assert (
+            not rest and status == 200 and closed and headers["connection"] == "close" and json.loads(out)["dim"] == 32
+        )
         code = srv.stop()
     finally:
         if srv.proc.poll() is None:

@@ -6,12 +6,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from edgekit.report.gates import NOISE_CAP_PCT, Thresholds, compare, load_report
 from edgekit.errors import InputError
+from edgekit.report.gates import NOISE_CAP_PCT, Thresholds, compare, load_report
 from edgekit.report.plots import pareto_front
 from edgekit.report.render import junit
+from tests.cli.test_cli import _one_line_error
 from tests.conftest import read_json
-from tests.test_cli import _one_line_error
 
 
 @pytest.fixture
@@ -41,8 +41,20 @@ def _injected_regression(report: dict) -> tuple[dict, dict]:
 
 
 def test_self_comparison_passes(run_cli, report_path, tmp_path):
-    res = run_cli("report", str(report_path), "--baseline", str(report_path), "--max-latency-regression", "10",
-                  "--max-size-growth", "0", "--max-accuracy-drop", "0", "--junit", str(tmp_path / "j.xml"))
+    res = run_cli(
+        "report",
+        str(report_path),
+        "--baseline",
+        str(report_path),
+        "--max-latency-regression",
+        "10",
+        "--max-size-growth",
+        "0",
+        "--max-accuracy-drop",
+        "0",
+        "--junit",
+        str(tmp_path / "j.xml"),
+    )
     assert res.exit_code == 0, res.stderr
     assert "PASSED" in res.output
     suite = ET.parse(tmp_path / "j.xml").getroot()
@@ -54,8 +66,18 @@ def test_injected_latency_regression_fails_with_gate_code(run_cli, report_path, 
     base, new = _injected_regression(read_json(report_path))
     b, n = _write(tmp_path, "base.json", base), _write(tmp_path, "new.json", new)
     junit = tmp_path / "gates.xml"
-    res = run_cli("report", str(n), "--baseline", str(b), "--max-latency-regression", "10",
-                  "--max-size-growth", "5", "--junit", str(junit))
+    res = run_cli(
+        "report",
+        str(n),
+        "--baseline",
+        str(b),
+        "--max-latency-regression",
+        "10",
+        "--max-size-growth",
+        "5",
+        "--junit",
+        str(junit),
+    )
     _one_line_error(res, 3, "gate(s) failed", "onnx-int8-dynamic latency")
     suite = ET.parse(junit).getroot()
     failing = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
@@ -136,8 +158,24 @@ def test_bench_sweep_is_stored_and_plotted(run_cli, tiny_compressed, tmp_path):
     fp32 = tiny_compressed / "onnx-fp32"
     int8 = tiny_compressed / "onnx-int8-dynamic"
     out = tmp_path / "sweep.json"
-    res = run_cli("bench", str(fp32), str(int8), "--seq-len", "16,32", "--batch-size", "1,2", "--runs", "3",
-                  "--warmup", "1", "-t", "1", "-o", str(out), "-q")
+    res = run_cli(
+        "bench",
+        str(fp32),
+        str(int8),
+        "--seq-len",
+        "16,32",
+        "--batch-size",
+        "1,2",
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "-t",
+        "1",
+        "-o",
+        str(out),
+        "-q",
+    )
     assert res.exit_code == 0, res.stderr
     report = read_json(out)
     points = {(r["name"], r["batch_size"], r["seq_len"]) for r in report["results"]}
@@ -159,8 +197,10 @@ def test_bench_rejects_a_bad_sweep(run_cli, tiny_compressed):
 
 def test_gates_come_from_the_recipe_unless_a_flag_overrides(run_cli, report_path, tmp_path):
     base, new = _injected_regression(read_json(report_path))
-    new["recipe"] = {**(new.get("recipe") or {}), "gates": {"max_latency_regression": 10.0, "max_size_growth": None,
-                                                             "max_accuracy_drop": None}}
+    new["recipe"] = {
+        **(new.get("recipe") or {}),
+        "gates": {"max_latency_regression": 10.0, "max_size_growth": None, "max_accuracy_drop": None},
+    }
     b, n = _write(tmp_path, "base.json", base), _write(tmp_path, "new.json", new)
     res = run_cli("report", str(n), "--baseline", str(b))
     _one_line_error(res, 3, "gate(s) failed", "onnx-int8-dynamic latency")
@@ -178,11 +218,19 @@ def test_recipe_gates_are_validated_and_recorded(tiny_ckpt, tmp_path):
         recipe_from_dict({"name": "g", "stages": [{"kind": "export"}], "gates": {"max_size_growth": -1}})
     with pytest.raises(RecipeError, match="gates.max_speed: unknown key"):
         recipe_from_dict({"name": "g", "stages": [{"kind": "export"}], "gates": {"max_speed": 1}})
-    recipe = recipe_from_dict({"name": "g", "stages": [{"kind": "export"}, FAST_BENCH],
-                               "gates": {"max_latency_regression": 15, "max_accuracy_drop": 0.5}})
+    recipe = recipe_from_dict(
+        {
+            "name": "g",
+            "stages": [{"kind": "export"}, FAST_BENCH],
+            "gates": {"max_latency_regression": 15, "max_accuracy_drop": 0.5},
+        }
+    )
     report = compress(tiny_ckpt, recipe, tmp_path / "out", progress=False).report
-    assert report["recipe"]["gates"] == {"max_latency_regression": 15.0, "max_size_growth": None,
-                                         "max_accuracy_drop": 0.5}
+    assert report["recipe"]["gates"] == {
+        "max_latency_regression": 15.0,
+        "max_size_growth": None,
+        "max_accuracy_drop": 0.5,
+    }
     assert "max_latency_regression: 15" in (tmp_path / "out" / "recipe.yaml").read_text()
 
 
@@ -215,7 +263,11 @@ def test_a_dropped_artifact_fails_even_without_thresholds(real):
     new["results"] = [r for r in new["results"] if r["name"] != "onnx-int8-dynamic"]
     result = compare(new, real, Thresholds())
     assert [(c.artifact, c.passed) for c in result.checks if c.gate == "artifact"] == [
-        ("pytorch-fp32", True), ("onnx-fp32", True), ("onnx-fp32-opt", True), ("onnx-int8-dynamic", False)]
+        ("pytorch-fp32", True),
+        ("onnx-fp32", True),
+        ("onnx-fp32-opt", True),
+        ("onnx-int8-dynamic", False),
+    ]
     assert any("only the artifacts' presence" in w for w in result.warnings)
 
 

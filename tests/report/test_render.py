@@ -13,10 +13,23 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (Debi
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     # no network at all: every host name resolves to nothing, and no proxy
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                           "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--no-proxy-server",
-                           "--host-resolver-rules=MAP * ~NOTFOUND", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--no-proxy-server",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +38,25 @@ def html_report(tiny_compressed, tmp_path_factory):
     from edgekit.cli import main
 
     d = tmp_path_factory.mktemp("html")
-    for args in (["bench", str(tiny_compressed / "onnx-fp32"), str(tiny_compressed / "onnx-int8-dynamic"),
-                  "-s", "16,32,64", "-t", "1", "--runs", "5", "--warmup", "1", "-q", "-o", str(d / "sweep.json")],
-                 ["report", str(tiny_compressed / "report.json"), str(d / "sweep.json"), "--html", str(d / "r.html")]):
+    for args in (
+        [
+            "bench",
+            str(tiny_compressed / "onnx-fp32"),
+            str(tiny_compressed / "onnx-int8-dynamic"),
+            "-s",
+            "16,32,64",
+            "-t",
+            "1",
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "-q",
+            "-o",
+            str(d / "sweep.json"),
+        ],
+        ["report", str(tiny_compressed / "report.json"), str(d / "sweep.json"), "--html", str(d / "r.html")],
+    ):
         with pytest.raises(SystemExit) as exc:
             main(args)
         assert exc.value.code == 0

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from edgekit.checkpoint import load_checkpoint
-from edgekit.errors import ParityError
 from edgekit.data.feeds import tokenize
+from edgekit.errors import ParityError
 from edgekit_runtimes.base import TensorSpec
 from edgekit_runtimes.litert import LegacyTFLiteRuntimeAdapter, LiteRTAdapter
 from edgekit_runtimes.torch_eager import TorchEagerAdapter

@@ -6,8 +6,10 @@ import pytest
 from edgekit_runtimes.onnxruntime_gpu import OnnxRuntimeGPUAdapter, gpu_providers
 from tests.runtimes.contract import RuntimeAdapterContract, torch_reference
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not gpu_providers(), reason="no CUDA/TensorRT execution provider (no NVIDIA GPU here)")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not gpu_providers(), reason="no CUDA/TensorRT execution provider (no NVIDIA GPU here)"),
+]
 
 
 class TestOnnxRuntimeGPU(RuntimeAdapterContract):

@@ -1,7 +1,7 @@
 import pytest
 
-from edgekit.data.calibration import load_text_data
 from edgekit.checkpoint import load_checkpoint
+from edgekit.data.calibration import load_text_data
 from edgekit.pipeline.context import StageContext
 
 

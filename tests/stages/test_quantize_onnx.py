@@ -28,16 +28,21 @@ def test_dynamic_quantizes_attention_and_embeddings(ctx, fused, tmp_path):
 
 
 def test_static_is_qdq_matmul_only_with_exclusions(ctx, fused, tmp_path):
-    cfg = QuantizeConfig(kind="quantize", method="static", exclude=[r"layer\.\d+/output/dense/MatMul"],
-                         calibration={"samples": 16, "seq_len": 32})
+    cfg = QuantizeConfig(
+        kind="quantize",
+        method="static",
+        exclude=[r"layer\.\d+/output/dense/MatMul"],
+        calibration={"samples": 16, "seq_len": 32},
+    )
     res = run_quantize(cfg, fused, ctx, tmp_path)
     model = onnx.load(str(tmp_path / "model.onnx"))
     ops = Counter(n.op_type for n in model.graph.node)
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0
     # only activations feeding MatMuls are quantized: nothing on the attention-mask path
     producer = {o: n.op_type for n in model.graph.node for o in n.output}
-    quantized_from = {producer.get(n.input[0], "initializer/input") for n in model.graph.node
-                      if n.op_type == "QuantizeLinear"}
+    quantized_from = {
+        producer.get(n.input[0], "initializer/input") for n in model.graph.node if n.op_type == "QuantizeLinear"
+    }
     assert quantized_from <= {"SkipLayerNormalization", "EmbedLayerNormalization", "BiasGelu", "Attention", "MatMul"}
     assert len(res.extra["float_nodes"]) == 2  # one FFN output MatMul per layer
     assert res.validation["cosine_mean"] > 0.99
@@ -61,8 +66,12 @@ def test_reads_only_onnx(ctx, tiny_ckpt, tmp_path):
     from edgekit.pipeline.run import checkpoint_artifact
 
     with pytest.raises(RecipeError, match="reads ONNX or TFLite"):
-        run_quantize(QuantizeConfig(kind="quantize", method="dynamic"),
-                     checkpoint_artifact(load_checkpoint(tiny_ckpt)), ctx, tmp_path)
+        run_quantize(
+            QuantizeConfig(kind="quantize", method="dynamic"),
+            checkpoint_artifact(load_checkpoint(tiny_ckpt)),
+            ctx,
+            tmp_path,
+        )
 
 
 def test_bad_exclude_pattern(ctx, fused, tmp_path):
@@ -89,9 +98,12 @@ def test_failed_shape_inference_saves_its_temporaries_in_a_temp_directory(tmp_pa
 
     from edgekit.stages.quantize.onnx_backend import working_directory
 
-    graph = helper.make_graph([helper.make_node("Unknown", ["x"], ["y"], domain="com.example")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    graph = helper.make_graph(
+        [helper.make_node("Unknown", ["x"], ["y"], domain="com.example")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
     onnx.save(model, str(tmp_path / "m.onnx"))
     cwd, scratch = tmp_path / "cwd", tmp_path / "scratch"

@@ -17,8 +17,9 @@ def _tensor_types(path):
     return {d["dtype"].__name__ for d in s._interp.get_tensor_details()}
 
 
-@pytest.mark.parametrize("method,precision,smaller_than", [
-    ("dynamic", "int8", 0.7), ("weight_only", "int8", 0.7), ("fp16", "fp16", 0.8)])
+@pytest.mark.parametrize(
+    "method,precision,smaller_than", [("dynamic", "int8", 0.7), ("weight_only", "int8", 0.7), ("fp16", "fp16", 0.8)]
+)
 def test_methods_shrink_and_stay_faithful(ctx, fp32, tmp_path, method, precision, smaller_than):
     res = run_quantize(QuantizeConfig(kind="quantize", method=method), fp32, ctx, tmp_path)
     assert res.precision == precision and res.format == "tflite"

@@ -10,18 +10,46 @@ from tests.helpers import FAST_BENCH
 
 # every op type static int8, the attention-mask arithmetic, LayerNorm and softmax included
 # (MiniLM: cosine 0.41; the tiny encoder: about 0.986)
-BROKEN = {"kind": "quantize", "name": "static-everything", "method": "static",
-          "op_types": ["MatMul", "Add", "Mul", "Div", "Sub", "Where", "Softmax", "Gather", "Attention",
-                       "SkipLayerNormalization", "LayerNormalization", "EmbedLayerNormalization", "BiasGelu", "Gelu",
-                       "ReduceMean", "Pow", "Sqrt", "Erf"],
-          "calibration": {"samples": 16, "seq_len": 32}}
+BROKEN = {
+    "kind": "quantize",
+    "name": "static-everything",
+    "method": "static",
+    "op_types": [
+        "MatMul",
+        "Add",
+        "Mul",
+        "Div",
+        "Sub",
+        "Where",
+        "Softmax",
+        "Gather",
+        "Attention",
+        "SkipLayerNormalization",
+        "LayerNormalization",
+        "EmbedLayerNormalization",
+        "BiasGelu",
+        "Gelu",
+        "ReduceMean",
+        "Pow",
+        "Sqrt",
+        "Erf",
+    ],
+    "calibration": {"samples": 16, "seq_len": 32},
+}
 DYNAMIC = {"kind": "quantize", "name": "dynamic", "method": "dynamic"}
 
 
 def _recipe(search: dict) -> dict:
-    return {"version": 1, "name": "s", "stages": [
-        {"kind": "export"}, {"kind": "optimize"},
-        {"kind": "search", "runs": 5, "samples": 24, "sensitivity_fallback": 0, **search}, FAST_BENCH]}
+    return {
+        "version": 1,
+        "name": "s",
+        "stages": [
+            {"kind": "export"},
+            {"kind": "optimize"},
+            {"kind": "search", "runs": 5, "samples": 24, "sensitivity_fallback": 0, **search},
+            FAST_BENCH,
+        ],
+    }
 
 
 def _compress(run_cli, ckpt, tmp_path, search: dict, *extra: str):
@@ -49,8 +77,7 @@ def test_broken_candidate_is_never_promoted_and_nothing_passing_exits_3(tiny_ckp
 
 
 def test_broken_next_to_a_good_candidate(tiny_ckpt, tmp_path, run_cli):
-    res = _compress(run_cli, tiny_ckpt, tmp_path, {"budget": {"min_fidelity": 0.995},
-                                                    "candidates": [BROKEN, DYNAMIC]})
+    res = _compress(run_cli, tiny_ckpt, tmp_path, {"budget": {"min_fidelity": 0.995}, "candidates": [BROKEN, DYNAMIC]})
     assert res.exit_code in (0, 3)  # the tiny model's int8 may or may not beat fp32 on time: both are verdicts
     search = json.loads((tmp_path / "out" / "report.json").read_text())["search"]
     verdicts = {t["candidate"]: t["verdict"] for t in search["trials"]}
@@ -81,8 +108,14 @@ def test_accuracy_budget_on_a_labelled_set(tiny_cls_ckpt, tmp_path, run_cli):
     rows = [{"text": t, "label": f"label_{i % 3}"} for i, t in enumerate(load_text_data().heldout[:60])]
     labelled = tmp_path / "eval.jsonl"
     labelled.write_text("\n".join(json.dumps(r) for r in rows))
-    res = _compress(run_cli, tiny_cls_ckpt, tmp_path, {"budget": {"max_accuracy_drop": 0},
-                                                        "candidates": [BROKEN]}, "--eval", str(labelled))
+    res = _compress(
+        run_cli,
+        tiny_cls_ckpt,
+        tmp_path,
+        {"budget": {"max_accuracy_drop": 0}, "candidates": [BROKEN]},
+        "--eval",
+        str(labelled),
+    )
     search = json.loads((tmp_path / "out" / "report.json").read_text())["search"]
     f = search["trials"][0]["fidelity"]
     assert {"accuracy", "macro_f1", "reference_accuracy", "accuracy_drop"} <= set(f)

@@ -15,15 +15,36 @@ def chain(tiny_cls_ckpt, task_dir, tmp_path_factory):
     from edgekit.recipe.config import recipe_from_dict
 
     train = {"epochs": 1, "lr": 1e-3, "batch_size": 32, "max_len": 32}
-    recipe = recipe_from_dict({"version": 1, "name": "chain", "stages": [
-        {"kind": "distill", "name": "student", "data": str(task_dir), "layers": 1, "train": train},
-        {"kind": "prune", "name": "student-pruned", "data": str(task_dir), "heads": 1, "ffn": 0.5,
-         "vocabulary": True, "importance_batches": 2, "recover": train},
-        {"kind": "export", "format": "onnx"},
-        {"kind": "quantize", "method": "dynamic"},
-        {"kind": "bench", "eval": str(task_dir), "fidelity_samples": 120, "runs": 5, "warmup": 1, "seq_len": 32,
-         "threads": 1},
-    ]})
+    recipe = recipe_from_dict(
+        {
+            "version": 1,
+            "name": "chain",
+            "stages": [
+                {"kind": "distill", "name": "student", "data": str(task_dir), "layers": 1, "train": train},
+                {
+                    "kind": "prune",
+                    "name": "student-pruned",
+                    "data": str(task_dir),
+                    "heads": 1,
+                    "ffn": 0.5,
+                    "vocabulary": True,
+                    "importance_batches": 2,
+                    "recover": train,
+                },
+                {"kind": "export", "format": "onnx"},
+                {"kind": "quantize", "method": "dynamic"},
+                {
+                    "kind": "bench",
+                    "eval": str(task_dir),
+                    "fidelity_samples": 120,
+                    "runs": 5,
+                    "warmup": 1,
+                    "seq_len": 32,
+                    "threads": 1,
+                },
+            ],
+        }
+    )
     out = tmp_path_factory.mktemp("chain") / "out"
     return compress(tiny_cls_ckpt, recipe, out, progress=False), out
 
@@ -78,8 +99,15 @@ def test_builtin_training_recipes_plan(tmp_path):
     from edgekit.recipe.config import load_recipe
 
     steps = [n for _, n, _ in plan(load_recipe("distill-prune-int8"))]
-    assert steps == ["student", "student-pruned", "onnx-fp32", "onnx-fp32-opt", "onnx-int8-dynamic", "tflite-fp32",
-                     "tflite-int8-dynamic"]
+    assert steps == [
+        "student",
+        "student-pruned",
+        "onnx-fp32",
+        "onnx-fp32-opt",
+        "onnx-int8-dynamic",
+        "tflite-fp32",
+        "tflite-int8-dynamic",
+    ]
     stages = yaml.safe_load(load_recipe("distill-prune-int8").to_yaml())["stages"]
     assert stages[1]["heads"] == 0.333
     # one schedule for spam (132 batches an epoch) and digits (40): min_steps gives the small set more epochs
@@ -96,10 +124,24 @@ def test_unstructured_sparsity_shrinks_the_compressed_file_only(tiny_cls_ckpt, t
     from edgekit.recipe.config import recipe_from_dict
 
     train = {"epochs": 0.5, "lr": 1e-3, "batch_size": 32, "max_len": 32}
-    recipe = recipe_from_dict({"version": 1, "name": "sparse", "stages": [
-        {"kind": "prune", "data": str(task_dir), "sparsity": 0.7, "importance_batches": 1, "recover": train},
-        {"kind": "bench", "runs": 3, "warmup": 1, "seq_len": 16, "threads": 1, "fidelity_samples": 16,
-         "reference": False}]})
+    recipe = recipe_from_dict(
+        {
+            "version": 1,
+            "name": "sparse",
+            "stages": [
+                {"kind": "prune", "data": str(task_dir), "sparsity": 0.7, "importance_batches": 1, "recover": train},
+                {
+                    "kind": "bench",
+                    "runs": 3,
+                    "warmup": 1,
+                    "seq_len": 16,
+                    "threads": 1,
+                    "fidelity_samples": 16,
+                    "reference": False,
+                },
+            ],
+        }
+    )
     compress(tiny_cls_ckpt, recipe, tmp_path / "out", progress=False)
     meta = Artifact.load(tmp_path / "out" / "pruned").meta
     assert meta["unstructured_sparsity"] >= 0.69  # zeros stayed zero through recovery training
@@ -116,14 +158,40 @@ def test_qat_exports_qdq_onnx_scored_beside_ptq(tiny_cls_ckpt, task_dir, tmp_pat
     from edgekit.pipeline.run import compress
     from edgekit.recipe.config import recipe_from_dict
 
-    recipe = recipe_from_dict({"version": 1, "name": "qat", "stages": [
-        {"kind": "export"}, {"kind": "quantize", "method": "dynamic"},
-        {"kind": "qat", "input": "pytorch-fp32", "mode": "ptq", "data": str(task_dir), "calibration_batches": 2,
-         "train": {"max_len": 32}},
-        {"kind": "qat", "input": "pytorch-fp32", "data": str(task_dir), "calibration_batches": 2,
-         "train": {"epochs": 0.5, "lr": 1e-4, "batch_size": 32, "max_len": 32}},
-        {"kind": "bench", "eval": str(task_dir), "fidelity_samples": 120, "runs": 3, "warmup": 1, "seq_len": 32,
-         "threads": 1}]})
+    recipe = recipe_from_dict(
+        {
+            "version": 1,
+            "name": "qat",
+            "stages": [
+                {"kind": "export"},
+                {"kind": "quantize", "method": "dynamic"},
+                {
+                    "kind": "qat",
+                    "input": "pytorch-fp32",
+                    "mode": "ptq",
+                    "data": str(task_dir),
+                    "calibration_batches": 2,
+                    "train": {"max_len": 32},
+                },
+                {
+                    "kind": "qat",
+                    "input": "pytorch-fp32",
+                    "data": str(task_dir),
+                    "calibration_batches": 2,
+                    "train": {"epochs": 0.5, "lr": 1e-4, "batch_size": 32, "max_len": 32},
+                },
+                {
+                    "kind": "bench",
+                    "eval": str(task_dir),
+                    "fidelity_samples": 120,
+                    "runs": 3,
+                    "warmup": 1,
+                    "seq_len": 32,
+                    "threads": 1,
+                },
+            ],
+        }
+    )
     result = compress(tiny_cls_ckpt, recipe, tmp_path / "out", progress=False)
     graph = onnx.load(str(tmp_path / "out" / "onnx-int8-qat" / "model.onnx")).graph
     ops = {n.op_type for n in graph.node}
@@ -163,14 +231,25 @@ def test_vocabulary_pruned_to_a_small_set_still_records_and_exports(tiny_cls_ckp
 
     data = tmp_path / "small"
     data.mkdir()
-    rows = [{"text": t, "label": f"label_{i % 3}"} for i, t in enumerate(
-        ["the budget", "our nation", "the economy grows", "taxes are low", "we will win", "america is strong"] * 6)]
+    rows = [
+        {"text": t, "label": f"label_{i % 3}"}
+        for i, t in enumerate(
+            ["the budget", "our nation", "the economy grows", "taxes are low", "we will win", "america is strong"] * 6
+        )
+    ]
     for split in ("train", "validation", "test"):
         (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    recipe = recipe_from_dict({"version": 1, "name": "v", "stages": [
-        {"kind": "prune", "data": str(data), "vocabulary": True, "importance_batches": 1, "recover": None},
-        {"kind": "export"},
-        {"kind": "bench", "runs": 3, "warmup": 1, "seq_len": 16, "threads": 1, "fidelity_samples": 16}]})
+    recipe = recipe_from_dict(
+        {
+            "version": 1,
+            "name": "v",
+            "stages": [
+                {"kind": "prune", "data": str(data), "vocabulary": True, "importance_batches": 1, "recover": None},
+                {"kind": "export"},
+                {"kind": "bench", "runs": 3, "warmup": 1, "seq_len": 16, "threads": 1, "fidelity_samples": 16},
+            ],
+        }
+    )
     result = compress(tiny_cls_ckpt, recipe, tmp_path / "out", progress=False)
     meta = Artifact.load(tmp_path / "out" / "pruned").meta
     assert meta["vocabulary"]["after"] < 0.5 * meta["vocabulary"]["before"]

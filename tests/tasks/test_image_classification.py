@@ -22,6 +22,7 @@ def test_tiny_vit_is_an_image_classifier(tiny_vit):
     assert record["test_accuracy"] > 80  # trained, not random (10 classes)
 
 
+@pytest.mark.slow  # ~40 s on 2 cores: run with `python -m pytest -m slow`
 def test_chain_makes_a_smaller_student_and_every_artifact(tiny_vit_chain):
     student = load_checkpoint(tiny_vit_chain / "student-pruned")
     cfg = student.config
@@ -29,8 +30,15 @@ def test_chain_makes_a_smaller_student_and_every_artifact(tiny_vit_chain):
     manifest = json.loads((tiny_vit_chain / "student-pruned" / "manifest.json").read_text())
     assert manifest["vocabulary"] == {"skipped": "an image model has no vocabulary"}
     rows = _rows(tiny_vit_chain)
-    assert {"pytorch-fp32", "student", "student-pruned", "onnx-fp32", "onnx-int8-dynamic", "tflite-fp32",
-            "tflite-int8-dynamic"} <= set(rows)
+    assert {
+        "pytorch-fp32",
+        "student",
+        "student-pruned",
+        "onnx-fp32",
+        "onnx-int8-dynamic",
+        "tflite-fp32",
+        "tflite-int8-dynamic",
+    } <= set(rows)
 
 
 def test_every_artifact_is_scored_on_the_digits_test_split(tiny_vit, tiny_vit_chain):
@@ -41,10 +49,12 @@ def test_every_artifact_is_scored_on_the_digits_test_split(tiny_vit, tiny_vit_ch
     for name in ("onnx-fp32", "onnx-int8-dynamic", "tflite-fp32", "tflite-int8-dynamic"):
         assert rows[name]["fidelity"]["eval_samples"] == 361
     # exported fp32 artifacts agree with the PyTorch student they came from
-    assert rows["onnx-fp32"]["fidelity"]["accuracy"] == pytest.approx(rows["student-pruned"]["fidelity"]["accuracy"],
-                                                                      abs=0.3)
+    assert rows["onnx-fp32"]["fidelity"]["accuracy"] == pytest.approx(
+        rows["student-pruned"]["fidelity"]["accuracy"], abs=0.3
+    )
     assert rows["tflite-fp32"]["fidelity"]["accuracy"] == pytest.approx(
-        rows["student-pruned"]["fidelity"]["accuracy"], abs=0.3)
+        rows["student-pruned"]["fidelity"]["accuracy"], abs=0.3
+    )
     # int8 stays close to its fp32 parent
     assert abs(rows["onnx-int8-dynamic"]["fidelity"]["accuracy"] - rows["onnx-fp32"]["fidelity"]["accuracy"]) < 5
 
@@ -68,9 +78,9 @@ def test_image_bundle_classifies_images(tiny_vit_chain, tmp_path):
 
 
 def test_classify_images_reads_files_and_rejects_bad_input(tiny_vit_chain, tmp_path):
-    import edgekit
     from PIL import Image
 
+    import edgekit
     from edgekit.pipeline.bundling import build_bundle
 
     bundle = build_bundle(tiny_vit_chain, tmp_path / "b", artifacts=["onnx-int8-dynamic"])
@@ -120,9 +130,9 @@ def test_serve_classifies_posted_images_and_never_opens_paths(tiny_vit_chain, tm
     from PIL import Image
 
     import edgekit
-    from edgekit.pipeline.bundling import build_bundle
     from edgekit.device.serve import make_server
-    from tests.test_serve import _request
+    from edgekit.pipeline.bundling import build_bundle
+    from tests.device.test_serve import _request
 
     bundle = build_bundle(tiny_vit_chain, tmp_path / "b", artifacts=["onnx-int8-dynamic"])
     model = edgekit.load(bundle.path, threads=1)
@@ -165,11 +175,14 @@ def test_ffn_output_patterns_find_the_vit_projection(tiny_vit_chain):
 
     import onnx
 
-    from edgekit.stages.search_space import FFN_OUTPUT_ONNX, FFN_OUTPUT_TFLITE
     from edgekit.stages.quantize.tflite_backend import matching_ops, op_scopes
+    from edgekit.stages.search_space import FFN_OUTPUT_ONNX, FFN_OUTPUT_TFLITE
 
-    nodes = [n.name for n in onnx.load(str(tiny_vit_chain / "onnx-fp32" / "model.onnx")).graph.node
-             if re.search(FFN_OUTPUT_ONNX, n.name)]
+    nodes = [
+        n.name
+        for n in onnx.load(str(tiny_vit_chain / "onnx-fp32" / "model.onnx")).graph.node
+        if re.search(FFN_OUTPUT_ONNX, n.name)
+    ]
     assert len(nodes) == 1 and "mlp/fc2" in nodes[0]  # the pruned student has one layer
     scopes = op_scopes(tiny_vit_chain / "tflite-fp32" / "model.tflite")
     assert matching_ops(scopes, FFN_OUTPUT_TFLITE, ["FULLY_CONNECTED"]) == 1

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from edgekit.training.loop import TrainSettings, Trainer, batch_order, seed_everything
+from edgekit.training.loop import Trainer, TrainSettings, batch_order, seed_everything
 
 
 def _toy(seed: int = 0):
@@ -17,6 +17,7 @@ def _toy(seed: int = 0):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(64, 4, generator=g)
     y = x.sum(1, keepdim=True)
+
     def loss(m, idx):  # the batch goes where the trainer put the model (a GPU when there is one)
         device = next(m.parameters()).device
         return torch.nn.functional.mse_loss(m(x[idx].to(device)), y[idx].to(device))
@@ -90,9 +91,31 @@ def test_finetune_under_torchrun_two_processes_gloo(tiny_ckpt, task_dir, tmp_pat
     """`edgekit finetune` under torchrun: DistributedDataParallel on the gloo backend, 2 CPU processes."""
     out = tmp_path / "teacher"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EDGEKIT_TRAIN_DEVICE": "cpu"}  # on a GPU host too
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "edgekit", "finetune", str(tiny_ckpt), "--data", str(task_dir), "-o", str(out), "--epochs", "1",
-           "--batch-size", "16", "--max-len", "32", "--lr", "1e-3", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "edgekit",
+        "finetune",
+        str(tiny_ckpt),
+        "--data",
+        str(task_dir),
+        "-o",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--max-len",
+        "32",
+        "--lr",
+        "1e-3",
+        "-q",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = json.loads((out / "edgekit_training.json").read_text())

@@ -13,19 +13,19 @@ import re
 import numpy as np
 
 from edgekit.errors import GateFailed, RecipeError
-from edgekit.measure.fidelity import cosine_rows
 from edgekit.logs import quiet_logging
+from edgekit.measure.fidelity import cosine_rows
 from edgekit.plugins import runtime_for_format
 from edgekit.recipe.config import QuantizeConfig
-from edgekit.stages import StageResult, register
+from edgekit.stages import ONNX, TFLITE, StageResult, register, require_input
 
 _PRECISION = {"dynamic": "int8", "static": "int8", "weight_only": "int8", "fp16": "fp16"}
 
 
 def _backends() -> dict:
-    from edgekit.stages import quantize_onnx, quantize_tflite
+    from edgekit.stages.quantize import onnx_backend, tflite_backend
 
-    return {"onnx": quantize_onnx, "tflite": quantize_tflite}
+    return {ONNX: onnx_backend, TFLITE: tflite_backend}
 
 
 def exclude_patterns(config: QuantizeConfig) -> list[re.Pattern]:
@@ -33,12 +33,14 @@ def exclude_patterns(config: QuantizeConfig) -> list[re.Pattern]:
     try:
         return [re.compile(p) for p in config.exclude]
     except re.error as err:
-        raise RecipeError(f"stage quantize: exclude pattern {err.pattern!r} is not a valid regular expression") from None
+        raise RecipeError(
+            f"stage quantize: exclude pattern {err.pattern!r} is not a valid regular expression"
+        ) from None
 
 
 def sanity(session, ctx, floor: float, what: str) -> dict:
     """Cosine to the reference on held-out texts; a collapse below ``floor`` fails the stage."""
-    out_name = ctx.checkpoint.task_spec.output_name
+    out_name = ctx.checkpoint.task_def.output_name
     coss = []
     for feeds in ctx.parity_feeds(session):
         coss.append(cosine_rows(ctx.reference_outputs(feeds), session.run(feeds)[out_name]))
@@ -53,18 +55,34 @@ def _default_name(c: QuantizeConfig, fmt: str) -> str:
     return f"{fmt}-fp16" if c.method == "fp16" else f"{fmt}-{_PRECISION[c.method]}-{c.method}"
 
 
-@register(QuantizeConfig, _default_name)
+def methods(fmt: str) -> tuple[str, ...]:
+    """The quantization methods the backend for ``fmt`` models has."""
+    return _backends()[fmt].METHODS
+
+
+def _refuses(config: QuantizeConfig, fmt: str) -> str | None:
+    """Why ``config`` cannot quantize a ``fmt`` model: its method is not one the format's backend has."""
+    if config.method not in methods(fmt):
+        return f"method {config.method!r} is not available for {fmt} (choose from {', '.join(methods(fmt))})"
+    return None
+
+
+@register(
+    QuantizeConfig, _default_name, takes={ONNX, TFLITE}, precision=lambda c: _PRECISION[c.method], refuses=_refuses
+)
 def run_quantize(config: QuantizeConfig, parent, ctx, out_dir) -> StageResult:
-    backend = _backends().get(parent.format)
-    if backend is None:
-        raise RecipeError(f"stage quantize reads ONNX or TFLite, but its input {parent.name!r} is {parent.format}")
-    if config.method not in backend.METHODS:
-        raise RecipeError(f"stage quantize: method {config.method!r} is not available for {parent.format} "
-                          f"(choose from {', '.join(backend.METHODS)})")
+    require_input(config, parent)
+    backend = _backends()[parent.format]
     out = out_dir / backend.MODEL_FILE
     with quiet_logging():
         extra = backend.quantize(config, parent.model_path, out, ctx)
     session = runtime_for_format(parent.format).load(out, threads=ctx.threads)
     validation = sanity(session, ctx, config.min_cosine, f"quantize ({parent.format} {config.method})")
-    return StageResult(format=parent.format, precision=_PRECISION[config.method], model_file=backend.MODEL_FILE,
-                       validation=validation, extra=extra, session=session)
+    return StageResult(
+        format=parent.format,
+        precision=_PRECISION[config.method],
+        model_file=backend.MODEL_FILE,
+        validation=validation,
+        extra=extra,
+        session=session,
+    )

@@ -22,8 +22,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from edgekit.errors import RecipeError
 from edgekit.data.feeds import tokenize
+from edgekit.errors import RecipeError
 from edgekit.plugins import get_runtime
 from edgekit.recipe.config import QuantizeConfig
 from edgekit.stages.quantize import exclude_patterns
@@ -94,8 +94,11 @@ def _quantize_static(config: QuantizeConfig, src: Path, out: Path, ctx, excluded
 
     specs = get_runtime("onnxruntime").load(src, threads=ctx.threads).inputs
     reader = type("Reader", (_TextReader, CalibrationDataReader), {})(ctx, specs, config)
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[config.calibration.method]
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[config.calibration.method]
     with tempfile.TemporaryDirectory() as tmp:
         # symbolic shape inference types the outputs of contrib ops (SkipLayerNormalization, ...);
         # without it the quantizer silently leaves activations in float
@@ -103,7 +106,9 @@ def _quantize_static(config: QuantizeConfig, src: Path, out: Path, ctx, excluded
         with working_directory(tmp):  # on failure ORT saves sym_shape_infer_temp.onnx (+ .data) in the cwd
             quant_pre_process(str(src), str(pre), skip_optimization=True)
         quantize_static(
-            str(pre), str(out), reader,
+            str(pre),
+            str(out),
+            reader,
             quant_format=QuantFormat.QDQ,
             per_channel=config.per_channel,
             activation_type=_qtype(config.activation_type),
@@ -111,9 +116,11 @@ def _quantize_static(config: QuantizeConfig, src: Path, out: Path, ctx, excluded
             op_types_to_quantize=op_types(config),
             nodes_to_exclude=excluded,
             calibrate_method=method,
-            extra_options={"CalibPercentile": config.calibration.percentile,
-                           "DefaultTensorType": onnx.TensorProto.FLOAT,
-                           "CalibTensorRangeSymmetric": False},
+            extra_options={
+                "CalibPercentile": config.calibration.percentile,
+                "DefaultTensorType": onnx.TensorProto.FLOAT,
+                "CalibTensorRangeSymmetric": False,
+            },
         )
 
 
@@ -122,7 +129,8 @@ def _quantize_dynamic(config: QuantizeConfig, src: Path, out: Path, excluded: li
     from onnxruntime.quantization import quantize_dynamic
 
     quantize_dynamic(
-        str(src), str(out),
+        str(src),
+        str(out),
         per_channel=config.per_channel,
         weight_type=_qtype(config.weight_type),
         op_types_to_quantize=op_types(config),

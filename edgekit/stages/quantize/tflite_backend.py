@@ -40,8 +40,10 @@ def _calibration_data(config: QuantizeConfig, src: Path, ctx) -> dict:
     session = get_runtime("litert").load(src, threads=ctx.threads)
     texts = ctx.data.calibration[: config.calibration.samples]
     return {
-        name: [tokenize(ctx.checkpoint.tokenizer, [t], session.inputs, seq or config.calibration.seq_len, fixed=True)
-               for t in texts]
+        name: [
+            tokenize(ctx.checkpoint.tokenizer, [t], session.inputs, seq or config.calibration.seq_len, fixed=True)
+            for t in texts
+        ]
         for name, seq in session.signatures
     }
 
@@ -53,8 +55,11 @@ def op_scopes(model_path: Path) -> list[tuple[str | None, str]]:
 
     model = tfl.read_model(Path(model_path))
     codes = model.operatorCodes
-    return [(tfl.TFL_OP_CODE_TO_NAME.get(codes[op.opcodeIndex].builtinCode), tfl.get_op_scope(op, graph.tensors))
-            for graph in model.subgraphs for op in graph.operators]
+    return [
+        (tfl.TFL_OP_CODE_TO_NAME.get(codes[op.opcodeIndex].builtinCode), tfl.get_op_scope(op, graph.tensors))
+        for graph in model.subgraphs
+        for op in graph.operators
+    ]
 
 
 def matching_ops(scopes: list[tuple[str | None, str]], pattern: str, op_names: list[str]) -> int:

@@ -1,0 +1,1 @@
+"""Contracts every plugin of a kind meets: a plugin's test module subclasses the template."""
