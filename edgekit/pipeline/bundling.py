@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -182,6 +183,18 @@ def _fp32_outputs(
     return BundleModel(draft, reference, session, adapter.name, threads).task_outputs(texts)
 
 
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as a compressed .npz that ``np.load`` reads, numbers only (no pickled objects).
+
+    Written member by member, not through ``np.savez_compressed(**arrays)``: its keyword arguments would
+    take a variant named ``file`` or ``allow_pickle`` for its own parameters.
+    """
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for key, value in arrays.items():
+            with z.open(f"{key}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+
+
 def _hash_all(root: Path) -> dict[str, dict]:
     return {
         p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size}
@@ -290,8 +303,7 @@ def build_bundle(
             }
         if pre["kind"] == "image":
             recorded[REFERENCE_IMAGES_KEY] = np.stack(texts)
-        # allow_pickle is numpy's default, named so that no key of recorded can be taken for it
-        np.savez_compressed(staged / REFERENCE_FILE, allow_pickle=False, **recorded)  # numbers only
+        save_npz(staged / REFERENCE_FILE, recorded)
         meta["files"] = _hash_all(staged)
         meta = seal(meta)
         (staged / BUNDLE_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
