@@ -48,20 +48,16 @@ def bench_bundle(
         encoder = encoder or model.encoder  # the tokenizer only: the session is let go before timing
         model.close()
         del model
+    sweep = settings.sweep(batch_sizes, seq_lens, threads)
     rows = []
-    for t in threads or [settings.threads]:
-        for b in batch_sizes or [settings.batch_size]:
-            for s in seq_lens or [settings.seq_len]:
+    for t in sweep["threads"]:
+        for b in sweep["batch_sizes"]:
+            for s in sweep["seq_lens"]:
                 point = replace(settings, batch_size=b, seq_len=s, threads=t)
                 targets = [_target(bundle, name, runtime, t) for name in names]
                 rows += measure(targets, point, tokenizer=encoder, texts=bundle.reference_texts, progress=progress)
     for row in rows:
         row["fidelity"] = dict(fidelity[row["name"]])
-    sweep = {
-        "batch_sizes": batch_sizes or [settings.batch_size],
-        "seq_lens": seq_lens or [settings.seq_len],
-        "threads": threads or [settings.threads],
-    }
     return build_report(
         model={
             "name": bundle.name,

@@ -42,6 +42,14 @@ class BenchSettings:
     runs: int = 50
     fidelity_samples: int = 300
 
+    def sweep(self, batch_sizes=None, seq_lens=None, threads=None) -> dict[str, list[int]]:
+        """The points a sweep measures, as reports record them: each list given, else this setting alone."""
+        return {
+            "batch_sizes": list(batch_sizes or [self.batch_size]),
+            "seq_lens": list(seq_lens or [self.seq_len]),
+            "threads": list(threads or [self.threads]),
+        }
+
 
 def timing_text(tokenizer, texts: Sequence[str], seq_len: int) -> str:
     """Join held-out sentences until they fill ``seq_len`` tokens, so timing runs real full-length input.

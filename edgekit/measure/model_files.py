@@ -134,11 +134,12 @@ def bench_file(
     tok = _tokenizer(tokenizer) if tokenizer else None
     texts = load_text_data(evaluation=texts_file).heldout if tok is not None else []
     feeds = _load_inputs(inputs_file) if inputs_file else None
-    _check_tokens(prepared, seq_lens or [settings.seq_len], feeds, inputs_file, tok, tokenizer)
+    sweep = settings.sweep(batch_sizes, seq_lens, threads)
+    _check_tokens(prepared, sweep["seq_lens"], feeds, inputs_file, tok, tokenizer)
     rows = []
-    for t in threads or [settings.threads]:
-        for b in batch_sizes or [settings.batch_size]:
-            for s in seq_lens or [settings.seq_len]:
+    for t in sweep["threads"]:
+        for b in sweep["batch_sizes"]:
+            for s in sweep["seq_lens"]:
                 point = replace(settings, batch_size=b, seq_len=s, threads=t)
                 targets = [_target(path, name, fmt, prec, adapter, t) for path, name, fmt, prec, adapter in prepared]
                 try:
@@ -154,11 +155,6 @@ def bench_file(
     for row in rows:
         if checks.get(row["name"]) is not None:
             row["fidelity"] = {"selfcheck_cosine_min": checks[row["name"]]}
-    sweep = {
-        "batch_sizes": batch_sizes or [settings.batch_size],
-        "seq_lens": seq_lens or [settings.seq_len],
-        "threads": threads or [settings.threads],
-    }
     return build_report(
         model={
             "name": models[0].name if len(models) == 1 else ", ".join(p[1] for p in prepared),
