@@ -6,9 +6,11 @@ Builds the tiny test encoder in code (no download), runs the built-in
 `ptq-dynamic` recipe on it, and gates the new report.json against
 benchmarks/baselines/tiny-ptq-dynamic.json with `edgekit report`: file size
 may not grow by more than 1%, fidelity may not drop by more than 0.5 points,
-and p50 may not grow by more than 200% beyond the run-to-run spread (a tiny
-model's sub-millisecond latency on a shared 2-core machine is noisy; the gate
-is there to catch a broken build, e.g. int8 losing its quantized ops).
+and each artifact's p50 relative to its fp32 on the same runtime (measured in
+the same run, so machine load cancels) may not grow by more than 200% beyond
+the run-to-run spread (a tiny model's sub-millisecond latency on a shared
+2-core machine is noisy; the gate is there to catch a broken build, e.g. int8
+losing its quantized ops).
 Writes Markdown, HTML and JUnit XML to --output; exits with the gate's code.
 """
 

@@ -1,8 +1,9 @@
-"""Discovery of runtime adapters and converters through entry points.
+"""Discovery of runtime adapters, converters and model formats through entry points.
 
-Plugins register under the ``edgekit.runtimes`` and ``edgekit.converters``
-entry-point groups. Loading a plugin imports only its module; the heavy
-library it wraps is imported when it is used.
+Plugins register under the ``edgekit.runtimes``, ``edgekit.converters`` and
+``edgekit.formats`` entry-point groups (a format is an :class:`edgekit.formats.Format`
+declared beside the runtime adapter that runs it). Loading a plugin imports only its
+module; the heavy library it wraps is imported when it is used.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 from edgekit.errors import EdgekitError, InternalError, ModelFileError, RuntimeUnavailableError
 
 if TYPE_CHECKING:
+    from edgekit.formats import Format
     from edgekit_converters.base import Converter
     from edgekit_runtimes.base import RuntimeAdapter
 
@@ -26,6 +28,12 @@ BUILTIN = {
         "onnxruntime-gpu": "edgekit_runtimes.onnxruntime_gpu:OnnxRuntimeGPUAdapter",
         "litert": "edgekit_runtimes.litert:LiteRTAdapter",
         "tflite-runtime": "edgekit_runtimes.litert:LegacyTFLiteRuntimeAdapter",
+        "openvino": "edgekit_runtimes.openvino_cpu:OpenVINOCPUAdapter",
+    },
+    "edgekit.formats": {
+        "onnx": "edgekit_runtimes.onnxruntime_cpu:ONNX_FORMAT",
+        "tflite": "edgekit_runtimes.litert:TFLITE_FORMAT",
+        "openvino": "edgekit_runtimes.openvino_cpu:OPENVINO_FORMAT",
     },
 }
 
@@ -53,6 +61,11 @@ def runtime_adapters() -> dict[str, type[RuntimeAdapter]]:
 
 def converters() -> dict[str, type[Converter]]:
     return cast("dict[str, type[Converter]]", dict(_group("edgekit.converters")))
+
+
+def declared_formats() -> dict[str, Format]:
+    """The formats plugins declare (see :mod:`edgekit.formats`, which checks and serves them)."""
+    return cast("dict[str, Format]", dict(_group("edgekit.formats")))
 
 
 def get_runtime(name: str):

@@ -25,8 +25,9 @@ def make_tiny_checkpoint(
     real text maps to real tokens.
     """
     import torch
+    import transformers
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizer
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -65,15 +66,16 @@ def make_tiny_checkpoint(
         pad_token_id=0,
     )
     torch.manual_seed(seed)
-    model: BertForSequenceClassification | BertModel
-    if get_task(task).labelled:  # a sequence-classification head
+    spec = get_task(task)
+    if spec.labelled:  # a classification head: names for its labels
         config.num_labels = num_labels
         config.id2label = {i: f"label_{i}" for i in range(num_labels)}
         config.label2id = {v: k for k, v in config.id2label.items()}
-        model = BertForSequenceClassification(config)
-    else:
+    if spec.auto_class == "AutoModel":
         model = BertModel(config, add_pooling_layer=False)
         config.architectures = ["BertModel"]
+    else:  # the task's head (sequence or token classification, question answering, ...)
+        model = getattr(transformers, spec.auto_class).from_config(config)
     seeded_init(model, seed)
     model.eval().save_pretrained(str(directory), safe_serialization=True)
     return directory

@@ -13,10 +13,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgekit.errors import CalibrationError
+
+if TYPE_CHECKING:
+    from edgekit.tasks import Task
 
 CALIBRATION_FILE = "sotu_calibration.txt"
 HELDOUT_FILE = "sotu_heldout.txt"
@@ -108,18 +112,18 @@ def stratified_order(labels: Sequence[str], seed: int = 0) -> list[int]:
 def _counts(used: int, of: int, labels: Sequence[str] | None, label_count: int | None) -> dict:
     """``{"used": n, "of": m}``, plus ``labels`` (in the n used) and ``of_labels`` when the set is labelled."""
     counts = {"used": used, "of": of}
-    if labels:
+    if labels and all(isinstance(x, str) for x in labels):  # class labels (not per-token tags or answers)
         counts.update(labels=len(set(labels[:used])), of_labels=label_count or len(set(labels)))
     return counts
 
 
 @dataclass(frozen=True)
 class TextData:
-    calibration: list[str]
-    heldout: list[str]
+    calibration: list  # texts, or the task's items (text pairs, image paths)
+    heldout: list
     calibration_source: str
     heldout_source: str
-    heldout_labels: list[str] | None = None  # when the evaluation file is labelled
+    heldout_labels: list | None = None  # when the evaluation file is labelled (names, or the task's gold form)
     calibration_labels: list[str] | None = None  # when the calibration samples were drawn from a labelled set
     calibration_total: int | None = None  # samples in the set they were drawn from (None: all of it is used)
     label_count: int | None = None  # labels of the whole labelled set, when known
@@ -139,22 +143,36 @@ class TextData:
         }
 
 
-def load_text_data(calibration: str | Path | None = None, evaluation: str | Path | None = None) -> TextData:
-    """Calibration and held-out texts; a labelled evaluation file comes in stratified order
-    (see :func:`stratified_order`), so any first N of it represents every label."""
-    cal_path = Path(calibration) if calibration else data_dir() / CALIBRATION_FILE
-    eval_path = Path(evaluation) if evaluation else data_dir() / HELDOUT_FILE
-    heldout = load_texts(eval_path)
-    labels = load_labels(eval_path) if evaluation else None
+def load_text_data(
+    calibration: str | Path | None = None, evaluation: str | Path | None = None, task: Task | None = None
+) -> TextData:
+    """Calibration and held-out items (texts, or what ``task`` takes, read by its :meth:`Task.load_items`); a
+    labelled evaluation file comes in stratified order (see :func:`stratified_order`), so any first N of it
+    represents every label. A task with shipped sets of its own (:meth:`Task.builtin_data`) defaults to them,
+    its held-out set labelled."""
+    builtin = task.builtin_data() if task is not None else None
+    default_cal, default_eval = builtin or (data_dir() / CALIBRATION_FILE, data_dir() / HELDOUT_FILE)
+    cal_path = Path(calibration) if calibration else default_cal
+    eval_path = Path(evaluation) if evaluation else default_eval
+    read = task.load_items if task is not None else (lambda p: (load_texts(p), load_labels(p)))
+    heldout, labels = read(eval_path)
+    if not evaluation and builtin is None:
+        labels = None  # the shipped plain texts carry no labels
     if labels is not None:
         if len(labels) != len(heldout):
             raise CalibrationError(f"{eval_path}: {len(heldout)} texts but {len(labels)} labels")
-        order = stratified_order(labels)
-        heldout, labels = [heldout[i] for i in order], [labels[i] for i in order]
+        if all(isinstance(x, str) for x in labels):
+            order = stratified_order(labels)
+            heldout, labels = [heldout[i] for i in order], [labels[i] for i in order]
     return TextData(
-        calibration=load_texts(cal_path),
+        calibration=read(cal_path)[0],
         heldout=heldout,
-        calibration_source=str(cal_path) if calibration else f"builtin:{CALIBRATION_FILE}",
-        heldout_source=str(eval_path) if evaluation else f"builtin:{HELDOUT_FILE}",
+        calibration_source=str(cal_path) if calibration else _shown(cal_path),
+        heldout_source=str(eval_path) if evaluation else _shown(eval_path),
         heldout_labels=labels,
     )
+
+
+def _shown(path: Path) -> str:
+    """A shipped file as reports name it: ``builtin:<path under calibration_data>``."""
+    return f"builtin:{path.relative_to(data_dir()).as_posix()}"

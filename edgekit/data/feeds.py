@@ -41,6 +41,29 @@ def tokenize(tokenizer, texts: Sequence[str], specs, seq_len: int, fixed: bool =
     return feeds
 
 
+def concat_rows(chunks: Sequence[np.ndarray]) -> np.ndarray:
+    """Batches of outputs as one array, row after row. Per-token outputs of batches padded to different
+    lengths are padded with zeros to the longest (task heads zero the padding positions themselves)."""
+    if len({c.shape[1:] for c in chunks}) <= 1:
+        return np.concatenate(chunks)
+    shape = tuple(max(c.shape[a] for c in chunks) for a in range(1, chunks[0].ndim))
+    out = []
+    for c in chunks:
+        pad = [(0, 0)] + [(0, n - m) for n, m in zip(shape, c.shape[1:])]
+        out.append(np.pad(c, pad))
+    return np.concatenate(out)
+
+
+def token_spans(tokenizer, items: Sequence, max_length: int) -> list[tuple[list[tuple[int, int]], list[int | None]]]:
+    """For each item as the model sees it (truncated to ``max_length`` tokens): every token's character span
+    in its text, and which text of the item it is from (0, 1 for the second of a pair; None for special
+    tokens). Works with a Hugging Face fast tokenizer and with the device's TextEncoder."""
+    if hasattr(tokenizer, "spans"):
+        return tokenizer.spans(list(items), max_length)
+    enc = tokenizer(list(items), truncation=True, max_length=max_length, return_offsets_mapping=True)
+    return [([tuple(o) for o in enc["offset_mapping"][i]], enc.sequence_ids(i)) for i in range(len(items))]
+
+
 def text_batches(tokenizer, texts: Sequence[str], specs, seq_len: int, batch_size: int) -> Iterator[dict]:
     static_batch = _static_len(specs, 0)
     step = static_batch or batch_size

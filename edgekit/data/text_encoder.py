@@ -40,6 +40,19 @@ class TextEncoder:
                 (self._tok.token_to_id(t) for t in ("[PAD]", "<pad>") if self._tok.token_to_id(t) is not None), 0
             )
 
+    def _encode(self, batch: list, limit: int | None) -> list:
+        with self._lock:  # truncation is tokenizer state; the library truncates around the special tokens
+            if limit is None:
+                self._tok.no_truncation()
+            else:
+                self._tok.enable_truncation(limit)
+            return self._tok.encode_batch(batch)
+
+    def spans(self, items: list, max_length: int) -> list[tuple[list[tuple[int, int]], list[int | None]]]:
+        """Each item's token character spans and sequence ids (see :func:`edgekit.data.feeds.token_spans`)."""
+        encodings = self._encode(items, min(max_length, self.max_length))
+        return [([tuple(o) for o in enc.offsets], list(enc.sequence_ids)) for enc in encodings]
+
     def __call__(
         self,
         texts: str | Sequence[str],
@@ -48,15 +61,10 @@ class TextEncoder:
         max_length: int | None = None,
         return_tensors: str | None = None,
     ) -> dict:
-        single = isinstance(texts, str)
+        single = isinstance(texts, (str, tuple))  # a text, or a pair of texts (a question and its context)
         batch = [texts] if single else list(texts)
         limit = min(max_length or self.max_length, self.max_length) if truncation else None
-        with self._lock:  # truncation is tokenizer state; the library truncates around the special tokens
-            if limit is None:
-                self._tok.no_truncation()
-            else:
-                self._tok.enable_truncation(limit)
-            encodings = self._tok.encode_batch(batch)
+        encodings = self._encode(batch, limit)
         rows = [(enc.ids, enc.type_ids, enc.attention_mask) for enc in encodings]
         if return_tensors is None and single:
             ids, types, mask = rows[0]

@@ -37,6 +37,7 @@ from typing import NoReturn
 
 from edgekit.artifact import sha256_file
 from edgekit.errors import ArtifactError
+from edgekit.formats import names as format_names
 from edgekit.tasks import TASKS, get_task
 
 BUNDLE_FILE = "bundle.json"
@@ -48,14 +49,13 @@ FP32_KEY = "fp32-reference"  # reference.npz key of the fp32 model's outputs (Py
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 MAX_ARCHIVE_MEMBERS = 10_000
 MAX_DESCRIPTION_BYTES = 8 << 20
-FORMATS = ("onnx", "tflite")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
-    format: str  # "onnx" | "tflite"
+    format: str  # a format bundles may carry (edgekit.formats: "onnx", "tflite", ...)
     precision: str
     file: str  # relative to the bundle root
     size_bytes: int
@@ -88,7 +88,8 @@ class Bundle:
 
             with np.load(self.path / REFERENCE_FILE, allow_pickle=False) as data:
                 return list(data[REFERENCE_IMAGES_KEY])
-        return list(self.meta["reference"]["texts"])
+        task = get_task(self.meta["task"])
+        return [task.item_from_json(t) for t in self.meta["reference"]["texts"]]
 
     @property
     def size_bytes(self) -> int:
@@ -174,6 +175,17 @@ def parse_description(data: bytes, where: str) -> dict:
     return meta
 
 
+def _items_ok(task, items: list) -> bool:
+    """The bundle's reference inputs are items its task takes."""
+    from edgekit.errors import InputError
+
+    try:
+        task.check_items([task.item_from_json(t) for t in items])
+    except (InputError, TypeError, ValueError):
+        return False
+    return True
+
+
 def _check_shape(meta: dict, where: str) -> None:
     """Every key the runtime reads has the type it expects; every path named is a listed, relative one."""
 
@@ -216,7 +228,7 @@ def _check_shape(meta: dict, where: str) -> None:
         need(isinstance(v, dict), f"variants[{i}]")
         need(
             all(isinstance(v.get(k), str) and v[k].isprintable() for k in ("name", "precision"))
-            and v.get("format") in FORMATS
+            and v.get("format") in format_names(bundled=True)
             and is_int(v.get("size_bytes")),
             f"variants[{i}]",
         )
@@ -253,7 +265,7 @@ def _check_shape(meta: dict, where: str) -> None:
     need(
         is_int(ref.get("images"), 1)
         if "images" in ref
-        else isinstance(ref.get("texts"), list) and all(isinstance(t, str) for t in ref["texts"]),
+        else isinstance(ref.get("texts"), list) and _items_ok(task, ref["texts"]),
         "reference",
     )
     fidelity = ref.get("fidelity", {})

@@ -12,8 +12,10 @@ work as for any ssh command):
    ``target`` naming the device and ``environment`` describing it.
 
 Nothing is installed on the device: it needs Python 3.10+, numpy,
-``tokenizers`` and the runtime of the variants, and the runner says which is
-missing.
+``tokenizers`` and the runtime of the variants; the runner says everything
+that is missing in one line, and benchmarks the variants whose runtime is
+there (the report's ``skipped`` names the others). A host key ssh does not
+know, or a refused key, is one line saying what to run.
 """
 
 from __future__ import annotations
@@ -86,6 +88,33 @@ def build_runner() -> bytes:
     return buf.getvalue()
 
 
+def _ssh_hint(stderr: bytes, runner: SSHRunner) -> str | None:
+    """One line for an SSH failure that needs the user to act before anything can run (an unknown or changed
+    host key, a refused key), saying what to run; None for any other failure."""
+    text = stderr.decode(errors="replace")
+    t = runner.target
+    known = runner.known_hosts or "~/.ssh/known_hosts"
+    where = t.host if t.port == 22 else f"[{t.host}]:{t.port}"
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
+        return (
+            f"{t.url()}: the device's host key changed since it was recorded in {known} (a reinstalled device, "
+            f"or someone in between); once you have checked the new key: ssh-keygen -f {known} -R '{where}'"
+        )
+    if "Host key verification failed" in text or re.search(r"No \S+ host key is known", text):
+        port = f"-p {t.port} " if t.port != 22 else ""
+        return (
+            f"{t.url()}: the device's host key is not known here (Host key verification failed); record it "
+            f"with: ssh-keyscan {port}{t.host} >> {known} (check its fingerprint), or pass "
+            "--ssh-option StrictHostKeyChecking=accept-new to trust it on first use"
+        )
+    if "Permission denied (publickey" in text:
+        return (
+            f"{t.url()}: the device refused the SSH key (Permission denied); pass the key it accepts with "
+            f"-i/--identity, or add yours to its ~/.ssh/authorized_keys (ssh-copy-id -p {t.port} {t.destination})"
+        )
+    return None
+
+
 def _last_line(stderr: bytes, default: str) -> str:
     """The last non-empty line a remote command wrote to stderr (its error message)."""
     lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
@@ -109,8 +138,12 @@ class SSHRunner:
         self.base = ["ssh", "-p", str(target.port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
         if identity is not None:
             self.base += ["-i", str(identity)]
+        self.known_hosts: str | None = None  # a UserKnownHostsFile the user named: where a host key goes
         for opt in options:
             self.base += ["-o", opt]
+            key, _, value = opt.partition("=")
+            if key.strip().lower() == "userknownhostsfile" and value.strip():
+                self.known_hosts = value.strip().split()[0]
 
     def _ssh(self, command: str, data: bytes | None = None) -> subprocess.CompletedProcess:
         try:
@@ -126,6 +159,9 @@ class SSHRunner:
     def _checked(self, command: str, data: bytes | None = None, what: str = "") -> bytes:
         proc = self._ssh(command, data)
         if proc.returncode != 0:
+            hint = _ssh_hint(proc.stderr, self) if proc.returncode == 255 else None
+            if hint:
+                raise RemoteError(hint)
             raise RemoteError(
                 f"{self.target.url()}: {what or 'command'} failed ({_last_line(proc.stderr, str(proc.returncode))})"
             )
@@ -158,6 +194,9 @@ class SSHRunner:
             f"{shlex.quote(self.python)} {q}/runner.pyz {q}/bundle --settings {shlex.quote(json.dumps(options))}"
         )
         if proc.returncode != 0:
+            hint = _ssh_hint(proc.stderr, self) if proc.returncode == 255 else None
+            if hint:
+                raise RemoteError(hint)
             msg = f"{self.target.url()}: {_last_line(proc.stderr, f'runner exited with {proc.returncode}')}"
             if proc.returncode == 3:
                 raise GateFailed(msg)

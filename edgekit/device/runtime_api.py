@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgekit.data.feeds import tokenize
+from edgekit.data.feeds import concat_rows, tokenize
+from edgekit.data.items import MAX_TEXT_CHARS, check_images, check_texts  # noqa: F401 - re-exported: the runtime API
 from edgekit.data.text_encoder import TextEncoder
 from edgekit.device.bundle import Bundle, Variant, open_bundle
 from edgekit.errors import ArtifactError, InputError
 from edgekit.plugins import load_session
-from edgekit.tasks import Task, get_task
+from edgekit.tasks import Task, all_tasks, get_task
 
 if TYPE_CHECKING:
     from edgekit.data.images import ImageProcessor
 
-MAX_TEXT_CHARS = 100_000
 REPRODUCE_COSINE = 0.999  # same numerics: the recorded outputs are reproduced
 FIDELITY_MEAN_SLACK = 0.005  # other int8 kernels (another CPU): fidelity to fp32 may move this much
 FIDELITY_MIN_SLACK = 0.01
@@ -46,54 +46,6 @@ class Prediction:
 
     def as_dict(self) -> dict:
         return {"label": self.label, "score": self.score, "scores": self.scores}
-
-
-def check_texts(texts) -> list[str]:
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, Sequence) or not all(isinstance(t, str) for t in texts):
-        raise InputError("texts must be a list of strings")
-    if not texts:
-        raise InputError("texts is empty")
-    long = [i for i, t in enumerate(texts) if len(t) > MAX_TEXT_CHARS]
-    if long:
-        raise InputError(f"text {long[0]} is longer than {MAX_TEXT_CHARS} characters")
-    return list(texts)
-
-
-def check_images(images) -> list:
-    """A list of images (arrays HxW or HxWxC, file paths, or image files' bytes). One path, one file's bytes,
-    one HxW array, one HxWxC array (C of 1, 3 or 4), or an N-image array (NxHxW, NxHxWxC) are accepted too."""
-    if isinstance(images, (str, Path, bytes, bytearray)):
-        images = [images]
-    elif isinstance(images, np.ndarray):
-        single = images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4))
-        images = [images] if single else list(images)
-    else:
-        images = list(images)
-    if not images:
-        raise InputError("images is empty")
-    out = []
-    for i, im in enumerate(images):
-        if isinstance(im, (str, Path)) and not Path(im).is_file():
-            raise InputError(f"image {i}: no such file {im}")
-        if isinstance(im, (str, Path, bytes, bytearray)):
-            im = _decode(i, im)
-        if not isinstance(im, np.ndarray) or im.ndim not in (2, 3) or im.size == 0:
-            raise InputError(f"image {i}: expected an HxW or HxWxC array, a file path or a file's bytes")
-        out.append(im)
-    return out
-
-
-def _decode(i: int, image) -> np.ndarray:
-    from edgekit.data.images import load_image
-
-    try:
-        return load_image(image)
-    except ImportError:
-        raise
-    except Exception as err:  # noqa: BLE001 - Pillow raises several kinds for a file it cannot read
-        raise InputError(f"image {i}: not an image file Pillow can read ({type(err).__name__})") from None
 
 
 class BundleModel:
@@ -152,13 +104,28 @@ class BundleModel:
         with self._lock:
             return self.session.run(feeds)
 
-    def _forward(self, texts: list[str]) -> np.ndarray:
+    def forward(self, items: list) -> np.ndarray:
+        """The task output for checked ``items`` (texts, text pairs or images), in batches, row after row."""
         chunks = []
-        for i in range(0, len(texts), self.batch_size):
-            feeds = tokenize(self.encoder, texts[i : i + self.batch_size], self.session.inputs, self.max_seq_len)
+        for i in range(0, len(items), self.batch_size):
+            feeds = tokenize(self.encoder, items[i : i + self.batch_size], self.session.inputs, self.max_seq_len)
             with self._lock:
                 chunks.append(np.asarray(self.session.run(feeds)[self._output], dtype=np.float32))
-        return np.concatenate(chunks)[: len(texts)]
+        return concat_rows(chunks)[: len(items)]
+
+    _forward = forward
+
+    def __getattr__(self, name: str):
+        """The runtime API call of a task that answers it itself (:meth:`Task.predict`); another task's such
+        call is refused as bad input, as BundleModel's own calls are."""
+        bundle = self.__dict__.get("bundle")
+        if bundle is not None:
+            task = get_task(bundle.task)
+            if name == task.api_method and type(task).predict is not Task.predict:
+                return lambda items: task.predict(self, items)
+            if any(t.api_method == name for t in all_tasks()):
+                return lambda items: self._require(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def embed(self, texts: str | Sequence[str]) -> np.ndarray:
         """One embedding row per text (L2-normalised when the model was trained so)."""
@@ -193,13 +160,13 @@ class BundleModel:
             for p in probs
         ]
 
-    def predict(self, texts) -> np.ndarray | list[Prediction]:
-        """The task-level call for this bundle: embeddings or predictions (texts, or images)."""
-        return getattr(self, self.task_def.api_method)(texts)
+    def predict(self, items) -> Any:
+        """The task-level call for this bundle (:attr:`Task.api_method`): embeddings, predictions, answers..."""
+        return self.task_def.predict(self, items)
 
-    def task_outputs(self, texts: Sequence[str] | Sequence[np.ndarray]) -> np.ndarray:
-        """What reference.npz records: embeddings, or class probabilities."""
-        return self.task_def.recorded(self.predict(texts), self._post)
+    def task_outputs(self, items: Sequence) -> np.ndarray:
+        """What reference.npz records: embeddings, class probabilities, or what the task records."""
+        return self.task_def.recorded(self.predict(items), self._post)
 
     def check(self) -> dict:
         """Run the reference texts and judge the outputs against those recorded in the bundle.

@@ -6,6 +6,7 @@
     POST /classify          {"texts": [...]} -> {"predictions": [{"label", "score", "scores"}, ...]}
                             image bundles: {"images": [base64 of an image file, ...]} or
                             {"arrays": [HxW or HxWxC pixel lists, ...]}; the same predictions
+    POST /<task endpoint>   every other task's own route ({"<its request field>": [...]}; see edgekit.tasks)
     POST /predict           whichever of these the bundle's task is
 
 Image requests carry the pixels, never a path: the server opens no file a
@@ -25,6 +26,9 @@ waitress parses HTTP/1.1 and runs the app on a bounded pool of threads; this
 module adds the JSON app, JSON protocol errors, header/body/idle deadlines,
 one log line per request and a graceful stop (stop accepting, answer what is
 in flight, close). It imports no torch.
+
+Numbers: one policy with ``edgekit run`` (both print what the task's ``as_json`` gives): embeddings
+rounded to 7 decimals, probabilities and scores to 6, latencies (``ms``) to 3.
 """
 
 from __future__ import annotations
@@ -41,9 +45,9 @@ from http import HTTPStatus
 
 import numpy as np
 
-from edgekit.device.runtime_api import BundleModel, check_images, check_texts
+from edgekit.device.runtime_api import BundleModel, check_images
 from edgekit.errors import InputError, RuntimeUnavailableError, ServeError
-from edgekit.tasks import all_tasks
+from edgekit.tasks import Task, all_tasks
 
 try:
     from waitress import wasyncore
@@ -58,6 +62,7 @@ except ModuleNotFoundError as _err:  # a runtime-only install without the server
         "(or [litert], [gpu]), or pip install waitress"
     ) from None
 
+EMBEDDING_DECIMALS = 7  # as the embeddings task's as_json rounds them (what `edgekit run` prints)
 TICK_S = 0.2  # how often the loop looks at deadlines and at a stop request
 LINGER_S, LINGER_BYTES = 2.0, 16 << 20  # after the server ends a connection: what it still reads and drops
 MAX_HEADER_BYTES = 16 << 10  # request line plus headers; more gets 431
@@ -122,21 +127,27 @@ def _quiet_waitress_logging() -> None:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "queue depth is N": normal under load
 
 
-def _texts(body: dict, max_texts: int) -> list[str]:
-    texts = body.get("texts")
-    if texts is None and isinstance(body.get("text"), str):
+def _texts(body: dict, max_texts: int, task: Task) -> list:
+    """The request's items (texts, or what the task takes) from its ``task.request_field``, checked."""
+    field = task.request_field
+    texts = body.get(field)
+    if texts is None and field == "texts" and isinstance(body.get("text"), str):
         texts = [body["text"]]
     if not isinstance(texts, list):
-        raise RequestError(HTTPStatus.BAD_REQUEST, 'expected {"texts": ["...", ...]}')
+        example = '["...", ...]' if field == "texts" else "[...]"
+        raise RequestError(HTTPStatus.BAD_REQUEST, f'expected {{"{field}": {example}}}')
     if len(texts) > max_texts:
-        raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"{len(texts)} texts; at most {max_texts} per request")
+        raise RequestError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"{len(texts)} {field}; at most {max_texts} per request"
+        )
     try:
-        texts = check_texts(texts)
+        texts = task.check_items([task.item_from_json(t) for t in texts])
     except InputError as err:
         raise RequestError(HTTPStatus.BAD_REQUEST, err.message) from None
-    for i, text in enumerate(texts):
+    for i, item in enumerate(texts):
         try:
-            text.encode("utf-8")
+            for text in item if isinstance(item, tuple) else (item,):
+                text.encode("utf-8")
         except UnicodeEncodeError:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"text {i} is not valid Unicode (a lone surrogate)") from None
     return texts
@@ -187,8 +198,7 @@ def _images(body: dict, max_images: int) -> list[np.ndarray]:
 ROUTES = {
     "/health": ("GET", "HEAD"),
     "/info": ("GET", "HEAD"),
-    "/embed": ("POST",),
-    "/classify": ("POST",),
+    **{t.endpoint: ("POST",) for t in all_tasks()},  # each task's own route (/embed, /classify, /answer, ...)
     "/predict": ("POST",),
 }
 
@@ -279,14 +289,19 @@ class App:
                 f"this bundle is a {self.model.task} model; {path} is for {' and '.join(wanted)}",
             )
         image = self.model.task_def.is_image
-        inputs = (_images if image else _texts)(body, self.limits.max_texts)
+        task = self.model.task_def
+        inputs = _images(body, self.limits.max_texts) if image else _texts(body, self.limits.max_texts, task)
         t0 = time.perf_counter()
-        result = self.model.predict(inputs)  # embeddings, or predictions for texts or images
-        key = self.model.task_def.response_key  # what the task calls its list of results
+        result = self.model.predict(inputs)  # embeddings, predictions, answers, entities...
+        key = task.response_key  # what the task calls its list of results
         if isinstance(result, np.ndarray):
-            payload = {key: result.round(7).tolist(), "dim": int(result.shape[1])}
+            # the float policy `edgekit run` shares (the tasks' as_json): embeddings to 7 decimals, scores to 6
+            payload = {
+                key: [[round(float(x), EMBEDDING_DECIMALS) for x in row] for row in result],
+                "dim": int(result.shape[1]),
+            }
         else:
-            payload = {key: [p.as_dict() for p in result]}
+            payload = {key: task.as_json(result)}
         payload["ms"] = round((time.perf_counter() - t0) * 1000.0, 3)
         return payload
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
-from edgekit.data.feeds import text_batches
+from edgekit.data.feeds import concat_rows, text_batches
 from edgekit.errors import CalibrationError
 from edgekit.measure.fidelity import compare
+from edgekit.tasks import get_task
 
 
 def run_texts(session, tokenizer, texts: Sequence[str], seq_len: int, batch_size: int = 16) -> np.ndarray:
@@ -25,7 +27,7 @@ def run_texts(session, tokenizer, texts: Sequence[str], seq_len: int, batch_size
     limit = min(seq_len, session.max_seq_len or seq_len)
     name = session.outputs[0].name
     chunks = [session.run(f)[name] for f in text_batches(tokenizer, list(texts), session.inputs, limit, batch_size)]
-    return np.concatenate(chunks)[: len(texts)]
+    return concat_rows(chunks)[: len(texts)]
 
 
 def label_ids(labels: Sequence[str], label2id: dict[str, int], num_labels: int) -> np.ndarray:
@@ -81,26 +83,26 @@ class EvalSet:
     """What a candidate is measured on, and the fp32 reference's outputs on it."""
 
     task: str
-    texts: list[str]
+    texts: list
     reference: np.ndarray
-    gold: np.ndarray | None = None  # class ids, when labelled
-    num_labels: int = 0
+    gold: Any = None  # the task's gold answers (class ids for classifiers), when labelled
     max_len: int = 256  # tokens per text, the same for the reference and every candidate
+    tokenizer: Any = None
+
+    def _scores(self, outputs: np.ndarray) -> dict:
+        return get_task(self.task).evaluate(outputs, self.gold, self.texts, self.tokenizer, self.max_len)
 
     @cached_property
     def reference_accuracy(self) -> float | None:
-        return None if self.gold is None else accuracy(self.reference.argmax(-1), self.gold)
+        """The reference's task metric (:attr:`Task.eval_key`), when labelled."""
+        return None if self.gold is None else self._scores(self.reference)[get_task(self.task).eval_key]
 
     def metrics(self, outputs: np.ndarray) -> dict:
         result = compare(self.task, self.reference, outputs)
+        result["fidelity_key"] = get_task(self.task).budget_key  # what a min_fidelity budget holds
         if self.gold is not None:
-            pred = outputs.argmax(-1)
-            result.update(
-                {
-                    "accuracy": accuracy(pred, self.gold),
-                    "macro_f1": macro_f1(pred, self.gold, self.num_labels),
-                    "reference_accuracy": self.reference_accuracy,
-                }
-            )
-            result["accuracy_drop"] = result["reference_accuracy"] - result["accuracy"]
+            scores = self._scores(outputs)
+            result.update(scores)
+            result["reference_accuracy"] = self.reference_accuracy
+            result["accuracy_drop"] = result["reference_accuracy"] - scores[get_task(self.task).eval_key]
         return result

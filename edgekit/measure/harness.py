@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 from tqdm import tqdm
 
 from edgekit.data.feeds import check_feeds, synthesize, tokenize
 from edgekit.data.images import is_image_processor
-from edgekit.measure.evaluation import accuracy, macro_f1, run_texts
+from edgekit.measure.evaluation import run_texts
 from edgekit.measure.fidelity import compare
 from edgekit.measure.timing import PeakRSS, interleaved
 from edgekit.plugins import runtime_adapters
+from edgekit.tasks import get_task
 
 
 @dataclass
@@ -54,8 +56,8 @@ class BenchSettings:
 def timing_text(tokenizer, texts: Sequence[str], seq_len: int) -> str:
     """Join held-out sentences until they fill ``seq_len`` tokens, so timing runs real full-length input.
     (An image model is timed on its first held-out image.)"""
-    if is_image_processor(tokenizer):
-        return texts[0]
+    if is_image_processor(tokenizer) or not isinstance(texts[0], str):  # images; text pairs: the longest
+        return texts[0] if is_image_processor(tokenizer) else max(texts, key=lambda t: sum(map(len, t)))
     joined, i = "", 0
     while i < len(texts) and len(tokenizer(joined)["input_ids"]) < seq_len:
         joined = f"{joined} {texts[i]}".strip()
@@ -63,16 +65,10 @@ def timing_text(tokenizer, texts: Sequence[str], seq_len: int) -> str:
     return joined
 
 
-def _task_metrics(outputs, labels) -> dict:
-    if labels is None or outputs is None:
+def _task_metrics(task, outputs, gold, items, tokenizer, seq_len: int) -> dict:
+    if gold is None or outputs is None or task is None:
         return {}
-    gold = labels[: len(outputs)]
-    pred = outputs.argmax(-1)
-    return {
-        "accuracy": round(accuracy(pred, gold), 3),
-        "macro_f1": round(macro_f1(pred, gold, outputs.shape[-1]), 3),
-        "eval_samples": int(len(gold)),
-    }
+    return get_task(task).evaluate(outputs, gold, items, tokenizer, seq_len)
 
 
 def _import_runtime(name: str) -> None:
@@ -110,9 +106,50 @@ def _load_all(bar, settings: BenchSettings, task, tokenizer, texts, feeds_overri
             fidelity = compare(task or "", reference_out, outputs)
         else:
             fidelity = {}
-        fidelity.update(_task_metrics(outputs, labels))
+        fidelity.update(_task_metrics(task, outputs, labels, texts, tok, seq_len))
         loaded.append((target, session, feeds, mem, fidelity))
     return loaded
+
+
+REFRESH_S = 0.5  # how often the timing bar is redrawn (from a thread: never inside a timed call)
+
+
+@contextmanager
+def timing_progress(runners: list[Callable[..., object]], settings: BenchSettings, progress: bool):
+    """``runners`` to time, counted, with a progress bar (calls done of warm-up + runs for every model, and the
+    ETA) on stderr while they run. The timed calls only add one to a counter; the bar is redrawn from a
+    thread every :data:`REFRESH_S` seconds, so no drawing falls inside a timed call."""
+    if not progress:
+        yield runners
+        return
+    done = [0]
+
+    def counted(run: Callable[..., object]) -> Callable[[], object]:
+        def call():
+            done[0] += 1
+            return run()
+
+        return call
+
+    total = (settings.warmup + settings.runs) * len(runners)
+    desc = f"timing {len(runners)} model(s), b{settings.batch_size} s{settings.seq_len} t{settings.threads}"
+    stop = threading.Event()
+    with tqdm(total=total, desc=desc, unit="run", leave=False, file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def redraw() -> None:
+            while not stop.wait(REFRESH_S):
+                bar.n = done[0]
+                bar.refresh()
+
+        painter = threading.Thread(target=redraw, name="edgekit-timing-bar", daemon=True)
+        painter.start()
+        try:
+            yield [counted(r) for r in runners]
+        finally:
+            stop.set()
+            painter.join()
+            bar.n = done[0]
+            bar.refresh()
 
 
 def measure(
@@ -121,10 +158,10 @@ def measure(
     *,
     task: str | None = None,
     tokenizer=None,
-    texts: Sequence[str] = (),
+    texts: Sequence = (),
     progress: bool = True,
     feeds_override: dict | None = None,
-    labels: np.ndarray | None = None,
+    labels=None,
 ) -> list[dict]:
     """Measure every target side by side. The reference (if any) comes first;
     the others' fidelity is measured against its outputs on ``texts``.
@@ -133,15 +170,15 @@ def measure(
     warm-up and fidelity pass add at their peak over what was live just before (its
     runtime's libraries imported first, freed memory released), and
     ``process_peak_rss_mb`` the whole process's peak. Phase 2 times all of them
-    interleaved in rounds.
+    interleaved in rounds. With ``progress``, each phase shows a bar with its ETA on stderr.
     """
     ordered = sorted(targets, key=lambda t: not t.is_reference)
     texts = list(texts[: settings.fidelity_samples])
     with tqdm(ordered, desc="load + fidelity", unit="model", disable=not progress, leave=False) as bar:
         loaded = _load_all(bar, settings, task, tokenizer, texts, feeds_override, labels)
-    if progress:
-        tqdm.write(f"timing {len(loaded)} model(s): {settings.runs} runs each, interleaved in rounds", file=sys.stderr)
-    latencies = interleaved([lambda s=s, f=f: s.run(f) for _, s, f, _, _ in loaded], settings.warmup, settings.runs)
+    runners = [lambda s=s, f=f: s.run(f) for _, s, f, _, _ in loaded]
+    with timing_progress(runners, settings, progress) as counted:
+        latencies = interleaved(counted, settings.warmup, settings.runs)
     rows = []
     for (target, _session, feeds, mem, fidelity), latency in zip(loaded, latencies):
         rows.append(
@@ -165,10 +202,11 @@ def measure(
                 "runtime_details": _session.details(),
             }
         )
-    ref_acc = next((r["fidelity"].get("accuracy") for r in rows if r["is_reference"]), None)
+    key = get_task(task).eval_key if task else "accuracy"  # the task's metric; its drop is "accuracy_drop"
+    ref_acc = next((r["fidelity"].get(key) for r in rows if r["is_reference"]), None)
     for r in rows:
-        if ref_acc is not None and "accuracy" in r["fidelity"]:
-            r["fidelity"]["accuracy_drop"] = round(ref_acc - r["fidelity"]["accuracy"], 3)
+        if ref_acc is not None and key in r["fidelity"]:
+            r["fidelity"]["accuracy_drop"] = round(ref_acc - r["fidelity"][key], 3)
     ref_p50 = next((r["latency_ms"]["p50"] for r in rows if r["is_reference"]), None)
     for r in rows:
         r["speedup_vs_reference"] = round(ref_p50 / r["latency_ms"]["p50"], 3) if ref_p50 else None

@@ -218,7 +218,10 @@ def layer_diff(a: Path, b: Path, feeds: list[dict], threads: int = 2) -> list[di
     fa, fb = detect_format(a), detect_format(b)
     if fa != fb:
         raise InputError(f"{a} is {fa} and {b} is {fb}: diff compares two models of one format")
-    rows = _onnx_diff(a, b, feeds, threads) if fa == "onnx" else _tflite_diff(a, b, feeds, threads)
+    diff = {"onnx": _onnx_diff, "tflite": _tflite_diff}.get(fa)  # the formats whose every tensor it can read
+    if diff is None:
+        raise InputError(f"{a}: the per-layer diff reads ONNX and TFLite models, not {fa}")
+    rows = diff(a, b, feeds, threads)
     if not rows:
         raise ModelFileError(f"{a} and {b} share no tensors of the same shape; {UNRELATED}")
     return rows

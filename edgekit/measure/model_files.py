@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from edgekit.data.calibration import load_text_data
 from edgekit.errors import InputError, ModelFileError
 from edgekit.measure.environment import environment
 from edgekit.measure.harness import BenchSettings, Target, measure
-from edgekit.measure.model_info import check_token_inputs, detect_format, onnx_token_limits
+from edgekit.measure.model_info import check_token_inputs, detect_format, detect_precision, token_limits
 from edgekit.plugins import load_session, runtime_for_format
 from edgekit.report.build import build_report
 
@@ -57,20 +58,76 @@ def _selfcheck(adapter, model: Path, threads: int) -> float | None:
 
 def _prepare(model: Path, runtime: str | None, settings: BenchSettings):
     """Resolve an artifact directory or file, pick its adapter, probe it in isolation when asked."""
-    artifact_dir, precision = None, "unknown"
+    artifact_dir, precision = None, None
     if model.is_dir() and (model / "manifest.json").is_file():  # an edgekit artifact directory
         from edgekit.artifact import Artifact
 
         artifact = Artifact.load(model)
         artifact_dir, model, precision = model, artifact.model_path, artifact.precision
     fmt = detect_format(model)
+    if precision is None:  # a file edgekit did not describe: what its weights are stored as
+        precision = detect_precision(model, fmt)
     adapter = runtime_for_format(fmt, runtime)
     if adapter.isolate:
         from edgekit.measure.probe import probe
 
         probe(adapter.name, model, settings.threads, settings.batch_size, settings.seq_len)
-    name = artifact_dir.name if artifact_dir else model.stem
-    return model, name, fmt, precision, adapter
+    return model, artifact_dir, fmt, precision, adapter
+
+
+GENERIC_STEMS = {"model", "model_quantized", "model_optimized"}  # files named for their kind only
+
+
+def display_names(prepared: list[tuple[Path, Path | None]]) -> list[str]:
+    """A unique, meaningful row name for each ``(model file, artifact directory or None)``: the artifact
+    directory's name; a file's stem, or its directory's name for a file named only ``model.*``. Models whose
+    names would repeat are told apart by their file names (``m.onnx``, ``m.tflite``), else by the fewest
+    trailing parts of their paths that differ (``run1/onnx-int8``); the same file given twice is numbered."""
+    files = [Path(os.path.abspath(m)) for m, _ in prepared]
+    generic = [
+        d is None and m.stem.lower() in GENERIC_STEMS and files[i].parent.name for i, (m, d) in enumerate(prepared)
+    ]
+    # what a model is called after: its artifact directory, the directory of a generic file, else the file
+    idents = [
+        Path(os.path.abspath(d)) if d is not None else files[i].parent if generic[i] else files[i]
+        for i, (_, d) in enumerate(prepared)
+    ]
+    names = [
+        idents[i].name if prepared[i][1] is not None or generic[i] else prepared[i][0].stem
+        for i in range(len(prepared))
+    ]
+
+    def tail(p: Path, k: int) -> str:
+        return "/".join(p.parts[-k:]).lstrip("/") or str(p)
+
+    def candidates(i: int):
+        yield files[i].name
+        for k in range(2, len(idents[i].parts) + 1):
+            yield tail(idents[i], k)
+        for k in range(2, len(files[i].parts) + 1):
+            yield tail(files[i], k)
+
+    for _ in range(4):  # a renamed group may, rarely, meet another name: look again
+        groups: dict[str, list[int]] = {}
+        for i, n in enumerate(names):
+            groups.setdefault(n, []).append(i)
+        clashes = [g for g in groups.values() if len({files[i] for i in g}) > 1]
+        if not clashes:
+            break
+        for group in clashes:
+            options = {i: list(candidates(i)) for i in group}
+            for step in range(max(len(o) for o in options.values())):
+                pick = {i: options[i][min(step, len(options[i]) - 1)] for i in group}
+                by_file = {files[i]: pick[i] for i in group}
+                if len(set(by_file.values())) == len(by_file):
+                    names = [pick.get(i, n) for i, n in enumerate(names)]
+                    break
+    counts: dict[str, int] = {}
+    for i, n in enumerate(names):  # the same file given twice: number the repeats
+        counts[n] = counts.get(n, 0) + 1
+        if counts[n] > 1:
+            names[i] = f"{n} #{counts[n]}"
+    return names
 
 
 def _check_tokens(
@@ -78,7 +135,7 @@ def _check_tokens(
 ) -> None:
     """Token ids and lengths within what each ONNX model's embedding tables hold, before anything runs."""
     for path, _, fmt, _, _ in prepared:
-        limits = onnx_token_limits(path) if fmt == "onnx" else {}
+        limits = token_limits(path, fmt)
         vocab, positions = limits.get("vocab"), limits.get("positions")
         if positions is not None and feeds is None and max(seq_lens) > positions:
             raise InputError(
@@ -129,7 +186,9 @@ def bench_file(
 ) -> dict:
     """Benchmark one or more model files side by side, over every combination of the sweep lists."""
     models = [Path(m) for m in (models if isinstance(models, list) else [models])]
-    prepared = [_prepare(m, runtime, settings) for m in models]
+    resolved = [_prepare(m, runtime, settings) for m in models]
+    names = display_names([(path, artifact_dir) for path, artifact_dir, *_ in resolved])
+    prepared = [(path, name, fmt, prec, adapter) for (path, _, fmt, prec, adapter), name in zip(resolved, names)]
     checks = {name: _selfcheck(adapter, path, settings.threads) for path, name, _, _, adapter in prepared}
     tok = _tokenizer(tokenizer) if tokenizer else None
     texts = load_text_data(evaluation=texts_file).heldout if tok is not None else []

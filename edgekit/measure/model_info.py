@@ -2,43 +2,50 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from edgekit import formats
 from edgekit.errors import InputError, ModelFileError
-
-FORMATS_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite"}
 
 
 def detect_format(path: Path) -> str:
+    """The registered format of the model file ``path`` (by its suffix), checked to look like one."""
     if not path.exists():
         raise ModelFileError(f"model file not found: {path}")
     if path.is_dir():
         raise ModelFileError(f"{path} is a directory; pass the model file (e.g. {path}/model.onnx)")
-    fmt = FORMATS_BY_SUFFIX.get(path.suffix.lower())
+    fmt = formats.by_suffix(path)
     if fmt is None:
-        raise ModelFileError(f"{path}: unknown model format {path.suffix!r} (expected .onnx or .tflite)")
-    if fmt == "onnx":
-        check_onnx(path)
-    elif fmt == "tflite":
-        from edgekit_runtimes.litert import is_flatbuffer
-
-        if not is_flatbuffer(path):
-            raise ModelFileError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
-    return fmt
+        raise ModelFileError(
+            f"{path}: unknown model format {path.suffix!r} (expected {formats.either(formats.suffixes())})"
+        )
+    problem = fmt.problem(path)
+    if problem:
+        raise ModelFileError(f"{path}: {problem}")
+    return fmt.name
 
 
-def check_onnx(path: Path) -> None:
-    """A cheap check that the file is an ONNX protobuf, before a runtime sees it."""
+def token_limits(path: Path, fmt: str) -> dict[str, int]:
+    """What the ``fmt`` model at ``path`` takes as token ids (``vocab``) and positions (``positions``),
+    where its file shows it (see :func:`onnx_token_limits`); empty when it does not."""
+    return formats.get(fmt).limits(path)
+
+
+def onnx_problem(path: Path) -> str | None:
+    """A cheap check that the file is an ONNX protobuf, before a runtime sees it (the ONNX format's
+    ``check``): why it is not one, or None."""
     try:
         import onnx
     except ImportError:
-        return  # the runtime's own loader will judge it
+        return None  # the runtime's own loader will judge it
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # noqa: BLE001 - any parse failure means "not ONNX"
-        raise ModelFileError(f"{path}: not a valid ONNX model ({type(err).__name__})") from None
+        return f"not a valid ONNX model ({type(err).__name__})"
     if not model.graph.node and not model.graph.input:
-        raise ModelFileError(f"{path}: not a valid ONNX model (empty graph)")
+        return "not a valid ONNX model (empty graph)"
+    return None
 
 
 def onnx_token_limits(path: Path) -> dict[str, int]:
@@ -82,3 +89,135 @@ def check_token_inputs(feeds: dict, path: Path, limits: dict[str, int], source: 
                 f"{source}: {name} holds token id {bad}, outside the vocabulary of {path} (ids 0 to "
                 f"{vocab - 1}); make the ids with the model's own tokenizer"
             )
+
+
+# --- precision: read from the model, for files edgekit did not describe in a manifest ---------------
+
+# ONNX operators that only a quantized graph holds (the standard ones and ONNX Runtime's com.microsoft ones)
+ONNX_INT8_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "MatMulInteger",
+        "ConvInteger",
+        "QLinearMatMul",
+        "QLinearConv",
+        "QGemm",
+        "QAttention",
+        "QEmbedLayerNormalization",
+        "DynamicQuantizeMatMul",
+        "MatMulIntegerToFloat",
+        "DynamicQuantizeLSTM",
+    }
+)
+ONNX_INT4_OPS = frozenset({"MatMulNBits", "MatMulBnb4"})
+
+
+def detect_precision(path: Path, fmt: str) -> str:
+    """What the weights of the model file ``path`` are stored as: ``int8`` (quantized operators or int8
+    weights), ``int4``, ``fp16``, ``fp32``, or ``unknown`` where the file (or a missing reader) does not say."""
+    try:
+        if fmt == "onnx":
+            return onnx_precision(path)
+        if fmt == "tflite":
+            return tflite_precision(path)
+        if fmt == "openvino":
+            return openvino_precision(path)
+    except Exception:  # noqa: BLE001 - a reader's failure only means "not known"; the runtime judges the file
+        return "unknown"
+    return "unknown"
+
+
+def _by_weight(counts: dict[str, int]) -> str:
+    """The precision of the weights from the bytes stored per kind (integer kinds win: a quantized model
+    keeps some float tensors, e.g. biases, scales and layer norms)."""
+    for kind in ("int4", "int8"):
+        if counts.get(kind):
+            return kind
+    floats = {k: v for k, v in counts.items() if k in ("fp16", "fp32") and v}
+    return max(floats, key=lambda k: floats[k]) if floats else "unknown"
+
+
+def onnx_precision(path: Path) -> str:
+    import onnx
+    from onnx import TensorProto
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    ops = {n.op_type for n in graph.node}
+    if ops & ONNX_INT4_OPS:
+        return "int4"
+    if ops & ONNX_INT8_OPS:
+        return "int8"
+    kinds = {
+        TensorProto.INT8: "int8",
+        TensorProto.UINT8: "int8",
+        TensorProto.FLOAT16: "fp16",
+        TensorProto.FLOAT: "fp32",
+    }
+    for k in ("INT4", "UINT4"):
+        if hasattr(TensorProto, k):
+            kinds[getattr(TensorProto, k)] = "int4"
+    counts: dict[str, int] = {}
+    for t in graph.initializer:
+        kind = kinds.get(t.data_type)
+        if kind is not None and t.dims:  # scalars (shape constants, zero points) say nothing of the weights
+            n = 1
+            for d in t.dims:
+                n *= int(d)
+            counts[kind] = counts.get(kind, 0) + n
+    if counts.get("int8", 0) and counts.get("int8", 0) < 64:
+        counts.pop("int8")  # a few bytes of int8 (a lookup or a mask), not quantized weights
+    return _by_weight(counts)
+
+
+def tflite_precision(path: Path) -> str:
+    """From the flatbuffer's constant tensors (those with a buffer), read with LiteRT's generated schema."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        from tflite_runtime import schema_py_generated as schema  # type: ignore[no-redef]
+
+    buf = path.read_bytes()
+    model = schema.Model.GetRootAs(buf, 0)
+    kinds = {
+        schema.TensorType.INT8: "int8",
+        schema.TensorType.UINT8: "int8",
+        schema.TensorType.FLOAT16: "fp16",
+        schema.TensorType.FLOAT32: "fp32",
+    }
+    for k in ("INT4", "UINT4"):
+        if hasattr(schema.TensorType, k):
+            kinds[getattr(schema.TensorType, k)] = "int4"
+    counts: dict[str, int] = {}
+    for g in range(model.SubgraphsLength()):
+        sub = model.Subgraphs(g)
+        for i in range(sub.TensorsLength()):
+            t = sub.Tensors(i)
+            kind = kinds.get(t.Type())
+            if kind is None or not t.Buffer():
+                continue
+            data = model.Buffers(t.Buffer())
+            size = data.DataLength() if data is not None else 0
+            if not size and data is not None and data.Size():  # a model over 2 GB keeps buffers after the tables
+                size = int(data.Size())
+            if size:
+                counts[kind] = counts.get(kind, 0) + size
+    return _by_weight(counts)
+
+
+_IR_CONST = re.compile(r'<data\s+element_type="(\w+)"[^>]*?\ssize="(\d+)"')
+_IR_KINDS = {"i8": "int8", "u8": "int8", "i4": "int4", "u4": "int4", "f16": "fp16", "f32": "fp32"}
+
+
+def openvino_precision(path: Path) -> str:
+    """From an OpenVINO IR's .xml: FakeQuantize layers (int8), else the bytes its constants store per type."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if 'type="FakeQuantize"' in text:
+        return "int8"
+    counts: dict[str, int] = {}
+    for element_type, size in _IR_CONST.findall(text):
+        kind = _IR_KINDS.get(element_type)
+        if kind is not None:
+            counts[kind] = counts.get(kind, 0) + int(size)
+    return _by_weight(counts)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from edgekit import __version__
+from edgekit import __version__, formats
 from edgekit.artifact import Artifact, sha256_file
 from edgekit.device.bundle import (
     BUNDLE_FILE,
@@ -28,7 +29,6 @@ from edgekit.device.bundle import (
 from edgekit.errors import InputError
 from edgekit.output import OutputDir, claim_file, place_file, refuse_overlap
 
-RUNNABLE_FORMATS = ("onnx", "tflite")
 REFERENCE_TEXTS = 16
 SKIP_FILES = {"manifest.json"}  # selfcheck.npz stays: the legacy runtime verifies with it
 
@@ -111,25 +111,160 @@ def _write_tokenizer(ckpt: Path, dest: Path) -> None:
         raise InputError(f"{ckpt}: no tokenizer.json and none could be built ({str(err).splitlines()[0]})") from None
 
 
-def _pick(source: Path, report: dict, names: list[str] | None) -> list[Artifact]:
-    rows = [
+@dataclass
+class Selection:
+    """The artifacts to bundle, fastest first (the first is the default variant), and why."""
+
+    names: list[str]
+    picked: list[str] = field(default_factory=list)  # one line per chosen artifact: why it was chosen
+    passed_over: list[str] = field(default_factory=list)  # one line per bundlable artifact left out: why
+    default: bool = True  # chosen by the default rule (not named with -a)
+
+    def lines(self) -> list[str]:
+        out = [*self.picked]
+        if self.passed_over:
+            out.append("  left out: " + "; ".join(self.passed_over))
+        if self.default:
+            out.append("  (-a NAME, repeated, bundles exactly the artifacts you name)")
+        return out
+
+
+BUDGET_KEYS = ("min_fidelity", "max_accuracy_drop", "max_size_mb", "max_peak_rss_mb")
+
+
+def recipe_budgets(source: Path, report: dict) -> dict[str, float]:
+    """The budgets the run's recipe sets (its search stages' ``budget``; the strictest where several do),
+    read from the recipe.yaml written beside the report. Empty when it sets none or cannot be read."""
+    from edgekit.errors import RecipeError
+    from edgekit.recipe.config import load_recipe
+
+    name = (report.get("recipe") or {}).get("file") or "recipe.yaml"
+    path = source / Path(str(name)).name
+    if not path.is_file():
+        return {}
+    try:
+        recipe = load_recipe(path)
+    except RecipeError:
+        return {}  # a recipe this version cannot read: no budgets to apply, the report's verdicts still hold
+    budgets: dict[str, float] = {}
+    for stage in recipe.stages:
+        budget = getattr(stage, "budget", None)
+        for key in BUDGET_KEYS:
+            value = getattr(budget, key, None)
+            if value is None:
+                continue
+            strictest = max if key == "min_fidelity" else min
+            budgets[key] = strictest(budgets[key], value) if key in budgets else float(value)
+    return budgets
+
+
+def _outside_budget(row: dict, budgets: dict[str, float]) -> str | None:
+    """Why ``row`` is outside the recipe's ``budgets`` (None: within them, or nothing measured to judge)."""
+    fid = row.get("fidelity") or {}
+    if "min_fidelity" in budgets and isinstance(fid.get("cosine_mean"), (int, float)):
+        if fid["cosine_mean"] < budgets["min_fidelity"]:
+            return f"fidelity {fid['cosine_mean']:.4f} below the recipe's min_fidelity {budgets['min_fidelity']}"
+    if "max_accuracy_drop" in budgets and isinstance(fid.get("accuracy_drop"), (int, float)):
+        if fid["accuracy_drop"] > budgets["max_accuracy_drop"]:
+            return (
+                f"accuracy drop {fid['accuracy_drop']:.2f} points beyond the recipe's max_accuracy_drop "
+                f"{budgets['max_accuracy_drop']}"
+            )
+    if "max_size_mb" in budgets and row["size_bytes"] / 1e6 > budgets["max_size_mb"]:
+        return f"{row['size_bytes'] / 1e6:.1f} MB beyond the recipe's max_size_mb {budgets['max_size_mb']}"
+    rss = row.get("peak_rss_mb")
+    if "max_peak_rss_mb" in budgets and isinstance(rss, (int, float)) and rss > budgets["max_peak_rss_mb"]:
+        return f"peak memory {rss:.0f} MB beyond the recipe's max_peak_rss_mb {budgets['max_peak_rss_mb']}"
+    return None
+
+
+def _fidelity_words(row: dict) -> str:
+    fid = row.get("fidelity") or {}
+    parts = []
+    if isinstance(fid.get("cosine_mean"), (int, float)):
+        parts.append(f"cosine {fid['cosine_mean']:.4f} to fp32")
+    if isinstance(fid.get("accuracy_drop"), (int, float)):
+        parts.append(f"accuracy drop {fid['accuracy_drop']:.2f} points")
+    return ", ".join(parts)
+
+
+def _bundlable_rows(report: dict) -> list[dict]:
+    """The report's rows of formats a bundle may carry, at the run's first measured point (batch, length,
+    threads): one row per artifact."""
+    runnable = formats.names(bundled=True)
+    results = report["results"]
+    first = results[0] if results else {}
+    point = tuple(first.get(k) for k in ("batch_size", "seq_len", "threads"))
+    return [
         r
-        for r in report["results"]
-        if r["format"] in RUNNABLE_FORMATS and r.get("batch_size", 1) == report["results"][0].get("batch_size", 1)
+        for r in results
+        if r["format"] in runnable and tuple(r.get(k) for k in ("batch_size", "seq_len", "threads")) == point
     ]
+
+
+def select_artifacts(source: str | Path, names: list[str] | None = None, report: dict | None = None) -> Selection:
+    """What ``edgekit bundle SOURCE`` packs: the artifacts ``names`` as given, else, for each format a bundle
+    may carry, the fastest artifact the run marks promotable whose measurements are within the recipe's
+    budgets (:func:`recipe_budgets`), fastest first."""
+    from edgekit.report.gates import load_report
+
+    source = Path(source)
+    report = report if report is not None else load_report(source / "report.json")
+    runnable = formats.names(bundled=True)
+    rows = _bundlable_rows(report)
     available = {r["name"]: r for r in rows}
     if names:
         unknown = [n for n in names if n not in available]
         if unknown:
             raise InputError(
-                f"{source}: no ONNX/TFLite artifact named {', '.join(unknown)}; have: {', '.join(available) or 'none'}"
+                f"{source}: no {'/'.join(map(formats.label, runnable))} artifact named {', '.join(unknown)}; "
+                f"have: {', '.join(available) or 'none'}"
             )
-        chosen = names
-    else:  # fastest first: the default variant is the fastest one measured
-        chosen = [r["name"] for r in sorted(available.values(), key=lambda r: r["latency_ms"]["p50"])]
-    if not chosen:
-        raise InputError(f"{source}: the report lists no ONNX or TFLite artifact to bundle")
-    return [Artifact.load(source / n) for n in chosen]
+        return Selection(list(names), [f"bundling {', '.join(names)} (as named with -a)"], default=False)
+    if not rows:
+        raise InputError(f"{source}: the report lists no {formats.describe(runnable)} artifact to bundle")
+    budgets = recipe_budgets(source, report)
+    excluded: dict[str, str] = {}
+    for r in rows:
+        if r.get("promotable") is False:
+            excluded[r["name"]] = f"not promotable, {r.get('not_promoted_because') or 'as the run marks it'}"
+        else:
+            problem = _outside_budget(r, budgets)
+            if problem:
+                excluded[r["name"]] = f"outside the budget, {problem}"
+    picked_rows = []
+    for fmt in sorted({r["format"] for r in rows}):
+        eligible = [r for r in rows if r["format"] == fmt and r["name"] not in excluded]
+        if eligible:
+            picked_rows.append(min(eligible, key=lambda r: r["latency_ms"]["p50"]))
+    if not picked_rows:
+        why = "; ".join(f"{n}: {reason}" for n, reason in excluded.items())
+        raise InputError(
+            f"{source}: no artifact the run can promote to a bundle: {why}; name the ones to bundle anyway with -a NAME"
+        )
+    picked_rows.sort(key=lambda r: r["latency_ms"]["p50"])
+    within = "within the recipe's budgets" if budgets else "the recipe sets no budget"
+    picked = []
+    for r in picked_rows:
+        fid = _fidelity_words(r)
+        picked.append(
+            f"picked {r['name']}: the fastest promotable {formats.label(r['format'])} artifact "
+            f"(p50 {r['latency_ms']['p50']:.2f} ms, {r['size_bytes'] / 1e6:.1f} MB"
+            + (f", {fid}" if fid else "")
+            + f"; {within})"
+        )
+    chosen = {r["name"] for r in picked_rows}
+    passed_over = []
+    for r in sorted(rows, key=lambda r: r["latency_ms"]["p50"]):
+        if r["name"] in chosen:
+            continue
+        reason = excluded.get(r["name"]) or f"slower, p50 {r['latency_ms']['p50']:.2f} ms"
+        passed_over.append(f"{r['name']}: {reason}")
+    return Selection([r["name"] for r in picked_rows], picked, passed_over)
+
+
+def _pick(source: Path, report: dict, names: list[str] | None) -> list[Artifact]:
+    return [Artifact.load(source / n) for n in select_artifacts(source, names, report).names]
 
 
 def _tokenizer_home(source: Path, artifact: Artifact, root: Path) -> Path:
@@ -153,10 +288,22 @@ def _tokenizer_home(source: Path, artifact: Artifact, root: Path) -> Path:
     return root
 
 
-def _reference_texts() -> list[str]:
+def _reference_texts(task: str) -> list:
+    """The bundle's reference inputs: shipped held-out items of the task (texts: "edgekit" first)."""
     from edgekit.data.calibration import load_text_data
+    from edgekit.tasks import get_task
 
-    return ["edgekit", *load_text_data().heldout[: REFERENCE_TEXTS - 1]]
+    t = get_task(task)
+    items = load_text_data(task=t).heldout
+    if isinstance(items[0], str):
+        items = ["edgekit", *items]
+    return items[:REFERENCE_TEXTS]
+
+
+def _items_json(task: str, items: list) -> list:
+    from edgekit.tasks import get_task
+
+    return [get_task(task).item_as_json(t) for t in items]
 
 
 def _reference_images(report: dict) -> list[np.ndarray]:
@@ -219,11 +366,17 @@ def build_bundle(
     archive: bool = False,
     threads: int = 2,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> Bundle:
-    """Bundle the chosen artifacts of a compress output directory ``source`` into ``output``.
+    """Bundle the chosen artifacts of a compress output directory ``source`` into ``output``: ``artifacts``
+    by name, else the default choice of :func:`select_artifacts` (the fastest promotable one per format).
 
     The bundle is built beside ``output`` and moved in whole (:class:`edgekit.output.OutputDir`); an
-    earlier edgekit bundle there is replaced only with ``overwrite``, anything else is refused."""
+    earlier edgekit bundle there is replaced only with ``overwrite``, anything else is refused. With
+    ``progress``, a bar on stderr counts the steps (copying, loading and recording each variant, the fp32
+    reference, hashing) with an ETA."""
+    from tqdm import tqdm
+
     from edgekit.device.runtime_api import BundleModel
     from edgekit.measure.fidelity import cosine_rows
     from edgekit.plugins import load_session, runtime_for_format
@@ -248,12 +401,17 @@ def build_bundle(
         )
     home = homes.pop()
     pre = _preprocessing(home)
-    texts = _reference_images(report) if pre["kind"] == "image" else _reference_texts()
-    with OutputDir(output, "bundle", overwrite=overwrite, exclusive=True) as out:  # a bundle holds only its files
+    texts = _reference_images(report) if pre["kind"] == "image" else _reference_texts(task)
+    steps = 3 * len(chosen) + 2  # copy, load, record each variant; the fp32 reference; hash and verify
+    with (
+        OutputDir(output, "bundle", overwrite=overwrite, exclusive=True) as out,  # a bundle holds only its files
+        tqdm(total=steps, desc="bundle", unit="step", disable=not progress, leave=False, dynamic_ncols=True) as bar,
+    ):
         staged = out.tree
         _write_preprocessing(home, staged, pre)
         variants = []
         for a in chosen:
+            bar.set_postfix_str(f"copy {a.name}")
             dest = staged / "models" / a.name
             shutil.copytree(a.path, dest, ignore=lambda _d, names: [n for n in names if n in SKIP_FILES])
             variants.append(
@@ -267,6 +425,7 @@ def build_bundle(
                     "validation": a.meta.get("validation", {}),
                 }
             )
+            bar.update(1)
         meta = {
             "bundle_version": BUNDLE_VERSION,
             "name": report["model"]["name"],
@@ -277,7 +436,7 @@ def build_bundle(
             "preprocessing": pre,
             "postprocessing": _postprocessing(ckpt, task),
             "reference": {
-                **({"images": len(texts)} if pre["kind"] == "image" else {"texts": texts}),
+                **({"images": len(texts)} if pre["kind"] == "image" else {"texts": _items_json(task, texts)}),
                 "file": REFERENCE_FILE,
                 "fidelity": {},
                 "what": "each variant's task outputs on these texts, recorded on its runtime when "
@@ -289,10 +448,17 @@ def build_bundle(
         }
         draft = Bundle(path=staged, meta=meta)
         adapters = [runtime_for_format(v.format) for v in draft.variants]
-        sessions = [load_session(adapter, staged / v.file, threads) for adapter, v in zip(adapters, draft.variants)]
+        sessions = []
+        for adapter, v in zip(adapters, draft.variants):
+            bar.set_postfix_str(f"load {v.name}")
+            sessions.append(load_session(adapter, staged / v.file, threads))
+            bar.update(1)
         _common_max_length(pre, sessions)
+        bar.set_postfix_str("record fp32 PyTorch reference")
         recorded = {FP32_KEY: _fp32_outputs(draft, home, task, texts, threads)}
+        bar.update(1)
         for v, adapter, session in zip(draft.variants, adapters, sessions):
+            bar.set_postfix_str(f"record {v.name}")
             model = BundleModel(draft, v, session, adapter.name, threads)
             recorded[v.name] = model.task_outputs(texts)
             model.close()
@@ -301,6 +467,8 @@ def build_bundle(
                 "cosine_mean": round(float(cos.mean()), 6),
                 "cosine_min": round(float(cos.min()), 6),
             }
+            bar.update(1)
+        bar.set_postfix_str("hash and verify")
         if pre["kind"] == "image":
             recorded[REFERENCE_IMAGES_KEY] = np.stack(texts)
         save_npz(staged / REFERENCE_FILE, recorded)
@@ -308,6 +476,7 @@ def build_bundle(
         meta = seal(meta)
         (staged / BUNDLE_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         verify(staged, meta)
+        bar.update(1)
         packed = pack(staged, out.scratch(packed_at.name)) if archive else None
         final = out.commit()
         if packed is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from edgekit.errors import RecipeError
-from edgekit.recipe.config import BenchConfig, Recipe
+from edgekit.recipe.config import BenchConfig, Recipe, StageConfig
 from edgekit.stages import CHECKPOINT, default_name, describe_formats, refusal, stage_io
 
 REFERENCE_NAME = "pytorch-fp32"  # the checkpoint the recipe starts from
@@ -28,7 +28,7 @@ MAX_NAME_BYTES = 255  # a directory name's limit on common file systems
 class Step(NamedTuple):
     """One stage to run: its config, the artifact it writes and the artifact it reads."""
 
-    config: object
+    config: StageConfig
     name: str
     input: str
 

@@ -20,7 +20,7 @@ from edgekit.pipeline.plan import REFERENCE_NAME, plan
 from edgekit.plugins import get_runtime, runtime_for_format
 from edgekit.recipe.config import BenchConfig, Recipe
 from edgekit.report.build import build_report, dumps, markdown
-from edgekit.stages import handler_for
+from edgekit.stages import handler_for, stage_io
 from edgekit.stages.search import SearchFailed
 from edgekit_runtimes import selfcheck
 
@@ -78,7 +78,7 @@ def compress(
             "--calibration and --eval take text files; an image model calibrates on the train split "
             "and is scored on the test split of --data"
         )
-    data = image_data(ckpt, bench.eval) if ckpt.is_image else load_text_data(calibration, evaluation)
+    data = image_data(ckpt, bench.eval) if ckpt.is_image else load_text_data(calibration, evaluation, ckpt.task_def)
     # the recipe names a labelled set to score every artifact on
     if bench.eval and evaluation is None and not ckpt.is_image:
         from dataclasses import replace
@@ -88,6 +88,12 @@ def compress(
         test = load_dataset(bench.eval).test
         data = replace(data, heldout=test.texts, heldout_labels=test.labels, heldout_source=test.source)
     steps = plan(recipe)
+    for cfg, made, _parent in steps:
+        if stage_io(cfg).trains and not ckpt.task_def.trainable:
+            raise InputError(
+                f"recipe {recipe.name}: stage {made} trains the model, which edgekit does not do for "
+                f"{ckpt.task} models yet; export and quantize them (e.g. -r ptq-dynamic or search-int8)"
+            )
     with OutputDir(Path(output), "compress", overwrite=overwrite) as out:
         root = checkpoint_artifact(ckpt)
         artifacts: dict[str, Artifact] = {}  # while running, each artifact is in the staging tree
@@ -143,6 +149,9 @@ def compress(
             progress=progress,
             labels=_gold(ckpt, data),
         )
+        for r in rows:  # each artifact's lineage: its speed-up over fp32 is over its own fp32 ancestor
+            if r["name"] in artifacts:
+                r["parent"] = artifacts[r["name"]].meta["parent"]["name"]
         report = build_report(
             model={
                 "name": ckpt.name,
@@ -208,10 +217,10 @@ def image_data(ckpt: Checkpoint, dataset: str | None) -> TextData:
 
 
 def _gold(ckpt: Checkpoint, data):
-    """Class ids of the held-out labels, when the model is a classifier and the set is labelled."""
-    if not ckpt.task_def.labelled or not data.heldout_labels:
+    """The held-out set's gold answers in the task's form (class ids for classifiers), when it is labelled."""
+    if not ckpt.task_def.evaluated or not data.heldout_labels:
         return None
-    return ckpt.label_ids(data.heldout_labels)
+    return ckpt.task_def.gold(data.heldout_labels, ckpt.config)
 
 
 def mark_slower_than_parent(report: dict, artifacts: dict[str, Artifact]) -> None:

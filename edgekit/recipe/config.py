@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Annotated, Final, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
+from edgekit import formats
 from edgekit.errors import RecipeError
 
 RECIPE_VERSION: Final = 1
@@ -33,9 +35,17 @@ class StageConfig(_Strict):
     input: str | None = Field(None, description="artifact to read; default: the previous stage's")
 
 
+def _known_formats(schema: dict) -> None:
+    schema["enum"] = list(formats.names())
+
+
 class ExportConfig(StageConfig):
     kind: Literal["export"]
-    format: Literal["onnx", "tflite"] = "onnx"
+    format: str = Field(
+        "onnx",
+        description="the model format to export to: one the installed plugins declare (edgekit.formats)",
+        json_schema_extra=_known_formats,
+    )
     opset: int = Field(17, ge=14, le=21, description="ONNX only")
     seq_lens: list[int] = Field(
         default_factory=lambda: [128],
@@ -44,6 +54,16 @@ class ExportConfig(StageConfig):
     )
     atol: float = Field(1e-4, gt=0, description="max abs difference allowed against PyTorch")
     min_cosine: float = Field(0.99999, gt=0, le=1)
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _registered_format(cls, value: object) -> object:
+        """A format the registry knows; otherwise the message a ``Literal`` of the known names gives."""
+        known = formats.names()
+        if not (isinstance(value, str) and value in known):
+            expected = formats.either([repr(n) for n in known])
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return value
 
 
 class OptimizeConfig(StageConfig):
@@ -179,7 +199,13 @@ class QATConfig(StageConfig):
 class BudgetConfig(_Strict):
     """What a candidate must keep. One of the two; both measured on the artifact's own runtime."""
 
-    min_fidelity: float | None = Field(None, gt=0, le=1, description="mean cosine to the fp32 PyTorch outputs")
+    min_fidelity: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="mean cosine to the fp32 PyTorch outputs (token-level tasks: their own share, "
+        "token label or answer span agreement)",
+    )
     max_accuracy_drop: float | None = Field(
         None, ge=0, le=100, description="points of task accuracy lost vs fp32 PyTorch (needs a labelled --eval set)"
     )
@@ -280,7 +306,7 @@ def _lengths(st) -> list[tuple[str, int]]:
     """The token lengths a stage runs the model at: (key, value)."""
     if isinstance(st, BenchConfig):
         return [("seq_len", st.seq_len)]
-    if isinstance(st, ExportConfig) and st.format == "tflite":
+    if isinstance(st, ExportConfig) and formats.get(st.format).fixed_lengths:
         return [("seq_lens", max(st.seq_lens))]
     if isinstance(st, QuantizeConfig) and st.method == "static":
         return [("calibration.seq_len", st.calibration.seq_len)]

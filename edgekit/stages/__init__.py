@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgekit import formats
 from edgekit.errors import InternalError, RecipeError
-from edgekit.recipe.config import DistillConfig, PruneConfig, QATConfig, SearchConfig
+from edgekit.recipe.config import DistillConfig, PruneConfig, QATConfig
 
 CHECKPOINT = "hf-checkpoint"  # a Hugging Face checkpoint directory (the recipe's input, a student)
-ONNX = "onnx"
-TFLITE = "tflite"
-_SHOWN = {CHECKPOINT: "a checkpoint", ONNX: "ONNX", TFLITE: "TFLite"}
+ONNX = "onnx"  # what the ONNX-only stages (optimize, QAT) read or write; model formats: edgekit.formats
+_SHOWN = {CHECKPOINT: "a checkpoint"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class StageIO:
     ``fp32_only``: its input must be fp32 (nothing built in quantizes, optimizes or searches a model twice).
     ``reads``: the config field listing the artifacts the stage reads instead of its input, when set
     (search's ``targets``). ``refuses(config, input_format)``: why this config cannot run on a format
-    the kind takes (``None``: it can).
+    the kind takes (``None``: it can). ``trains``: it trains the model (distillation, pruning, QAT), which
+    only tasks that declare :attr:`Task.trainable` support.
     """
 
     takes: frozenset[str]
@@ -58,6 +59,7 @@ class StageIO:
     fp32_only: bool = True
     reads: str | None = None
     refuses: Callable[[Any, str], str | None] | None = None
+    trains: bool = False
 
 
 _HANDLERS: dict[type, Callable] = {}
@@ -122,9 +124,9 @@ def default_name(config, fmt: str) -> str:
     return config.name or _DEFAULT_NAMES[type(config)](config, fmt)
 
 
-def describe_formats(formats: Iterable[str]) -> str:
-    """``{"onnx", "tflite"}`` -> ``"ONNX or TFLite"``."""
-    return " or ".join(_SHOWN.get(f, f) for f in sorted(formats))
+def describe_formats(names: Iterable[str]) -> str:
+    """``{"onnx", "tflite"}`` -> ``"ONNX or TFLite"`` (each format as its declaration labels it)."""
+    return " or ".join(_SHOWN.get(f) or formats.label(f) for f in sorted(names))
 
 
 def refusal(config, source: str, fmt: str, precision: str) -> str | None:
@@ -151,8 +153,16 @@ def _load_builtin() -> None:
     from edgekit.stages import export, optimize, quantize, search, train  # noqa: F401  (registers)
 
 
-# training and search register their handlers in edgekit.stages.train and edgekit.stages.search
-declare(DistillConfig, StageIO(frozenset({CHECKPOINT}), makes=lambda c, fmt: CHECKPOINT, precision=lambda c: "fp32"))
-declare(PruneConfig, StageIO(frozenset({CHECKPOINT}), makes=lambda c, fmt: CHECKPOINT, precision=lambda c: "fp32"))
-declare(QATConfig, StageIO(frozenset({CHECKPOINT}), makes=lambda c, fmt: ONNX, precision=lambda c: "int8"))  # QDQ
-declare(SearchConfig, StageIO(frozenset({ONNX, TFLITE}), precision=lambda c: "int8 or fp16", reads="targets"))
+# training registers its handlers in edgekit.stages.train; search declares its formats with its handler
+# (edgekit.stages.search: those whose quantize backend has a search space)
+declare(
+    DistillConfig,
+    StageIO(frozenset({CHECKPOINT}), makes=lambda c, fmt: CHECKPOINT, precision=lambda c: "fp32", trains=True),
+)
+declare(
+    PruneConfig,
+    StageIO(frozenset({CHECKPOINT}), makes=lambda c, fmt: CHECKPOINT, precision=lambda c: "fp32", trains=True),
+)
+declare(  # QDQ
+    QATConfig, StageIO(frozenset({CHECKPOINT}), makes=lambda c, fmt: ONNX, precision=lambda c: "int8", trains=True)
+)

@@ -28,6 +28,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from edgekit import formats
 from edgekit.data.feeds import tokenize
 from edgekit.errors import EdgekitError, GateFailed, RecipeError
 from edgekit.measure.evaluation import EvalSet, run_texts
@@ -35,7 +36,7 @@ from edgekit.measure.timing import PeakRSS, interleaved
 from edgekit.plugins import runtime_for_format
 from edgekit.recipe.config import QuantizeConfig, SearchConfig
 from edgekit.stages import StageResult, handler_for, register
-from edgekit.stages.search_space import SPACES, fallback_candidates, sensitivity
+from edgekit.stages.search_space import fallback_candidates, searchable, sensitivity_ranker, space
 
 FINALISTS = 3
 EVAL_SEQ_LEN = 256  # fidelity is measured on whole texts (padded per batch), not cut to the timing shape
@@ -57,28 +58,35 @@ def _eval_set(ctx, config: SearchConfig, max_len: int) -> EvalSet:
     texts = ctx.data.heldout[: config.samples]
     ref = run_texts(ctx.reference_session(), ctx.checkpoint.tokenizer, texts, max_len)
     labels = ctx.data.heldout_labels
+    task = ctx.checkpoint.task_def
     if config.budget.max_accuracy_drop is not None:
-        if not ctx.checkpoint.task_def.labelled:
+        if not task.evaluated:
             raise RecipeError(
-                "search budget max_accuracy_drop needs a text-classification model; use min_fidelity for embeddings"
+                f"search budget max_accuracy_drop needs a task scored on labelled data, not {task.name}; "
+                "use min_fidelity"
             )
         if labels is None:
             raise RecipeError(
                 "search budget max_accuracy_drop needs a labelled evaluation set "
                 "(--eval FILE.jsonl with text and label)"
             )
-    if labels is not None and ctx.checkpoint.task_def.labelled:
-        gold = ctx.checkpoint.label_ids(labels[: len(texts)])
-        return EvalSet(ctx.checkpoint.task, texts, ref, gold, ref.shape[-1], max_len)
+    if labels is not None and task.evaluated:
+        gold = task.gold(labels[: len(texts)], ctx.checkpoint.config)
+        return EvalSet(ctx.checkpoint.task, texts, ref, gold, max_len, ctx.checkpoint.tokenizer)
     return EvalSet(ctx.checkpoint.task, texts, ref, max_len=max_len)
+
+
+def task_budget_key(ctx) -> str:
+    return ctx.checkpoint.task_def.budget_key
 
 
 def _budget_verdict(
     config: SearchConfig, metrics: dict, size_mb: float, rss_mb: float | None, p50: float, fp32_p50: float
 ) -> tuple[str, str]:
     b = config.budget
-    if b.min_fidelity is not None and metrics["cosine_mean"] < b.min_fidelity:
-        return "outside budget", f"fidelity {metrics['cosine_mean']:.4f} < {b.min_fidelity}"
+    key = metrics.get("fidelity_key", "cosine_mean")  # the task's fidelity measure (Task.budget_key)
+    if b.min_fidelity is not None and metrics[key] < b.min_fidelity:
+        return "outside budget", f"fidelity ({key}) {metrics[key]:.4f} < {b.min_fidelity}"
     if b.max_accuracy_drop is not None and metrics["accuracy_drop"] > b.max_accuracy_drop:
         return "outside budget", f"accuracy drop {metrics['accuracy_drop']:.2f} > {b.max_accuracy_drop} points"
     if p50 >= fp32_p50:
@@ -94,7 +102,7 @@ def _score(config: SearchConfig, metrics: dict) -> float:
     """Higher is better on the budget's metric (to name the best failing candidate)."""
     if config.budget.max_accuracy_drop is not None:
         return -metrics.get("accuracy_drop", float("inf"))
-    return metrics.get("cosine_mean", -1.0)
+    return metrics.get(metrics.get("fidelity_key", "cosine_mean"), -1.0)
 
 
 class _Target:
@@ -115,7 +123,7 @@ class _Target:
 
 def _candidates(config: SearchConfig, fmt: str) -> list[QuantizeConfig]:
     if config.candidates is None:
-        return SPACES[fmt]()
+        return space(fmt)
     from edgekit.stages.quantize import methods
 
     return [c for c in config.candidates if c.method in methods(fmt)]
@@ -187,8 +195,10 @@ def _line(i: int, n: int, t: dict, config: SearchConfig) -> str:
 
 
 def _add_fallbacks(target: _Target, trial: dict, config: SearchConfig, ctx) -> None:
-    """After the first ONNX dynamic trial: rank its layers by SNR lost, queue float fallbacks first."""
-    if target.fallback_done or target.artifact.format != "onnx" or trial["verdict"] == "error":
+    """After the first dynamic trial of a format whose backend ranks layers (ONNX): rank its layers by SNR
+    lost, queue float fallbacks first."""
+    ranker = sensitivity_ranker(target.artifact.format)
+    if target.fallback_done or ranker is None or trial["verdict"] == "error":
         return
     if trial["config"].get("method") != "dynamic" or not config.sensitivity_fallback:
         return
@@ -198,7 +208,7 @@ def _add_fallbacks(target: _Target, trial: dict, config: SearchConfig, ctx) -> N
     feeds = ctx.parity_feeds(target.session)[:2]
     rows = layer_diff(target.artifact.model_path, trial["_dir"] / trial["_result"].model_file, feeds, ctx.threads)
     trial["diagnostics"] = _worst_rows(rows)
-    ranked = sensitivity(rows, target.artifact.model_path)
+    ranked = ranker(rows, target.artifact.model_path)
     target.queue[0:0] = fallback_candidates(ranked, config.sensitivity_fallback)
 
 
@@ -226,16 +236,25 @@ def _public(t: dict) -> dict:
     return {k: v for k, v in t.items() if not k.startswith("_")}
 
 
-@register(SearchConfig, lambda c, fmt: "search-best")
+@register(
+    SearchConfig,
+    lambda c, fmt: "search-best",
+    takes=searchable(),
+    precision=lambda c: "int8 or fp16",
+    reads="targets",
+)
 def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
     names = config.targets or [parent.name]
     missing = [n for n in names if n not in ctx.artifacts]
     if missing:
         raise RecipeError(f"stage search: no earlier artifact named {', '.join(missing)}")
     artifacts = [ctx.artifacts[n] for n in names]
-    bad = [a.name for a in artifacts if a.format not in SPACES or a.precision != "fp32"]
+    takes = searchable()
+    bad = [a.name for a in artifacts if a.format not in takes or a.precision != "fp32"]
     if bad:
-        raise RecipeError(f"stage search starts from fp32 ONNX or TFLite artifacts; {', '.join(bad)} is not one")
+        raise RecipeError(
+            f"stage search starts from fp32 {formats.describe(takes)} artifacts; {', '.join(bad)} is not one"
+        )
     targets = [_Target(a, ctx, _candidates(config, a.format)) for a in artifacts]
     # every text is cut at the same length for the reference and all candidates: the shortest any target takes
     max_len = min([_eval_len(ctx), *(t.session.max_seq_len for t in targets if t.session.max_seq_len)])
@@ -270,10 +289,11 @@ def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
         measured = [t for t in trials if t["verdict"] != "error"]
         record: dict[str, Any] = {
             "budget": config.budget.model_dump(exclude_none=True),
-            "metric": "accuracy_drop" if config.budget.max_accuracy_drop is not None else "cosine_mean",
+            "metric": "accuracy_drop" if config.budget.max_accuracy_drop is not None else task_budget_key(ctx),
             "samples": len(evalset.texts),
             "max_len": evalset.max_len,
             "reference_accuracy": evalset.reference_accuracy,
+            "eval_key": ctx.checkpoint.task_def.eval_key,  # the task metric reference_accuracy and drops are in
             "trials_run": len(trials),
             "stopped": stopped,
             "elapsed_s": round(time.perf_counter() - t0, 1),

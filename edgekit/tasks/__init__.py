@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -45,12 +46,73 @@ class Task:
     labelled: ClassVar[bool] = False  # outputs are class scores: label agreement, accuracy, KD on logits
     architectures: ClassVar[tuple[str, ...]] = ()  # config.json architecture suffixes the task is inferred from
     auto_class: ClassVar[str] = "AutoModel"  # the transformers Auto class that loads a checkpoint for it
+    trainable: ClassVar[bool] = True  # distillation, pruning and QAT support it (per-input outputs)
     api_method: ClassVar[str]  # the runtime API call: BundleModel.<api_method>(inputs)
     endpoint: ClassVar[str]  # the serve route that answers it (POST /predict answers every task)
 
     @property
     def is_image(self) -> bool:
         return self.modality == "image"
+
+    # -- items: what one prediction takes (a text, an image, a question and its context, ...) -------
+    request_field: ClassVar[str] = "texts"  # the JSON field serve reads the items from
+
+    def check_items(self, items) -> list:
+        """``items`` as a list this task predicts on; bad input raises InputError (exit 2)."""
+        from edgekit.data.items import check_images, check_texts
+
+        return check_images(items) if self.is_image else check_texts(items)
+
+    def item_from_json(self, obj: Any) -> Any:
+        """One item from its JSON form (a request, a bundle's reference inputs, a line of a file)."""
+        return obj
+
+    def item_as_json(self, item: Any) -> Any:
+        """One item in JSON form (the inverse of :meth:`item_from_json`)."""
+        return item
+
+    # -- data: the shipped default sets and how a file of items is read --------------------------
+    def builtin_data(self) -> tuple[Path, Path] | None:
+        """Shipped (calibration, held-out) files for this task; None: the shipped plain texts."""
+        return None
+
+    def load_items(self, path: Path) -> tuple[list, list | None]:
+        """The items of a file and their gold labels (None when the file has none)."""
+        from edgekit.data.calibration import load_labels, load_texts
+
+        return load_texts(path), load_labels(path)
+
+    # -- evaluation on a labelled set ------------------------------------------------------------
+    @property
+    def evaluated(self) -> bool:
+        """Whether the task is scored on labelled data (gold answers), not only against fp32."""
+        return self.labelled
+
+    eval_key: ClassVar[str] = "accuracy"  # the metric (points, 0-100) whose drop budgets and gates hold
+    eval_label: ClassVar[str] = "accuracy"
+
+    def gold(self, labels: list, config: dict) -> Any:
+        """The gold answers of ``labels`` (as a labelled file gives them) in the form :meth:`evaluate` takes;
+        None when this task has no evaluation on labelled data."""
+        if not self.labelled:
+            return None
+        from edgekit.measure.evaluation import label_ids
+
+        label2id = config.get("label2id") or {v: int(k) for k, v in (config.get("id2label") or {}).items()}
+        return label_ids(labels, label2id, int(config.get("num_labels") or len(label2id)))
+
+    def evaluate(self, outputs: np.ndarray, gold: Any, items: Sequence, tokenizer, seq_len: int) -> dict:
+        """The task metrics of ``outputs`` (the model's outputs on ``items``) against ``gold``;
+        :attr:`eval_key` among them."""
+        from edgekit.measure.evaluation import accuracy, macro_f1
+
+        gold = gold[: len(outputs)]
+        pred = outputs.argmax(-1)
+        return {
+            "accuracy": round(accuracy(pred, gold), 3),
+            "macro_f1": round(macro_f1(pred, gold, outputs.shape[-1]), 3),
+            "eval_samples": int(len(gold)),
+        }
 
     # -- build side (torch tensors) ------------------------------------------------------------
     def head(self, model_output, attention_mask):
@@ -97,6 +159,7 @@ class Task:
     # -- measurement ---------------------------------------------------------------------------
     headline_key: ClassVar[str] = "cosine_mean"
     headline_label: ClassVar[str] = "mean cosine to fp32"
+    budget_key: ClassVar[str] = "cosine_mean"  # what a search budget's min_fidelity holds (a share, 0..1)
 
     def fidelity(self, reference: np.ndarray, output: np.ndarray) -> dict:
         """How close ``output`` is to ``reference``, as plain floats."""
@@ -118,6 +181,11 @@ class Task:
         return fidelity.get(self.headline_key)
 
     # -- device side -----------------------------------------------------------------------------
+    def predict(self, model, items) -> Any:
+        """The runtime API call (:attr:`api_method`) on a loaded bundle ``model`` (a BundleModel): tasks whose
+        call BundleModel does not define itself override this; ``model.forward(items)`` runs the graph."""
+        return getattr(model, self.api_method)(items)
+
     def check_postprocessing(self, post: dict, need: Callable[[bool, str], None]) -> None:
         """Refuse a bundle whose post-processing this task cannot apply (``need(ok, what)``)."""
         labels = post.get("labels")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -87,19 +89,37 @@ def encode(tokenizer, texts: Sequence[str], max_len: int, labels: Sequence[int] 
     )
 
 
-def outputs(model, data: EncodedData, pick, batch_size: int = 64) -> np.ndarray:
+_EVAL_BAR: ContextVar[str | None] = ContextVar("edgekit_eval_bar", default=None)
+
+
+@contextmanager
+def evaluation_progress(desc: str | None) -> Iterator[None]:
+    """While inside, :func:`outputs` (every evaluation pass: accuracy, logits, teacher targets) shows a
+    progress bar named ``desc`` with its ETA on stderr; None: no bar (``--quiet``)."""
+    token = _EVAL_BAR.set(desc)
+    try:
+        yield
+    finally:
+        _EVAL_BAR.reset(token)
+
+
+def outputs(model, data: EncodedData, pick, batch_size: int = 64, progress: str | None = None) -> np.ndarray:
     """``pick(model_output, batch)`` for every row, in order, in eval mode without gradients, on the model's
-    device; the model's train/eval mode is restored afterwards."""
+    device; the model's train/eval mode is restored afterwards. ``progress`` names a bar over the batches
+    (default: the one :func:`evaluation_progress` asks for, if any)."""
     import torch
+    from tqdm import tqdm
 
     from edgekit.training.device import device_of, to_device
 
+    desc = progress or _EVAL_BAR.get()
     was = model.training
     model.eval()
     device = device_of(model)
     out = []
+    starts = range(0, len(data), batch_size)
     with torch.inference_mode():
-        for i in range(0, len(data), batch_size):
+        for i in tqdm(starts, desc=desc, unit="batch", leave=False, disable=desc is None or len(starts) < 2):
             b = to_device(data.batch(range(i, min(i + batch_size, len(data)))), device)
             b.pop("labels", None)
             out.append(pick(model(**b), b).float().cpu().numpy())
@@ -107,14 +127,14 @@ def outputs(model, data: EncodedData, pick, batch_size: int = 64) -> np.ndarray:
     return np.concatenate(out)
 
 
-def logits(model, data: EncodedData, batch_size: int = 64) -> np.ndarray:
+def logits(model, data: EncodedData, batch_size: int = 64, progress: str | None = None) -> np.ndarray:
     """The model's logits for every row, in order, in eval mode without gradients (on the model's device)."""
-    return outputs(model, data, lambda res, _batch: res.logits, batch_size)
+    return outputs(model, data, lambda res, _batch: res.logits, batch_size, progress)
 
 
-def accuracy(model, data: EncodedData) -> float:
+def accuracy(model, data: EncodedData, progress: str | None = None) -> float:
     from edgekit.measure.evaluation import accuracy as percent_correct
 
     if data.labels is None:
         raise InternalError("accuracy needs a labelled set")
-    return percent_correct(logits(model, data).argmax(-1), data.labels.numpy())
+    return percent_correct(logits(model, data, progress=progress).argmax(-1), data.labels.numpy())

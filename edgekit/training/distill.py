@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.tasks import get_task
-from edgekit.training.loop import Trainer, TrainSettings, seed_everything
+from edgekit.training.loop import Trainer, TrainSettings, seed_everything, world
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,14 @@ def student_from_teacher(teacher, layers: list[int]):
     return student
 
 
-def teacher_targets(teacher, data, task: str, batch_size: int = 64) -> np.ndarray:
+def teacher_targets(teacher, data, task: str, batch_size: int = 64, progress: str | None = None) -> np.ndarray:
     """Teacher logits (classifiers) or mean-pooled embeddings (encoders) for every row of ``data``; the
     model is left in eval mode (the hidden-state loss runs the teacher at every step)."""
     from edgekit.training.data import outputs
 
     teacher.eval()
     head = get_task(task).head
-    return outputs(teacher, data, lambda res, b: head(res, b.get("attention_mask")), batch_size)
+    return outputs(teacher, data, lambda res, b: head(res, b.get("attention_mask")), batch_size, progress)
 
 
 def distill(
@@ -98,7 +98,10 @@ def distill(
     teacher.to(device)  # the hidden-state loss runs it at every step
     try:
         seed_everything(settings.seed)
-        targets = torch.from_numpy(teacher_targets(teacher, teacher_data if teacher_data is not None else data, task))
+        shown = f"{desc}: teacher outputs" if progress and world()[0] == 0 else None
+        targets = torch.from_numpy(
+            teacher_targets(teacher, teacher_data if teacher_data is not None else data, task, progress=shown)
+        )
         targets = targets.to(device)
         use_hidden = losses.hidden > 0 and layer_map is not None and (teacher_data is None or teacher_data is data)
         T = losses.temperature

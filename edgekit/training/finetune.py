@@ -157,11 +157,14 @@ def _train_and_publish(
             target.hold()
         trainer = Trainer(model, step_loss, len(train), settings, work, progress=progress, desc=desc, key=key)
         history = trainer.fit(lambda: {"val_accuracy": accuracy(model, val)}, resume=resume)
+        shown = trainer.progress  # rank 0 only, and not with --quiet
         record = {
             "key": key,
             "history": history,
-            "val_accuracy": history[-1]["val_accuracy"] if history else accuracy(model, val),
-            "test_accuracy": accuracy(model, test),
+            "val_accuracy": history[-1]["val_accuracy"]
+            if history
+            else accuracy(model, val, progress="validation" if shown else None),
+            "test_accuracy": accuracy(model, test, progress="test" if shown else None),
             "train_examples": len(train),
             "world_size": trainer.world,
             "device": str(trainer.device),

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -321,20 +322,25 @@ class Trainer:
                 if self.step % s.save_every == 0:
                     self.save()
             if evaluate is not None and (self.step % self.steps_per_epoch == 0 or self.step >= self.total):
+                from edgekit.training.data import evaluation_progress
+
                 self.model.eval()
+                with evaluation_progress(f"{self.desc}: evaluate" if self.progress else None):
+                    scores = evaluate()
                 metrics = {
                     "step": self.step,
                     "epoch": round(self.step / self.steps_per_epoch, 2),
                     "loss": running,
-                    **evaluate(),
+                    **scores,
                 }
                 self.model.train()
                 self.history.append(metrics)
                 if self.progress:
-                    tqdm.write(
-                        f"{self.desc}: epoch {metrics['epoch']}: "
-                        + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "epoch")
+                    shown = ", ".join(
+                        f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != "epoch"
                     )
+                    # progress, on stderr: stdout holds the command's result (--json)
+                    tqdm.write(f"{self.desc}: epoch {metrics['epoch']}: {shown}", file=sys.stderr)
             self.save()
         bar.close()
         self.model.eval()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.formats import Format
 from edgekit_runtimes.base import RuntimeAdapter, Session, TensorSpec, native_stderr_silenced
 
 TFLITE_IDENTIFIER = b"TFL3"
@@ -24,6 +25,18 @@ def is_flatbuffer(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(8)
     return len(head) == 8 and head[4:8] == TFLITE_IDENTIFIER
+
+
+# The TFLite format, declared once (entry point ``edgekit.formats``: tflite); both interpreters here run it.
+# Its export writes one static signature per sequence-length bucket (``export.seq_lens``).
+TFLITE_FORMAT = Format(
+    "tflite",
+    (".tflite",),
+    label="TFLite",
+    fixed_lengths=True,
+    check=lambda path: None if is_flatbuffer(path) else "not a TFLite flatbuffer (no TFL3 identifier)",
+    quantizer="edgekit.stages.quantize.tflite_backend",
+)
 
 
 class _Signature:
@@ -97,7 +110,11 @@ class TFLiteSession(Session):
             res = sig.runner(**{n: a[lo : lo + step] for n, a in padded.items()})
             for n, v in res.items():
                 outs.setdefault(n, []).append(np.array(v))
-        return {n: np.concatenate(v) for n, v in outs.items()}
+        result = {n: np.concatenate(v) for n, v in outs.items()}
+        if seq is not None and sig.seq_len is not None and seq < sig.seq_len:
+            # per-token outputs come back at the bucket's length: cut them to the length that was fed
+            result = {n: v[:, :seq] if v.ndim > 2 and v.shape[1] == sig.seq_len else v for n, v in result.items()}
+        return result
 
 
 class LiteRTAdapter(RuntimeAdapter):

@@ -6,7 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.formats import Format
 from edgekit_runtimes.base import RuntimeAdapter, Session, TensorSpec
+
+# The ONNX format, declared once (entry point ``edgekit.formats``: onnx); every ONNX runtime adapter runs it.
+ONNX_FORMAT = Format(
+    "onnx",
+    (".onnx",),
+    label="ONNX",
+    check="edgekit.measure.model_info:onnx_problem",
+    token_limits="edgekit.measure.model_info:onnx_token_limits",
+    quantizer="edgekit.stages.quantize.onnx_backend",
+)
 
 _ORT_TYPES = {
     "tensor(float)": "float32",

@@ -277,7 +277,7 @@ def test_cli_bundle_run_and_check(tiny_compressed, tmp_path, run_cli):
 
 def test_cli_bundle_bad_input(tiny_compressed, tmp_path, run_cli):
     r = run_cli("bundle", str(tiny_compressed), "-o", str(tmp_path / "b"), "-a", "no-such-artifact")
-    assert r.exit_code == 2 and "no ONNX/TFLite artifact named no-such-artifact" in r.stderr
+    assert r.exit_code == 2 and "artifact named no-such-artifact; have: onnx-fp32" in r.stderr
     assert not (tmp_path / "b").exists()
     r = run_cli("bundle", str(tmp_path), "-o", str(tmp_path / "b"))
     assert r.exit_code == 2
@@ -374,3 +374,59 @@ def test_variants_truncate_the_same_way(mixed_bundle, run_cli):
     out = json.loads(r.output)
     assert out["max_tokens"] == 32
     assert [(x["truncated"], x["tokens"] > 32) for x in out["results"]] == [(True, True), (False, False)]
+
+
+def _without(monkeypatch, *names: str) -> None:
+    """Make the named runtime adapters look uninstalled here (their library not importable)."""
+    from edgekit.plugins import runtime_adapters
+
+    for name in names:
+        cls = runtime_adapters()[name]
+        monkeypatch.setattr(cls, "missing", classmethod(lambda c: list(c.requires)))
+
+
+def test_bench_bundle_skips_variants_without_a_runtime(mixed_bundle, run_cli, monkeypatch):
+    _without(monkeypatch, "litert", "tflite-runtime")
+    common = ["--runs", "2", "--warmup", "1", "-s", "16", "-t", "1"]
+    r = run_cli("bench", str(mixed_bundle), *common, "--json", "-q")
+    assert r.exit_code == 0, r.stderr
+    report = json.loads(r.output)
+    assert [row["name"] for row in report["results"]] == ["onnx-fp32"]
+    (skipped,) = report["skipped"]
+    assert skipped["name"] == "tflite-fp32" and skipped["missing"] == ["ai-edge-litert"]
+    assert "no tflite runtime installed here" in skipped["reason"] and "tflite-runtime" in skipped["reason"]
+    assert "warning: skipped tflite-fp32: no tflite runtime installed here" in r.stderr  # even with -q
+    # asked for by name, a variant that cannot run is an error
+    r = run_cli("bench", str(mixed_bundle), *common, "--variant", "tflite-fp32", "-q")
+    assert r.exit_code == 2 and "pip install ai-edge-litert" in r.stderr
+    # nothing can run: one line naming every variant and every package at once
+    _without(monkeypatch, "onnxruntime")
+    r = run_cli("bench", str(mixed_bundle), *common, "-q")
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "onnx-fp32 (onnx)" in r.stderr and "tflite-fp32 (tflite)" in r.stderr
+    assert "pip install onnxruntime ai-edge-litert" in r.stderr
+
+
+def test_runner_reports_every_missing_package_at_once(mixed_bundle, monkeypatch):
+    from edgekit.device import remote_runner
+
+    monkeypatch.setattr(remote_runner, "_installed", lambda module: module not in {"tokenizers", "onnxruntime"})
+    assert remote_runner.missing_packages(str(mixed_bundle), None) == ["tokenizers"]  # litert runs tflite-fp32
+    monkeypatch.setattr(remote_runner, "_installed", lambda module: module in {"numpy"})
+    _without(monkeypatch, "onnxruntime", "litert", "tflite-runtime")
+    assert remote_runner.missing_packages(str(mixed_bundle), None) == ["tokenizers", "onnxruntime", "ai-edge-litert"]
+    assert remote_runner.missing_packages(str(mixed_bundle), ["onnx-fp32"]) == ["tokenizers", "onnxruntime"]
+    # without numpy the adapters cannot be imported: what each format needs is known without them
+    import edgekit.plugins
+
+    def broken():
+        raise edgekit.plugins.InternalError("plugin 'onnxruntime' failed to import: No module named 'numpy'")
+
+    monkeypatch.setattr(edgekit.plugins, "runtime_adapters", broken)
+    monkeypatch.setattr(remote_runner, "_installed", lambda module: False)
+    assert remote_runner.missing_packages(str(mixed_bundle), None) == [
+        "numpy",
+        "tokenizers",
+        "onnxruntime",
+        "ai-edge-litert",
+    ]

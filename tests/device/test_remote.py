@@ -176,3 +176,15 @@ def test_runner_runs_without_edgekit_installed(tiny_bundle, tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert {r["name"] for r in report["results"]} == {"onnx-int8-dynamic", "onnx-fp32"}
+
+
+def test_unknown_host_key_is_one_line_with_what_to_run(sshd, tiny_bundle, tmp_path, run_cli):
+    known = tmp_path / "known_hosts"  # a known_hosts that does not list the device
+    known.write_text("")
+    port = sshd["url"].rsplit(":", 1)[1]
+    args = ["--target", sshd["url"], "-i", str(sshd["key"]), "--ssh-option", f"UserKnownHostsFile={known}"]
+    r = run_cli("bench", str(tiny_bundle), "--runs", "2", "-q", *args)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "host key is not known here" in r.stderr
+    assert f"ssh-keyscan -p {port} 127.0.0.1 >> {known}" in r.stderr
+    assert "StrictHostKeyChecking=accept-new" in r.stderr

@@ -140,3 +140,24 @@ def test_busy_port_and_unknown_host_are_input_errors(server):
     assert err.value.exit_code == ExitCode.INPUT
     with pytest.raises(ServeError, match="unknown host"):
         make_server(model, "no-such-host.invalid", 0)
+
+
+def test_serve_and_run_print_the_same_numbers(server, tiny_bundle, run_cli):
+    """One float policy: embeddings to 7 decimals in `serve` and `run` alike (serve once sent 17 digits)."""
+    import re
+
+    srv, _model = server
+    texts = ["hello there", "the union is strong"]
+    conn = http.client.HTTPConnection(*srv.server_address, timeout=30)
+    try:
+        conn.request("POST", "/embed", body=json.dumps({"texts": texts}), headers={"Content-Type": "application/json"})
+        raw = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    served = json.loads(raw)["embeddings"]
+    r = run_cli("run", str(tiny_bundle), *texts)
+    assert r.exit_code == 0, r.stderr
+    ran = [x["embedding"] for x in json.loads(r.output)["results"]]
+    assert served == ran
+    body = raw.split('"ms"')[0]  # the latency is rounded on its own (3 decimals)
+    assert not re.search(r"\d\.\d{8,}", body) and re.search(r"\d\.\d{5,7}\b", body)

@@ -25,7 +25,7 @@ def test_label_ids():
 def test_eval_set_accuracy_drop():
     ref = np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 2.0]])
     out = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0], [0.0, 2.0]])
-    m = EvalSet("text-classification", ["a"] * 4, ref, np.array([0, 1, 0, 1]), 2).metrics(out)
+    m = EvalSet("text-classification", ["a"] * 4, ref, np.array([0, 1, 0, 1])).metrics(out)
     assert m["reference_accuracy"] == 100.0 and m["accuracy"] == 75.0 and m["accuracy_drop"] == 25.0
     assert m["label_agreement"] == 0.75
 

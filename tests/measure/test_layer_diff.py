@@ -18,7 +18,7 @@ def test_error_stats_numbers():
 
 
 def test_onnx_int8_against_fp32_per_layer(tiny_compressed):
-    from edgekit.cli import _diff_feeds
+    from edgekit.cli.diff import _diff_feeds
 
     feeds = _diff_feeds(None, [tiny_compressed / "onnx-int8-dynamic"])
     rows = layer_diff(
@@ -43,7 +43,7 @@ def test_onnx_int8_against_fp32_per_layer(tiny_compressed):
 
 
 def test_tflite_per_layer(tiny_tflite):
-    from edgekit.cli import _diff_feeds
+    from edgekit.cli.diff import _diff_feeds
 
     feeds = _diff_feeds(None, [tiny_tflite / "tflite-int8-dynamic"])
     rows = layer_diff(
@@ -68,7 +68,8 @@ def test_cli_diff(tiny_compressed, tiny_tflite, tmp_path, run_cli):
         str(tmp_path / "d.json"),
     )
     assert r.exit_code == 0, r.stderr
-    assert r.output.count("\n") == 4 and "<- worst" in r.output
+    table = [line for line in r.output.splitlines() if not line.startswith("wrote ")]
+    assert len(table) == 4 and "<- worst" in r.output and f"wrote {tmp_path / 'd.json'}" in r.output
     assert json.loads((tmp_path / "d.json").read_text())["layers"]
     r = run_cli("diff", str(tiny_compressed / "onnx-fp32"), str(tiny_tflite / "tflite-fp32"))
     assert r.exit_code == 2 and "one format" in r.stderr

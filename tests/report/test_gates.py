@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -26,17 +27,16 @@ def _write(tmp_path, name, report):
 
 
 def _injected_regression(report: dict) -> tuple[dict, dict]:
-    """Baseline: the int8 row; new: the fp32 row under the int8 row's name (slower, bigger)."""
-    rows = {r["name"]: r for r in report["results"]}
+    """Baseline: the report; new: the same report with the int8 row three times slower (its fp32 as before,
+    so its speed-up over that fp32 falls to a third) and as big as the fp32 file."""
     base = copy.deepcopy(report)
-    base["results"] = [rows["onnx-int8-dynamic"]]
     new = copy.deepcopy(report)
-    slow = copy.deepcopy(rows["onnx-fp32"])
-    slow["name"] = "onnx-int8-dynamic"
+    rows = {r["name"]: r for r in new["results"]}
+    slow = rows["onnx-int8-dynamic"]
     lat = slow["latency_ms"]
     factor = 3.0  # the tiny model's fp32/int8 gap is small: make the injected regression unmistakable
     slow["latency_ms"] = {**lat, "p50": lat["p50"] * factor, "p90": lat["p50"] * factor * 1.05}
-    new["results"] = [slow]
+    slow["size_bytes"] = rows["onnx-fp32"]["size_bytes"]
     return base, new
 
 
@@ -58,8 +58,9 @@ def test_self_comparison_passes(run_cli, report_path, tmp_path):
     assert res.exit_code == 0, res.stderr
     assert "PASSED" in res.output
     suite = ET.parse(tmp_path / "j.xml").getroot()
-    # 4 rows x (artifact present, latency, size) + accuracy for the 3 non-reference rows
-    assert int(suite.get("tests")) == 15 and suite.get("failures") == "0"
+    # 4 rows x (artifact present, size) + accuracy for the 3 non-reference rows + latency for the 3 rows with a
+    # speed-up to gate (int8 and fp32-opt over onnx-fp32, onnx-fp32 over PyTorch; the reference is their basis)
+    assert int(suite.get("tests")) == 14 and suite.get("failures") == "0"
 
 
 def test_injected_latency_regression_fails_with_gate_code(run_cli, report_path, tmp_path):
@@ -182,9 +183,19 @@ def test_bench_sweep_is_stored_and_plotted(run_cli, tiny_compressed, tmp_path):
     assert points == {(n, b, s) for n in ("onnx-fp32", "onnx-int8-dynamic") for b in (1, 2) for s in (16, 32)}
     assert report["settings"]["sweep"]["seq_lens"] == [16, 32]
     html = tmp_path / "s.html"
-    assert run_cli("report", str(out), "--html", str(html)).exit_code == 0
+    md = tmp_path / "s.md"
+    assert run_cli("report", str(out), "--html", str(html), "--markdown", str(md)).exit_code == 0
     page = html.read_text()
-    assert 'id="plot-sweep"' in page and page.count('class="series"') == 2
+    # one latency-by-length plot per batch size, each saying which batch it shows
+    for plot_id, batch in (("plot-sweep", 1), ("plot-sweep-2", 2)):
+        svg = re.search(rf'<svg id="{plot_id}".*?</svg>', page, re.S).group(0)
+        assert svg.count('class="series"') == 2 and f"at batch {batch}, 1 thread" in svg
+    # the tables carry batch and sequence: 8 distinguishable rows, and the header claims no single point
+    text = md.read_text()
+    assert "| artifact | format | precision | runtime | batch | seq |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| onnx-")]
+    assert len(rows) == 8 and len({tuple(r.split("|")[1:7]) for r in rows}) == 8
+    assert "batch 1, 2 × sequence 16, 32 × 1 thread" in text and "task: None" not in text
     # a sweep compared with itself: every point matched, all pass
     res = run_cli("report", str(out), "--baseline", str(out), "--max-latency-regression", "10")
     assert res.exit_code == 0 and "onnx-fp32[b1,s16,t1]" in res.output

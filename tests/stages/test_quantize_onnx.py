@@ -48,6 +48,19 @@ def test_static_is_qdq_matmul_only_with_exclusions(ctx, fused, tmp_path):
     assert res.validation["cosine_mean"] > 0.99
 
 
+def test_static_on_an_unoptimized_export(ctx, tiny_compressed, tmp_path, monkeypatch):
+    """Symbolic shape inference stops on a plain torch export (no contrib ops); ONNX's own inference types it,
+    and the working directory stays clean."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = QuantizeConfig(kind="quantize", method="static", calibration={"samples": 8, "seq_len": 16})
+    res = run_quantize(cfg, Artifact.load(tiny_compressed / "onnx-fp32"), ctx, out)
+    assert _ops(out / "model.onnx")["QuantizeLinear"] > 0
+    assert res.precision == "int8" and res.validation["cosine_mean"] > 0.99
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_default_op_types():
     assert "Attention" in op_types(QuantizeConfig(kind="quantize", method="dynamic"))
     static = op_types(QuantizeConfig(kind="quantize", method="static", quantize_embeddings=False))

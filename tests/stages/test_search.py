@@ -97,7 +97,7 @@ def test_time_limit_and_trial_count_bound_the_search(tiny_ckpt, tmp_path, run_cl
 
 def test_accuracy_budget_needs_a_classifier_and_labels(tiny_ckpt, tiny_cls_ckpt, tmp_path, run_cli):
     res = _compress(run_cli, tiny_ckpt, tmp_path, {"budget": {"max_accuracy_drop": 1}})
-    assert res.exit_code == 2 and "needs a text-classification model" in res.stderr
+    assert res.exit_code == 2 and "needs a task scored on labelled data, not feature-extraction" in res.stderr
     res = _compress(run_cli, tiny_cls_ckpt, tmp_path, {"budget": {"max_accuracy_drop": 1}})
     assert res.exit_code == 2 and "needs a labelled evaluation set" in res.stderr
 

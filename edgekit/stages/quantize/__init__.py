@@ -1,9 +1,14 @@
 """Quantize stage: one algorithm config, one backend per artifact format.
 
 The stage decides what to do from the config; the backend for the parent's
-format (``quantize_onnx`` for ONNX Runtime, ``quantize_tflite`` for
-ai-edge-quantizer) does it. Every result is checked against the PyTorch
-reference on held-out texts and refused if its output collapsed.
+format does it (``onnx_backend`` for ONNX Runtime, ``tflite_backend`` for
+ai-edge-quantizer). Each format names its backend module in its declaration
+(:class:`edgekit.formats.Format` ``quantizer``); a backend module has
+``METHODS``, ``MODEL_FILE`` and ``quantize(config, src, out, ctx)``, and may
+have ``space()`` (the search stage's candidates, cheapest and most promising
+first) and ``sensitivity(rows, model_path)`` (its float-fallback ranking).
+Every result is checked against the PyTorch reference on held-out texts and
+refused if its output collapsed.
 """
 
 from __future__ import annotations
@@ -12,20 +17,33 @@ import re
 
 import numpy as np
 
+from edgekit import formats
 from edgekit.errors import GateFailed, RecipeError
 from edgekit.logs import quiet_logging
 from edgekit.measure.fidelity import cosine_rows
 from edgekit.plugins import runtime_for_format
 from edgekit.recipe.config import QuantizeConfig
-from edgekit.stages import ONNX, TFLITE, StageResult, register, require_input
+from edgekit.stages import StageResult, register, require_input
 
 _PRECISION = {"dynamic": "int8", "static": "int8", "weight_only": "int8", "fp16": "fp16"}
 
 
-def _backends() -> dict:
-    from edgekit.stages.quantize import onnx_backend, tflite_backend
+def backend(fmt: str):
+    """The quantize backend module for ``fmt`` models, as the format's declaration names it."""
+    module = formats.get(fmt).quantize_backend()
+    if module is None:
+        raise RecipeError(f"stage quantize: no quantize backend for {fmt} models")
+    return module
 
-    return {ONNX: onnx_backend, TFLITE: tflite_backend}
+
+def quantizable() -> frozenset[str]:
+    """The formats that have a quantize backend."""
+    return frozenset(f.name for f in formats.all_formats() if f.quantizer)
+
+
+def candidate(name: str, **kw) -> QuantizeConfig:
+    """A quantize config named ``name`` (a search-space candidate)."""
+    return QuantizeConfig(kind="quantize", name=name, **kw)
 
 
 def exclude_patterns(config: QuantizeConfig) -> list[re.Pattern]:
@@ -57,7 +75,7 @@ def _default_name(c: QuantizeConfig, fmt: str) -> str:
 
 def methods(fmt: str) -> tuple[str, ...]:
     """The quantization methods the backend for ``fmt`` models has."""
-    return _backends()[fmt].METHODS
+    return backend(fmt).METHODS
 
 
 def _refuses(config: QuantizeConfig, fmt: str) -> str | None:
@@ -68,20 +86,20 @@ def _refuses(config: QuantizeConfig, fmt: str) -> str | None:
 
 
 @register(
-    QuantizeConfig, _default_name, takes={ONNX, TFLITE}, precision=lambda c: _PRECISION[c.method], refuses=_refuses
+    QuantizeConfig, _default_name, takes=quantizable(), precision=lambda c: _PRECISION[c.method], refuses=_refuses
 )
 def run_quantize(config: QuantizeConfig, parent, ctx, out_dir) -> StageResult:
     require_input(config, parent)
-    backend = _backends()[parent.format]
-    out = out_dir / backend.MODEL_FILE
+    module = backend(parent.format)
+    out = out_dir / module.MODEL_FILE
     with quiet_logging():
-        extra = backend.quantize(config, parent.model_path, out, ctx)
+        extra = module.quantize(config, parent.model_path, out, ctx)
     session = runtime_for_format(parent.format).load(out, threads=ctx.threads)
     validation = sanity(session, ctx, config.min_cosine, f"quantize ({parent.format} {config.method})")
     return StageResult(
         format=parent.format,
         precision=_PRECISION[config.method],
-        model_file=backend.MODEL_FILE,
+        model_file=module.MODEL_FILE,
         validation=validation,
         extra=extra,
         session=session,

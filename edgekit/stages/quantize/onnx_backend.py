@@ -25,8 +25,8 @@ from pathlib import Path
 from edgekit.data.feeds import tokenize
 from edgekit.errors import RecipeError
 from edgekit.plugins import get_runtime
-from edgekit.recipe.config import QuantizeConfig
-from edgekit.stages.quantize import exclude_patterns
+from edgekit.recipe.config import CalibrationConfig, QuantizeConfig
+from edgekit.stages.quantize import candidate, exclude_patterns
 
 _EMBEDDING_OPS = ("EmbedLayerNormalization", "Gather")
 _DYNAMIC_OPS = ("MatMul", "Gemm", "Attention")
@@ -104,7 +104,13 @@ def _quantize_static(config: QuantizeConfig, src: Path, out: Path, ctx, excluded
         # without it the quantizer silently leaves activations in float
         pre = Path(tmp) / "pre.onnx"
         with working_directory(tmp):  # on failure ORT saves sym_shape_infer_temp.onnx (+ .data) in the cwd
-            quant_pre_process(str(src), str(pre), skip_optimization=True)
+            try:
+                quant_pre_process(str(src), str(pre), skip_optimization=True)
+            except Exception as err:  # noqa: BLE001 - ORT raises a bare Exception when symbolic inference stops
+                if "symbolic shape" not in str(err).lower():
+                    raise
+                # an unoptimized export has no contrib ops: ONNX's own shape inference types every tensor
+                quant_pre_process(str(src), str(pre), skip_optimization=True, skip_symbolic_shape=True)
         quantize_static(
             str(pre),
             str(out),
@@ -163,3 +169,61 @@ def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
     else:
         _quantize_static(config, src, out, ctx, excluded)
     return {"quantized_op_types": op_types(config), "float_nodes": excluded}
+
+
+# --- the search stage's candidates ------------------------------------------------------
+
+# the FFN output projection: BERT-style encoders (MiniLM) and ViT
+FFN_OUTPUT = r"(layer\.\d+/output/dense|layers\.\d+/mlp/fc2)/MatMul"
+_CAL = CalibrationConfig(samples=128)
+
+
+def space() -> list[QuantizeConfig]:
+    """From an fp32 artifact (best the fused one): dynamic int8 variants (per-channel/per-tensor weights,
+    with and without the embedding tables, with Attention left in float), static QDQ with three calibration
+    methods and both activation types (the FFN output projection kept in float, as measured on MiniLM), and
+    fp16. The search adds dynamic int8 with the most sensitive layers kept in float (:func:`sensitivity`)."""
+    return [
+        candidate("dynamic", method="dynamic"),
+        candidate("dynamic-per-tensor", method="dynamic", per_channel=False),
+        candidate("dynamic-float-embeddings", method="dynamic", quantize_embeddings=False),
+        candidate(
+            "dynamic-float-attention",
+            method="dynamic",
+            op_types=["MatMul", "Gemm", "EmbedLayerNormalization", "Gather"],
+        ),
+        candidate("static-minmax", method="static", exclude=[FFN_OUTPUT], calibration=_CAL),
+        candidate(
+            "static-entropy",
+            method="static",
+            exclude=[FFN_OUTPUT],
+            calibration=CalibrationConfig(samples=128, method="entropy"),
+        ),
+        candidate(
+            "static-percentile",
+            method="static",
+            exclude=[FFN_OUTPUT],
+            calibration=CalibrationConfig(samples=128, method="percentile"),
+        ),
+        candidate("static-s8s8", method="static", activation_type="int8", exclude=[FFN_OUTPUT], calibration=_CAL),
+        candidate("static-all-matmul", method="static", calibration=_CAL),
+        candidate("fp16", method="fp16"),
+    ]
+
+
+def sensitivity(rows: list[dict], model_path) -> list[str]:
+    """Quantizable nodes (MatMul, Gemm, Attention) ranked by the SNR they lose: output SNR below
+    the SNR of their input, from a per-layer diff of a quantized candidate against fp32."""
+    import onnx
+
+    snr = {r["tensor"]: r["snr_db"] for r in rows}
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    drops = []
+    for node in graph.node:
+        if node.op_type not in ("MatMul", "Gemm", "Attention") or not node.output or node.output[0] not in snr:
+            continue
+        before = snr.get(node.input[0], float("inf"))
+        if before == float("inf"):
+            before = max((v for v in snr.values() if v != float("inf")), default=0.0)
+        drops.append((before - snr[node.output[0]], node.name))
+    return [name for _, name in sorted(drops, reverse=True)]

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from edgekit.data.feeds import tokenize
 from edgekit.plugins import get_runtime
-from edgekit.recipe.config import QuantizeConfig
-from edgekit.stages.quantize import exclude_patterns
+from edgekit.recipe.config import CalibrationConfig, QuantizeConfig
+from edgekit.stages.quantize import candidate, exclude_patterns
 
 METHODS = ("dynamic", "static", "weight_only", "fp16")
 MODEL_FILE = "model.tflite"
@@ -114,3 +114,27 @@ def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
             result = q.quantize(enable_progress_report=False)
         result.export_model(str(out), overwrite=True)
     return {"scheme": scheme}
+
+
+# --- the search stage's candidates ------------------------------------------------------
+
+# the FFN output projection: BERT-style encoders (MiniLM) and ViT, as ai-edge-quantizer scopes name it
+FFN_OUTPUT = "BertOutput_output/.*Linear_dense|MLP_mlp/.*Linear_fc2"
+
+
+def space() -> list[QuantizeConfig]:
+    """From an fp32 artifact: AEQ dynamic int8, weight-only int8, fp16, and static int8 (fully-connected
+    ops static, the FFN output projection dynamic or static)."""
+    return [
+        candidate("dynamic", method="dynamic"),
+        candidate("weight-only", method="weight_only"),
+        candidate(
+            "static-ffn-output-dynamic",
+            method="static",
+            exclude=[FFN_OUTPUT],
+            fallback="dynamic",
+            calibration=CalibrationConfig(samples=64),
+        ),
+        candidate("static-all-fc", method="static", calibration=CalibrationConfig(samples=64)),
+        candidate("fp16", method="fp16"),
+    ]
