@@ -202,5 +202,5 @@ def either(items: Iterable[str]) -> str:
 
 
 def describe(formats: Iterable[str]) -> str:
-    """``{"onnx", "tflite"}`` -> ``"ONNX or TFLite"``."""
-    return " or ".join(label(f) for f in sorted(formats))
+    """``{"onnx", "tflite"}`` -> ``"ONNX or TFLite"``; three or more: ``"ONNX, OpenVINO IR or TFLite"``."""
+    return either(label(f) for f in sorted(formats))

@@ -126,7 +126,7 @@ def default_name(config, fmt: str) -> str:
 
 def describe_formats(names: Iterable[str]) -> str:
     """``{"onnx", "tflite"}`` -> ``"ONNX or TFLite"`` (each format as its declaration labels it)."""
-    return " or ".join(_SHOWN.get(f) or formats.label(f) for f in sorted(names))
+    return formats.either(_SHOWN.get(f) or formats.label(f) for f in sorted(names))
 
 
 def refusal(config, source: str, fmt: str, precision: str) -> str | None:
