@@ -95,7 +95,9 @@ class Artifact:
     @property
     def size_bytes(self) -> int:
         if self.model_file:
-            return self.model_path.stat().st_size
+            from edgekit.formats import model_size
+
+            return model_size(self.model_path)
         return int(self.meta.get("size_bytes", 0))
 
     @staticmethod

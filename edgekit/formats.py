@@ -73,6 +73,8 @@ class Format:
     check: Check | str | None = field(default=None, compare=False)
     token_limits: TokenLimits | str | None = field(default=None, compare=False)
     quantizer: str | None = None
+    precision: Callable[[Path], str] | str | None = field(default=None, compare=False)
+    companions: tuple[str, ...] = ()  # suffixes of the files beside the model that belong to it (IR's .bin)
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -92,6 +94,13 @@ class Format:
         if self.check is None:
             return None
         return _resolve(self.check, f"format {self.name!r} check")(path)
+
+    def weights_precision(self, path: Path) -> str:
+        """What the model file's weights are stored as (``int8``, ``int4``, ``fp16``, ``fp32``), read from the
+        file by the declaration's ``precision`` reader; ``unknown`` without one."""
+        if self.precision is None:
+            return "unknown"
+        return _resolve(self.precision, f"format {self.name!r} precision")(path)
 
     def limits(self, path: Path) -> dict[str, int]:
         """What the model at ``path`` takes as token ids and positions, where its file shows it."""
@@ -204,3 +213,10 @@ def either(items: Iterable[str]) -> str:
 def describe(formats: Iterable[str]) -> str:
     """``{"onnx", "tflite"}`` -> ``"ONNX or TFLite"``; three or more: ``"ONNX, OpenVINO IR or TFLite"``."""
     return either(label(f) for f in sorted(formats))
+
+
+def model_size(path: Path) -> int:
+    """Bytes of the model file ``path`` with the files its format keeps beside it (an IR's ``.bin``)."""
+    fmt = by_suffix(path)
+    extra = [path.with_suffix(c) for c in (fmt.companions if fmt is not None else ())]
+    return path.stat().st_size + sum(p.stat().st_size for p in extra if p.is_file())

@@ -265,3 +265,17 @@ def test_entry_points_that_are_not_formats_are_refused(entry_points_only):
     plugins._group.cache_clear()
     with pytest.raises(InternalError, match="entry point 'fk' declares the format 'fake'; the names must match"):
         formats.names()
+
+
+def test_a_model_size_counts_the_files_its_format_keeps_beside_it(tmp_path):
+    """An OpenVINO IR's weights are in model.bin beside model.xml: the size a report and a search budget see
+    is both; an ONNX file is itself."""
+    xml, binary, onnx_file = tmp_path / "model.xml", tmp_path / "model.bin", tmp_path / "m.onnx"
+    xml.write_bytes(b"x" * 100)
+    binary.write_bytes(b"w" * 5000)
+    onnx_file.write_bytes(b"o" * 300)
+    (tmp_path / "m.bin").write_bytes(b"z" * 7)  # a .bin beside a format without companions does not count
+    assert formats.get("openvino").companions == (".bin",)
+    assert formats.model_size(xml) == 5100 and formats.model_size(onnx_file) == 300
+    binary.unlink()
+    assert formats.model_size(xml) == 100

@@ -6,6 +6,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from edgekit import formats
 from edgekit.data.calibration import load_text_data
 from edgekit.errors import InputError, ModelFileError
 from edgekit.measure.environment import environment
@@ -166,7 +167,7 @@ def _target(model: Path, name: str, fmt: str, precision: str, adapter, threads: 
         precision=precision,
         runtime=adapter.name,
         path=str(model),
-        size_bytes=model.stat().st_size,
+        size_bytes=formats.model_size(model),
         load=load,
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from edgekit import formats
@@ -118,18 +117,12 @@ def detect_precision(path: Path, fmt: str) -> str:
     """What the weights of the model file ``path`` are stored as: ``int8`` (quantized operators or int8
     weights), ``int4``, ``fp16``, ``fp32``, or ``unknown`` where the file (or a missing reader) does not say."""
     try:
-        if fmt == "onnx":
-            return onnx_precision(path)
-        if fmt == "tflite":
-            return tflite_precision(path)
-        if fmt == "openvino":
-            return openvino_precision(path)
+        return formats.get(fmt).weights_precision(path)
     except Exception:  # noqa: BLE001 - a reader's failure only means "not known"; the runtime judges the file
         return "unknown"
-    return "unknown"
 
 
-def _by_weight(counts: dict[str, int]) -> str:
+def by_weight(counts: dict[str, int]) -> str:
     """The precision of the weights from the bytes stored per kind (integer kinds win: a quantized model
     keeps some float tensors, e.g. biases, scales and layer norms)."""
     for kind in ("int4", "int8"):
@@ -168,7 +161,7 @@ def onnx_precision(path: Path) -> str:
             counts[kind] = counts.get(kind, 0) + n
     if counts.get("int8", 0) and counts.get("int8", 0) < 64:
         counts.pop("int8")  # a few bytes of int8 (a lookup or a mask), not quantized weights
-    return _by_weight(counts)
+    return by_weight(counts)
 
 
 def tflite_precision(path: Path) -> str:
@@ -203,21 +196,4 @@ def tflite_precision(path: Path) -> str:
                 size = int(data.Size())
             if size:
                 counts[kind] = counts.get(kind, 0) + size
-    return _by_weight(counts)
-
-
-_IR_CONST = re.compile(r'<data\s+element_type="(\w+)"[^>]*?\ssize="(\d+)"')
-_IR_KINDS = {"i8": "int8", "u8": "int8", "i4": "int4", "u4": "int4", "f16": "fp16", "f32": "fp32"}
-
-
-def openvino_precision(path: Path) -> str:
-    """From an OpenVINO IR's .xml: FakeQuantize layers (int8), else the bytes its constants store per type."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if 'type="FakeQuantize"' in text:
-        return "int8"
-    counts: dict[str, int] = {}
-    for element_type, size in _IR_CONST.findall(text):
-        kind = _IR_KINDS.get(element_type)
-        if kind is not None:
-            counts[kind] = counts.get(kind, 0) + int(size)
-    return _by_weight(counts)
+    return by_weight(counts)

@@ -420,7 +420,7 @@ def build_bundle(
                     "format": a.format,
                     "precision": a.precision,
                     "file": f"models/{a.name}/{a.model_file}",
-                    "size_bytes": a.model_path.stat().st_size,
+                    "size_bytes": a.size_bytes,
                     "artifact_digest": a.digest,
                     "validation": a.meta.get("validation", {}),
                 }

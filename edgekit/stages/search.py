@@ -160,7 +160,7 @@ def _trial(cand: QuantizeConfig, target: _Target, ctx, workdir: Path, evalset: E
     except Exception as err:  # noqa: BLE001 - a failed candidate (edgekit or library error) is a trial result
         msg = " ".join(str(err).split())[:300]
         return {**row, "verdict": "error", "reason": f"{type(err).__name__}: {msg}", "_result": None}
-    size = (out / result.model_file).stat().st_size
+    size = formats.model_size(out / result.model_file)
     verdict, reason = _budget_verdict(config, metrics, size / 1e6, rss, lat.p50, base.p50)
     return {
         **row,

@@ -36,6 +36,7 @@ TFLITE_FORMAT = Format(
     fixed_lengths=True,
     check=lambda path: None if is_flatbuffer(path) else "not a TFLite flatbuffer (no TFL3 identifier)",
     quantizer="edgekit.stages.quantize.tflite_backend",
+    precision="edgekit.measure.model_info:tflite_precision",
 )
 
 

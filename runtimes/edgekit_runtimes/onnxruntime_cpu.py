@@ -16,6 +16,7 @@ ONNX_FORMAT = Format(
     label="ONNX",
     check="edgekit.measure.model_info:onnx_problem",
     token_limits="edgekit.measure.model_info:onnx_token_limits",
+    precision="edgekit.measure.model_info:onnx_precision",
     quantizer="edgekit.stages.quantize.onnx_backend",
 )
 

@@ -15,6 +15,7 @@ way. ``openvino`` is imported only when a model is loaded, with its usage teleme
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import threading
 from pathlib import Path
@@ -103,6 +104,25 @@ def _source(value, through: tuple[str, ...]):
     return node, " ".join(names)
 
 
+_IR_CONST = re.compile(r'<data\s+element_type="(\w+)"[^>]*?\ssize="(\d+)"')
+_IR_KINDS = {"i8": "int8", "u8": "int8", "i4": "int4", "u4": "int4", "f16": "fp16", "f32": "fp32"}
+
+
+def openvino_precision(path: Path) -> str:
+    """From an OpenVINO IR's .xml: FakeQuantize layers (int8), else the bytes its constants store per type."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if 'type="FakeQuantize"' in text:
+        return "int8"
+    counts: dict[str, int] = {}
+    for element_type, size in _IR_CONST.findall(text):
+        kind = _IR_KINDS.get(element_type)
+        if kind is not None:
+            counts[kind] = counts.get(kind, 0) + int(size)
+    from edgekit.measure.model_info import by_weight
+
+    return by_weight(counts)
+
+
 # The OpenVINO IR format, declared once (entry point ``edgekit.formats``: openvino). Dynamic shapes: no buckets.
 OPENVINO_FORMAT = Format(
     "openvino",
@@ -111,6 +131,8 @@ OPENVINO_FORMAT = Format(
     check=ir_problem,
     token_limits=ir_token_limits,
     quantizer="edgekit.stages.quantize.openvino_backend",
+    precision=openvino_precision,
+    companions=(".bin",),
 )
 
 
