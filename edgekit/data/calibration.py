@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,25 @@ def data_dir() -> Path:
     raise CalibrationError("the shipped calibration_data folder is missing from this install")
 
 
+def read_jsonl(path: Path, raw: str | None = None) -> list[tuple[int, Any]]:
+    """The records of a UTF-8 JSON-lines file (its text ``raw`` when already read) with their line numbers,
+    blank lines skipped; a line that is not JSON is bad input naming the file and line."""
+    if raw is None:
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise CalibrationError(f"{path}: not UTF-8 text") from None
+    records = []
+    for i, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append((i, json.loads(line)))
+        except json.JSONDecodeError:
+            raise CalibrationError(f"{path}:{i}: not a JSON object") from None
+    return records
+
+
 def load_texts(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
@@ -46,13 +65,7 @@ def load_texts(path: str | Path) -> list[str]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         texts = []
-        for i, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                raise CalibrationError(f"{path}:{i}: not a JSON object") from None
+        for i, obj in read_jsonl(path, raw):
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                 raise CalibrationError(f"{path}:{i}: no string field 'text'")
             texts.append(obj["text"])

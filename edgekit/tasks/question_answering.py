@@ -8,7 +8,6 @@ numpy from the logits and the tokens' character offsets, on the build machine an
 
 from __future__ import annotations
 
-import json
 import re
 import string
 from collections import Counter
@@ -203,18 +202,10 @@ class QuestionAnswering(Task):
             raise CalibrationError(f"question file not found: {path}")
         if path.suffix.lower() != ".jsonl":
             raise CalibrationError(f'{path}: questions come as .jsonl, one {{"question", "context"}} object a line')
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError:
-            raise CalibrationError(f"{path}: not UTF-8 text") from None
+        from edgekit.data.calibration import read_jsonl
+
         items, gold = [], []
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                raise CalibrationError(f"{path}:{n}: not a JSON object") from None
+        for n, obj in read_jsonl(path):
             fields = ("question", "context")
             if not (isinstance(obj, dict) and all(isinstance(obj.get(k), str) and obj[k].strip() for k in fields)):
                 raise CalibrationError(f"{path}:{n}: needs non-empty string fields 'question' and 'context'")

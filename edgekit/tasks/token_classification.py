@@ -7,7 +7,6 @@ spaces. Entities are read from tags the way seqeval's default (conlleval) mode r
 
 from __future__ import annotations
 
-import json
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
@@ -154,18 +153,10 @@ def _word_entities(text: str, probs: np.ndarray, offsets, sequence_ids, labels: 
 
 def _tagged_rows(path: Path) -> list[tuple[list[str], list[str]]] | None:
     """The records of a JSONL file of ``{"tokens", "tags"}``; None when it is another kind of JSONL."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise CalibrationError(f"{path}: not UTF-8 text") from None
+    from edgekit.data.calibration import read_jsonl
+
     rows: list[tuple[list[str], list[str]]] = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            raise CalibrationError(f"{path}:{i}: not a JSON object") from None
+    for i, obj in read_jsonl(path):
         if not rows and not (isinstance(obj, dict) and "tokens" in obj):
             return None  # not a tagged file: plain texts
         tokens, tags = (obj.get("tokens"), obj.get("tags")) if isinstance(obj, dict) else (None, None)
