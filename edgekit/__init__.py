@@ -1,7 +1,8 @@
 """edgekit: compress trained Transformers for edge devices.
 
-``edgekit.load(bundle)`` is the runtime API (see :mod:`edgekit.device.runtime_api`); it
-is imported on first use, so ``import edgekit`` stays light.
+``edgekit.compress(model, recipe, output)`` runs a recipe (as ``edgekit compress``) and returns its
+report; ``edgekit.load(bundle)`` is the runtime API (see :mod:`edgekit.device.runtime_api`). Both are
+imported on first use, so ``import edgekit`` stays light (a device imports it without torch).
 """
 
 __version__ = "0.1.0"
@@ -12,3 +13,34 @@ def load(bundle, runtime=None, threads=None, variant=None, check=True):
     from edgekit.device.runtime_api import load as _load
 
     return _load(bundle, runtime=runtime, threads=threads, variant=variant, check=check)
+
+
+def compress(
+    model,
+    recipe="ptq-dynamic",
+    output=None,
+    *,
+    threads=None,
+    seq_len=None,
+    batch_size=None,
+    progress=False,
+    overwrite=False,
+    **options,
+) -> dict:
+    """Run ``recipe`` (a built-in name, a YAML path or a :class:`edgekit.recipe.config.Recipe`) on ``model``
+    (a checkpoint directory, the alias ``minilm``, or a float ``.onnx``/``.tflite`` file) into the directory
+    ``output``, as ``edgekit compress`` does, and return the report (``report.json``'s content).
+
+    ``threads``, ``seq_len`` and ``batch_size`` replace the recipe's bench settings; ``options`` are
+    :func:`edgekit.pipeline.run.compress`'s keywords (``task``, ``calibration``, ``evaluation``,
+    ``resume``, ``overrides``, ``inputs``). Errors are :mod:`edgekit.errors` exceptions (their
+    ``exit_code`` says which kind); a failed run leaves ``output`` as it was."""
+    from edgekit.errors import InputError
+    from edgekit.pipeline.run import compress as _compress
+    from edgekit.recipe.config import Recipe, load_recipe
+
+    if output is None:
+        raise InputError("edgekit.compress needs output=DIRECTORY")
+    loaded = recipe if isinstance(recipe, Recipe) else load_recipe(str(recipe))
+    loaded = loaded.with_bench(threads=threads, seq_len=seq_len, batch_size=batch_size)
+    return _compress(model, loaded, output, progress=progress, overwrite=overwrite, **options).report

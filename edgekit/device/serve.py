@@ -58,7 +58,7 @@ try:
     from waitress.utilities import BadRequest, RequestEntityTooLarge
 except ModuleNotFoundError as _err:  # a runtime-only install without the server's one dependency
     raise RuntimeUnavailableError(
-        f"edgekit serve needs waitress ({_err}): pip install 'edgekit[onnxruntime]' "
+        f"edgekit serve needs waitress ({_err}): pip install 'edgekit-ml[onnxruntime]' "
         "(or [litert], [gpu]), or pip install waitress"
     ) from None
 

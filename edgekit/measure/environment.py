@@ -6,8 +6,7 @@ import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-LIBRARIES = (
-    "edgekit",
+LIBRARIES = (  # edgekit's own version is its __version__ (its distribution is edgekit-ml)
     "torch",
     "transformers",
     "onnx",
@@ -18,6 +17,9 @@ LIBRARIES = (
     "ai-edge-litert",
     "litert-torch",
     "tflite-runtime",
+    "ai-edge-quantizer",
+    "openvino",
+    "nncf",
 )
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "asimd", "asimddp", "i8mm")
 

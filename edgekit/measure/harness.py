@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from edgekit.data.feeds import check_feeds, synthesize, tokenize
 from edgekit.data.images import is_image_processor
+from edgekit.errors import InputError
 from edgekit.measure.evaluation import run_texts
 from edgekit.measure.fidelity import compare
 from edgekit.measure.timing import PeakRSS, interleaved
@@ -79,7 +80,9 @@ def _import_runtime(name: str) -> None:
             importlib.import_module(module)
 
 
-def _load_all(bar, settings: BenchSettings, task, tokenizer, texts, feeds_override, labels=None) -> list[tuple]:
+def _load_all(
+    bar, settings: BenchSettings, task, tokenizer, texts, feeds_override, labels=None, overrides=None
+) -> list[tuple]:
     """Load each target, run it on the held-out texts, record its memory and fidelity."""
     reference_out = None
     loaded = []
@@ -96,8 +99,11 @@ def _load_all(bar, settings: BenchSettings, task, tokenizer, texts, feeds_overri
                 text = timing_text(tok, texts, seq_len)
                 feeds = tokenize(tok, [text] * settings.batch_size, session.inputs, seq_len, fixed=True)
             else:
-                feeds = synthesize(session.inputs, settings.batch_size, seq_len)
-            session.run(feeds)
+                feeds = synthesize(session.inputs, settings.batch_size, seq_len, overrides=overrides)
+            if feeds_override is None and tok is None:
+                run_synthesized(session, feeds, target.path)
+            else:
+                session.run(feeds)
             outputs = run_texts(session, tok, texts, seq_len) if tok is not None and texts else None
         if target.is_reference:
             reference_out = outputs
@@ -109,6 +115,25 @@ def _load_all(bar, settings: BenchSettings, task, tokenizer, texts, feeds_overri
         fidelity.update(_task_metrics(task, outputs, labels, texts, tok, seq_len))
         loaded.append((target, session, feeds, mem, fidelity))
     return loaded
+
+
+def run_synthesized(session, feeds: dict, model: str) -> None:
+    """Run ``session`` once on inputs synthesized from its specs; when the runtime rejects them, an exit-2
+    error that names the inputs as synthesized and how to state them (a sample rate that must be 16000, an
+    image height fixed at 48, a state tensor's shape cannot be guessed from a graph)."""
+    try:
+        session.run(feeds)
+    except Exception as err:  # noqa: BLE001 - any runtime's rejection of the synthesized inputs
+        raise InputError(synthesis_hint(model, err, feeds)) from None
+
+
+def synthesis_hint(model: str, err: Exception | str, feeds: dict | None = None) -> str:
+    first = " ".join(str(err).split())[:300]
+    fed = f" (fed {', '.join(f'{k} {list(v.shape)} {v.dtype}' for k, v in feeds.items())})" if feeds else ""
+    return (
+        f"{model}: the runtime rejected inputs synthesized from the model's specs{fed}: {first}; state "
+        "them: --shape NAME=1,3,48,320, --value NAME=16000, or --inputs FILE.npz"
+    )
 
 
 REFRESH_S = 0.5  # how often the timing bar is redrawn (from a thread: never inside a timed call)
@@ -162,6 +187,7 @@ def measure(
     progress: bool = True,
     feeds_override: dict | None = None,
     labels=None,
+    overrides=None,
 ) -> list[dict]:
     """Measure every target side by side. The reference (if any) comes first;
     the others' fidelity is measured against its outputs on ``texts``.
@@ -175,7 +201,7 @@ def measure(
     ordered = sorted(targets, key=lambda t: not t.is_reference)
     texts = list(texts[: settings.fidelity_samples])
     with tqdm(ordered, desc="load + fidelity", unit="model", disable=not progress, leave=False) as bar:
-        loaded = _load_all(bar, settings, task, tokenizer, texts, feeds_override, labels)
+        loaded = _load_all(bar, settings, task, tokenizer, texts, feeds_override, labels, overrides)
     runners = [lambda s=s, f=f: s.run(f) for _, s, f, _, _ in loaded]
     with timing_progress(runners, settings, progress) as counted:
         latencies = interleaved(counted, settings.warmup, settings.runs)

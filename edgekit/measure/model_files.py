@@ -28,7 +28,7 @@ def _tokenizer(path: Path):
         raise ModelFileError(f"{path}: cannot load a tokenizer ({str(err).splitlines()[0]})") from None
 
 
-def _load_inputs(path: Path) -> dict:
+def load_inputs(path: Path) -> dict:
     """Named arrays from an .npz (never unpickled: object arrays are refused)."""
     import zipfile
 
@@ -57,7 +57,7 @@ def _selfcheck(adapter, model: Path, threads: int) -> float | None:
     return selfcheck.verify(adapter.load(model, threads=threads), path, f"{model}: {adapter.name}")
 
 
-def _prepare(model: Path, runtime: str | None, settings: BenchSettings):
+def _prepare(model: Path, runtime: str | None, settings: BenchSettings, overrides=None):
     """Resolve an artifact directory or file, pick its adapter, probe it in isolation when asked."""
     artifact_dir, precision = None, None
     if model.is_dir() and (model / "manifest.json").is_file():  # an edgekit artifact directory
@@ -72,7 +72,7 @@ def _prepare(model: Path, runtime: str | None, settings: BenchSettings):
     if adapter.isolate:
         from edgekit.measure.probe import probe
 
-        probe(adapter.name, model, settings.threads, settings.batch_size, settings.seq_len)
+        probe(adapter.name, model, settings.threads, settings.batch_size, settings.seq_len, overrides)
     return model, artifact_dir, fmt, precision, adapter
 
 
@@ -184,16 +184,22 @@ def bench_file(
     seq_lens: list[int] | None = None,
     threads: list[int] | None = None,
     progress: bool = True,
+    overrides=None,
 ) -> dict:
-    """Benchmark one or more model files side by side, over every combination of the sweep lists."""
+    """Benchmark one or more model files side by side, over every combination of the sweep lists.
+
+    ``overrides`` (:class:`edgekit.data.feeds.InputOverrides`, ``--shape``/``--value``) states the shapes
+    or values of inputs synthesized from the models' specs."""
     models = [Path(m) for m in (models if isinstance(models, list) else [models])]
-    resolved = [_prepare(m, runtime, settings) for m in models]
+    if overrides and (inputs_file or tokenizer):
+        raise InputError("--shape and --value shape synthesized inputs: not with --inputs or --tokenizer")
+    resolved = [_prepare(m, runtime, settings, overrides) for m in models]
     names = display_names([(path, artifact_dir) for path, artifact_dir, *_ in resolved])
     prepared = [(path, name, fmt, prec, adapter) for (path, _, fmt, prec, adapter), name in zip(resolved, names)]
     checks = {name: _selfcheck(adapter, path, settings.threads) for path, name, _, _, adapter in prepared}
     tok = _tokenizer(tokenizer) if tokenizer else None
     texts = load_text_data(evaluation=texts_file).heldout if tok is not None else []
-    feeds = _load_inputs(inputs_file) if inputs_file else None
+    feeds = load_inputs(inputs_file) if inputs_file else None
     sweep = settings.sweep(batch_sizes, seq_lens, threads)
     _check_tokens(prepared, sweep["seq_lens"], feeds, inputs_file, tok, tokenizer)
     rows = []
@@ -203,7 +209,15 @@ def bench_file(
                 point = replace(settings, batch_size=b, seq_len=s, threads=t)
                 targets = [_target(path, name, fmt, prec, adapter, t) for path, name, fmt, prec, adapter in prepared]
                 try:
-                    rows += measure(targets, point, tokenizer=tok, texts=texts, progress=progress, feeds_override=feeds)
+                    rows += measure(
+                        targets,
+                        point,
+                        tokenizer=tok,
+                        texts=texts,
+                        progress=progress,
+                        feeds_override=feeds,
+                        overrides=overrides,
+                    )
                 except Exception as err:  # a runtime rejecting token ids whose range the graph did not show
                     if (feeds is None and tok is None) or not _index_error(err):
                         raise
@@ -228,6 +242,7 @@ def bench_file(
             **settings.__dict__,
             "sweep": sweep,
             "inputs": str(inputs_file) if inputs_file else "tokenized text" if tok else "synthesized from input specs",
+            **({"input_overrides": overrides.as_json()} if overrides else {}),
         },
         kind="bench",
     )

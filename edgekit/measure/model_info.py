@@ -152,7 +152,9 @@ def onnx_precision(path: Path) -> str:
         if hasattr(TensorProto, k):
             kinds[getattr(TensorProto, k)] = "int4"
     counts: dict[str, int] = {}
-    for t in graph.initializer:
+    # weights are initializers, or (in some exporters' graphs, e.g. Paddle's) Constant nodes' tensors
+    constants = [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    for t in [*graph.initializer, *constants]:
         kind = kinds.get(t.data_type)
         if kind is not None and t.dims:  # scalars (shape constants, zero points) say nothing of the weights
             n = 1

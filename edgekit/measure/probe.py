@@ -14,13 +14,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgekit.errors import ModelFileError
+from edgekit.errors import InputError, ModelFileError
 
 PROBE_TIMEOUT_S = 300
 
 
-def probe(runtime: str, model: Path, threads: int, batch_size: int, seq_len: int) -> None:
-    """Raise :class:`ModelFileError` unless the model loads and runs in a subprocess."""
+def probe(runtime: str, model: Path, threads: int, batch_size: int, seq_len: int, overrides=None) -> None:
+    """Raise :class:`ModelFileError` unless the model loads and runs in a subprocess, on inputs synthesized
+    from its specs as ``overrides`` (:class:`edgekit.data.feeds.InputOverrides`) state them; an
+    :class:`InputError` naming the inputs when it loads but rejects those."""
     cmd = [
         sys.executable,
         "-m",
@@ -30,6 +32,7 @@ def probe(runtime: str, model: Path, threads: int, batch_size: int, seq_len: int
         str(threads),
         str(batch_size),
         str(seq_len),
+        json.dumps(overrides.as_json() if overrides else {}),
     ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
@@ -38,23 +41,38 @@ def probe(runtime: str, model: Path, threads: int, batch_size: int, seq_len: int
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
         raise ModelFileError(f"{model}: {runtime} crashed ({name}) loading or running it; refused")
+    if proc.returncode == INPUTS_REJECTED:
+        raise InputError(proc.stderr.strip().splitlines()[-1])
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         raise ModelFileError(f"{model}: {runtime} cannot run it ({lines[-1] if lines else 'no message'})")
 
 
+INPUTS_REJECTED = 2  # the child's exit status when the model loaded but rejected the synthesized inputs
+
+
 def _main(argv: list[str]) -> int:
-    from edgekit.data.feeds import synthesize
+    from edgekit.data.feeds import InputOverrides, synthesize
+    from edgekit.measure.harness import synthesis_hint
     from edgekit.plugins import get_runtime
 
     runtime, model, threads, batch, seq = argv[0], Path(argv[1]), int(argv[2]), int(argv[3]), int(argv[4])
+    overrides = InputOverrides.from_json(json.loads(argv[5]) if len(argv) > 5 else None)
     try:
         session = get_runtime(runtime).load(model, threads=threads)
-        out = session.run(synthesize(session.inputs, batch, seq))
+        feeds = synthesize(session.inputs, batch, seq, overrides=overrides)
     except Exception as err:  # noqa: BLE001 - reported to the parent on one line
         msg = " ".join(str(err).split())[:400]
+        if isinstance(err, InputError):  # a stated input that does not fit: the parent repeats it
+            print(msg, file=sys.stderr)
+            return INPUTS_REJECTED
         print(f"{type(err).__name__}: {msg}", file=sys.stderr)
         return 1
+    try:
+        out = session.run(feeds)
+    except Exception as err:  # noqa: BLE001 - the model loaded: its inputs were not what it takes
+        print(synthesis_hint(str(model), err, feeds), file=sys.stderr)
+        return INPUTS_REJECTED
     print(json.dumps({k: list(v.shape) for k, v in out.items()}))
     return 0
 

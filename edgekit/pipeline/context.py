@@ -69,6 +69,22 @@ class StageContext:
             batches.append(tokenize(self.checkpoint.tokenizer, chunk, session.inputs, limit))
         return batches
 
+    def output_of(self, outputs: dict[str, np.ndarray], what: str = "output") -> np.ndarray:
+        """The output parity is checked on: the task's (``embeddings``, ``logits``...)."""
+        name = self.checkpoint.task_def.output_name
+        if name not in outputs:
+            raise ParityError(f"{what}: output {name!r} missing (has {sorted(outputs)})")
+        return outputs[name]
+
+    def calibration_batches(self, specs, samples: int, batch_size: int, seq_len: int) -> list[dict[str, np.ndarray]]:
+        """Calibration inputs for static quantization: the first ``samples`` calibration texts, tokenized
+        for ``specs`` at ``seq_len`` tokens (padded), ``batch_size`` texts a batch."""
+        texts = self.data.calibration[:samples]
+        return [
+            tokenize(self.checkpoint.tokenizer, texts[i : i + batch_size], specs, seq_len, fixed=True)
+            for i in range(0, len(texts), batch_size)
+        ]
+
     def reference_outputs(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         key = feeds_digest(feeds)
         if key not in self._reference:
@@ -80,16 +96,13 @@ class StageContext:
     def check_parity(self, session, what: str, atol: float, min_cosine: float) -> dict:
         """Compare ``session`` with the PyTorch reference on held-out texts; raise on mismatch."""
         worst_abs, worst_cos = 0.0, 1.0
-        out_name = self.checkpoint.task_def.output_name
         for feeds in self.parity_feeds(session):
-            got = session.run(feeds)
-            if out_name not in got:
-                raise ParityError(f"{what}: output {out_name!r} missing (has {sorted(got)})")
+            got = self.output_of(session.run(feeds), what)
             ref = self.reference_outputs(feeds)
-            if got[out_name].shape != ref.shape:
-                raise ParityError(f"{what}: output shape {got[out_name].shape} != reference {ref.shape}")
-            worst_abs = max(worst_abs, float(np.abs(got[out_name] - ref).max()))
-            worst_cos = min(worst_cos, float(cosine_rows(ref, got[out_name]).min()))
+            if got.shape != ref.shape:
+                raise ParityError(f"{what}: output shape {got.shape} != reference {ref.shape}")
+            worst_abs = max(worst_abs, float(np.abs(got - ref).max()))
+            worst_cos = min(worst_cos, float(cosine_rows(ref, got).min()))
         result = {"max_abs_diff": worst_abs, "min_cosine": worst_cos, "atol": atol, "required_min_cosine": min_cosine}
         if not np.isfinite(worst_abs) or worst_abs > atol or worst_cos < min_cosine:
             raise ParityError(

@@ -41,10 +41,15 @@ class _Made(NamedTuple):
     stage: int | None  # None: the recipe's input checkpoint
 
 
-def plan(recipe: Recipe) -> list[Step]:
-    """A :class:`Step` for every non-bench stage, in order, once the whole recipe is checked."""
-    made = {REFERENCE_NAME: _Made(frozenset({CHECKPOINT}), "fp32", None)}
-    steps, previous = [], REFERENCE_NAME
+def plan(
+    recipe: Recipe, root: str = REFERENCE_NAME, root_format: str = CHECKPOINT, root_precision: str = "fp32"
+) -> list[Step]:
+    """A :class:`Step` for every non-bench stage, in order, once the whole recipe is checked.
+
+    The recipe starts from ``root``: the checkpoint, or a model file of ``root_format`` (see
+    :mod:`edgekit.pipeline.model_file`)."""
+    made = {root: _Made(frozenset({root_format}), root_precision, None)}
+    steps, previous = [], root
     for i, cfg in enumerate(recipe.stages):
         if isinstance(cfg, BenchConfig):
             continue
@@ -76,7 +81,7 @@ def plan(recipe: Recipe) -> list[Step]:
 def _shown(name: str, a: _Made, recipe: Recipe) -> str:
     """An artifact as messages show it: its name and where it comes from."""
     if a.stage is None:
-        return f"{name!r} (the checkpoint)"
+        return f"{name!r} (the checkpoint)" if CHECKPOINT in a.formats else f"{name!r} (the model file)"
     return f"{name!r} (stages.{a.stage}, {recipe.stages[a.stage].kind})"
 
 

@@ -62,13 +62,38 @@ def compress(
     progress: bool = True,
     resume: bool = False,
     overwrite: bool = False,
+    overrides=None,
+    inputs: dict | None = None,
 ) -> CompressResult:
     """Run ``recipe`` on ``checkpoint`` into the directory ``output``, all or nothing.
+
+    ``checkpoint`` may also be a model file edgekit did not make (``.onnx``, ``.tflite``): see
+    :func:`compress_file`; ``overrides`` (``--shape``/``--value``) and ``inputs`` (``--inputs``) state its
+    inputs.
 
     The whole run is staged beside ``output`` and swapped in at the end (see :mod:`edgekit.output`): a
     failed or interrupted run leaves an earlier output as it was. An earlier edgekit output is replaced
     only with ``overwrite``; what edgekit did not write is never replaced.
     """
+    from edgekit.pipeline.model_file import is_model_file
+
+    if is_model_file(checkpoint):
+        if task or calibration or evaluation or resume or allow_unsafe_pickle:
+            raise InputError(
+                f"{checkpoint}: a model file takes no --task, --calibration, --eval, --resume or "
+                "--allow-unsafe-pickle (it is measured against itself on its own runtime)"
+            )
+        return compress_file(
+            Path(checkpoint),
+            recipe,
+            output,
+            progress=progress,
+            overwrite=overwrite,
+            overrides=overrides,
+            inputs=inputs,
+        )
+    if overrides or inputs is not None:
+        raise InputError("--shape, --value and --inputs state a model file's inputs; a checkpoint is fed text")
     # everything that can be checked before work starts is checked first
     ckpt = load_checkpoint(checkpoint, task=task, allow_unsafe_pickle=allow_unsafe_pickle)
     bench = recipe.bench_config()
@@ -160,12 +185,7 @@ def compress(
                 "digest": root.digest,
                 "model_type": ckpt.config.get("model_type"),
             },
-            recipe={
-                "name": recipe.name,
-                "digest": recipe.digest(),
-                "file": "recipe.yaml",
-                "gates": recipe.gates.model_dump() if recipe.gates else None,
-            },
+            recipe=recipe_entry(recipe),
             environment=environment(bench.threads),
             results=rows,
             settings={
@@ -179,15 +199,146 @@ def compress(
         mark_slower_than_parent(report, artifacts)
         if search is not None:
             report["search"] = search
-        out.write_text("recipe.yaml", recipe.to_yaml())
-        out.write_text("report.md", markdown(report))
-        out.write_text("report.json", dumps(report))
-        out.commit([*artifacts, "recipe.yaml", "report.md", "report.json"])
+        write_and_commit(out, recipe, report, artifacts)
         if failed is not None:  # what was made, and the report saying why nothing passed, stay
             raise failed
         return CompressResult(
             report=report, artifacts={n: Artifact.load(out.final(n)) for n in artifacts}, output=out.path
         )
+
+
+def recipe_entry(recipe: Recipe) -> dict:
+    """The report's ``recipe``: its name, digest, the file it is written to and its gates."""
+    return {
+        "name": recipe.name,
+        "digest": recipe.digest(),
+        "file": "recipe.yaml",
+        "gates": recipe.gates.model_dump() if recipe.gates else None,
+    }
+
+
+def write_and_commit(out: OutputDir, recipe: Recipe, report: dict, artifacts: dict) -> None:
+    """The resolved recipe and the report beside the artifacts, then the whole output swapped into place."""
+    out.write_text("recipe.yaml", recipe.to_yaml())
+    out.write_text("report.md", markdown(report))
+    out.write_text("report.json", dumps(report))
+    out.commit([*artifacts, "recipe.yaml", "report.md", "report.json"])
+
+
+def compress_file(
+    model: Path,
+    recipe: Recipe,
+    output: str | Path,
+    *,
+    progress: bool = True,
+    overwrite: bool = False,
+    overrides=None,
+    inputs: dict | None = None,
+) -> CompressResult:
+    """Run ``recipe`` on a model file edgekit did not make: it is the recipe's first artifact and the parity
+    reference on its own runtime (:mod:`edgekit.pipeline.model_file`). All or nothing, as :func:`compress`."""
+    import os
+
+    from edgekit.data.feeds import InputOverrides
+    from edgekit.measure.model_info import detect_precision
+    from edgekit.pipeline.model_file import FileContext, file_artifact, file_format, file_recipe
+
+    model = Path(os.path.abspath(model))  # stages may work in other directories (ORT's static calibration)
+    fmt = file_format(model)
+    precision = detect_precision(model, fmt)
+    recipe, root_name = file_recipe(recipe, fmt)
+    bench = recipe.bench_config()
+    if precision != "fp32":
+        raise InputError(
+            f"{model}: its weights are {precision}, not fp32; edgekit quantizes fp32 model files "
+            "(bench it as it is: edgekit bench FILE)"
+        )
+    steps = plan(recipe, root=root_name, root_format=fmt, root_precision="fp32")
+    adapter = runtime_for_format(fmt)
+    if adapter.isolate:
+        from edgekit.measure.probe import probe
+
+        probe(adapter.name, model, bench.threads, bench.batch_size, bench.seq_len, overrides)
+    ctx = FileContext(
+        model=model,
+        fmt=fmt,
+        recipe_digest=recipe.digest(),
+        threads=bench.threads,
+        progress=progress,
+        seq_len=bench.seq_len,
+        batch_size=bench.batch_size,
+        overrides=overrides or InputOverrides(),
+        feeds=inputs,
+    )
+    try:
+        ctx.check_inputs()
+        with OutputDir(Path(output), "compress", overwrite=overwrite) as out:
+            root = file_artifact(model, root_name, fmt, precision)
+            artifacts: dict[str, Artifact] = {}
+            ctx.artifacts = artifacts
+            versions = library_versions()
+            with tqdm(steps, desc="compress", unit="stage", disable=not progress) as bar:
+                for cfg, name, parent_name in bar:
+                    bar.set_postfix_str(f"{cfg.kind} -> {name}")
+                    parent = root if parent_name == root_name else artifacts[parent_name]
+                    artifacts[name] = _run_stage(cfg, name, parent, ctx, out, recipe.digest(), versions)  # type: ignore[arg-type]
+            targets = [_target(a, bench.threads, shown=out.final(n)) for n, a in artifacts.items()]
+            targets.append(
+                Target(
+                    name=root.name,
+                    format=fmt,
+                    precision=precision,
+                    runtime=adapter.name,
+                    path=str(model),
+                    size_bytes=root.size_bytes,
+                    load=lambda: adapter.load(model, threads=bench.threads),
+                    is_reference=True,
+                )
+            )
+            rows = measure(
+                targets,
+                BenchSettings(**settings_dict(bench)),
+                progress=progress,
+                feeds_override=inputs,
+                overrides=ctx.overrides,
+            )
+            for r in rows:
+                if r["name"] in artifacts:
+                    a = artifacts[r["name"]]
+                    r["parent"] = a.meta["parent"]["name"]
+                    v = a.meta.get("validation") or {}
+                    r["fidelity"] = {
+                        k: v[k] for k in ("cosine_mean", "cosine_min", "max_abs_diff", "min_cosine") if k in v
+                    }
+                    if "min_cosine" in r["fidelity"] and "cosine_min" not in r["fidelity"]:
+                        r["fidelity"]["cosine_min"] = r["fidelity"].pop("min_cosine")
+                        r["fidelity"].setdefault("cosine_mean", r["fidelity"]["cosine_min"])
+            report = build_report(
+                model={
+                    "name": model.name,
+                    "path": str(model),
+                    "task": None,
+                    "digest": root.digest,
+                    "model_type": f"{fmt} file",
+                },
+                recipe=recipe_entry(recipe),
+                environment=environment(bench.threads),
+                results=rows,
+                settings={
+                    **settings_dict(bench),
+                    "inputs": ctx.inputs_source,
+                    "fidelity": f"cosine to {root.name} (the file on {adapter.name}) over {ctx.inputs_source}",
+                    **({"input_overrides": ctx.overrides.as_json()} if ctx.overrides else {}),
+                },
+                kind="compress",
+            )
+            mark_slower_than_parent(report, artifacts)
+            write_and_commit(out, recipe, report, artifacts)
+            return CompressResult(
+                report=report, artifacts={n: Artifact.load(out.final(n)) for n in artifacts}, output=out.path
+            )
+    finally:
+        ctx.close()
 
 
 CALIBRATION_IMAGES = 256
@@ -257,7 +408,7 @@ def _run_stage(
         format=result.format,
         precision=result.precision,
         model_file=result.model_file,
-        task=ctx.checkpoint.task,
+        task=ctx.checkpoint.task if ctx.checkpoint is not None else None,  # type: ignore[arg-type]
         parent=parent,
         recipe_digest=recipe_digest,
         stage=cfg.model_dump(mode="json"),

@@ -285,6 +285,26 @@ class Recipe(_Strict):
             stages.append(st)
         return self.model_copy(update={"stages": stages})
 
+    def with_bench(self, **settings: int | None) -> Recipe:
+        """The same recipe measured otherwise: ``settings`` (``threads``, ``seq_len``, ``batch_size``; None
+        keeps the recipe's) replace those of its bench stage, which is added when it has none. Validated as a
+        recipe's own bench stage is."""
+        updates = {k: v for k, v in settings.items() if v is not None}
+        if not updates:
+            return self
+        stages = list(self.stages)
+        at = max((i for i, st in enumerate(stages) if isinstance(st, BenchConfig)), default=None)
+        base = stages[at].model_dump(exclude_unset=True) if at is not None else {"kind": "bench"}
+        try:
+            bench = BenchConfig(**{**base, **updates})
+        except ValidationError as err:
+            raise RecipeError(f"recipe {self.name}: {err.errors()[0]['loc'][-1]}: {err.errors()[0]['msg']}") from None
+        if at is None:
+            stages.append(bench)
+        else:
+            stages[at] = bench
+        return self.model_copy(update={"stages": stages})
+
     def check_lengths(self, limit: int | None, model: str) -> None:
         """Every token length the recipe asks for fits a model taking ``limit`` positions (None: no limit)."""
         if limit is None:

@@ -11,13 +11,15 @@ from edgekit.stages import ONNX, StageResult, register, require_input
 
 # model types whose graphs onnxruntime.transformers' BERT fusions understand
 _BERT_LIKE = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert", "mpnet"}
-UNQUANTIZABLE_FUSIONS = ["MatMulScaleFusion"]
+# fusions into contrib ops the quantizer does not know (FusedMatMul, FusedGemm, FusedConv): a graph
+# optimized offline with them has nothing left to quantize; ONNX Runtime fuses them at load time anyway
+UNQUANTIZABLE_FUSIONS = ["MatMulScaleFusion", "GemmActivationFusion", "ConvActivationFusion"]
 
 
 @register(OptimizeConfig, lambda c, fmt: f"{fmt}-fp32-opt", takes={ONNX})
 def run_optimize(config: OptimizeConfig, parent, ctx, out_dir) -> StageResult:
     require_input(config, parent)
-    cfg = ctx.checkpoint.config
+    cfg = ctx.checkpoint.config if ctx.checkpoint is not None else {}  # a model file: generic optimizations
     out = out_dir / "model.onnx"
     fused: dict[str, int] = {}
     model_type = cfg.get("model_type")

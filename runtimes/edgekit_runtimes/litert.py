@@ -49,21 +49,72 @@ class _Signature:
         self.outputs = {n: np.dtype(d["dtype"]).name for n, d in runner.get_output_details().items()}
         shapes = [s for s, _ in self.inputs.values()]
         self.batch = shapes[0][0] if shapes and shapes[0] else 1
-        self.seq_len = shapes[0][1] if shapes and len(shapes[0]) == 2 else None  # token inputs only
+        seq = shapes[0][1] if shapes and len(shapes[0]) == 2 else None  # token inputs only
+        self.seq_len = seq if seq is None or seq > 0 else None
+
+
+class _GraphRunner:
+    """The interpreter's own inputs and outputs, called like a signature runner: most third-party
+    ``.tflite`` files (MediaPipe's, older converters') have no signatures, only the graph's tensors.
+    A dimension the graph leaves open (-1 in its shape signature) is resized to each call's arrays."""
+
+    NAME = "graph"
+
+    def __init__(self, interpreter) -> None:
+        self._interp = interpreter
+        self._in = interpreter.get_input_details()
+        self._out = interpreter.get_output_details()
+        for kind, tensors in (("input", self._in), ("output", self._out)):
+            names = [d["name"] for d in tensors]
+            if len(set(names)) != len(names):
+                raise ValueError(f"model has no signatures and its {kind} tensors repeat names: {names}")
+
+    def get_input_details(self) -> dict:
+        return {d["name"]: {**d, "shape": _open_dims(d)} for d in self._in}
+
+    def get_output_details(self) -> dict:
+        return {d["name"]: d for d in self._out}
+
+    def __call__(self, **feeds: np.ndarray) -> dict[str, np.ndarray]:
+        resized = False
+        for d in self._in:
+            arr = feeds[d["name"]]
+            if tuple(arr.shape) != tuple(int(x) for x in d["shape"]):
+                self._interp.resize_tensor_input(d["index"], list(arr.shape))
+                resized = True
+        if resized:
+            self._interp.allocate_tensors()
+            self._in = self._interp.get_input_details()
+            self._out = self._interp.get_output_details()
+        for d in self._in:
+            self._interp.set_tensor(d["index"], feeds[d["name"]])
+        self._interp.invoke()
+        return {d["name"]: self._interp.get_tensor(d["index"]) for d in self._out}
+
+
+def _open_dims(detail: dict) -> tuple[int, ...]:
+    """A tensor's shape with the dimensions its graph leaves open as -1."""
+    sig = detail.get("shape_signature")
+    return tuple(int(x) for x in (sig if sig is not None and len(sig) == len(detail["shape"]) else detail["shape"]))
 
 
 class TFLiteSession(Session):
     def __init__(self, interpreter) -> None:
         self._interp = interpreter
         sigs = interpreter.get_signature_list()
-        if not sigs:
-            raise ValueError("model has no signatures")
-        self._sigs = [_Signature(interpreter.get_signature_runner(n), n) for n in sigs]
+        if sigs:
+            self._sigs = [_Signature(interpreter.get_signature_runner(n), n) for n in sigs]
+        else:  # no signatures: the graph's own input and output tensors
+            self._sigs = [_Signature(_GraphRunner(interpreter), _GraphRunner.NAME)]
         self._sigs.sort(key=lambda s: s.seq_len or 0)
         first = self._sigs[0]
         bucketed = len(self._sigs) > 1
         self.inputs = [
-            TensorSpec(n, dt, (shape[0], "sequence") if bucketed and len(shape) == 2 else shape)
+            TensorSpec(
+                n,
+                dt,
+                (shape[0], "sequence") if bucketed and len(shape) == 2 else tuple(d if d > 0 else None for d in shape),
+            )
             for n, (shape, dt) in first.inputs.items()
         ]
         self.outputs = [TensorSpec(n, dt, ("batch", None)) for n, dt in first.outputs.items()]

@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 
 if importlib.util.find_spec("openvino") is None:
-    pytest.skip("openvino is not installed (pip install 'edgekit[openvino]')", allow_module_level=True)
+    pytest.skip("openvino is not installed (pip install 'edgekit-ml[openvino]')", allow_module_level=True)
 
 from edgekit.checkpoint import load_checkpoint  # noqa: E402
 from edgekit.data.calibration import load_text_data  # noqa: E402

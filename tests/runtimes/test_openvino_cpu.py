@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 if importlib.util.find_spec("openvino") is None:
-    pytest.skip("openvino is not installed (pip install 'edgekit[openvino]')", allow_module_level=True)
+    pytest.skip("openvino is not installed (pip install 'edgekit-ml[openvino]')", allow_module_level=True)
 
 from edgekit import formats  # noqa: E402
 from edgekit.errors import ModelFileError  # noqa: E402

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 if importlib.util.find_spec("openvino") is None:
-    pytest.skip("openvino is not installed (pip install 'edgekit[openvino-compress]')", allow_module_level=True)
+    pytest.skip("openvino is not installed (pip install 'edgekit-ml[openvino-compress]')", allow_module_level=True)
 if importlib.util.find_spec("nncf") is None:
-    pytest.skip("nncf is not installed (pip install 'edgekit[openvino-compress]')", allow_module_level=True)
+    pytest.skip("nncf is not installed (pip install 'edgekit-ml[openvino-compress]')", allow_module_level=True)
 
 from edgekit.artifact import Artifact  # noqa: E402
 from edgekit.errors import RecipeError  # noqa: E402

@@ -58,10 +58,9 @@ def exclude_patterns(config: QuantizeConfig) -> list[re.Pattern]:
 
 def sanity(session, ctx, floor: float, what: str) -> dict:
     """Cosine to the reference on held-out texts; a collapse below ``floor`` fails the stage."""
-    out_name = ctx.checkpoint.task_def.output_name
     coss = []
     for feeds in ctx.parity_feeds(session):
-        coss.append(cosine_rows(ctx.reference_outputs(feeds), session.run(feeds)[out_name]))
+        coss.append(cosine_rows(ctx.reference_outputs(feeds), ctx.output_of(session.run(feeds), what)))
     cos = np.concatenate(coss)
     result = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()), "floor": floor}
     if not np.isfinite(cos).all() or cos.mean() < floor:
@@ -94,7 +93,20 @@ def run_quantize(config: QuantizeConfig, parent, ctx, out_dir) -> StageResult:
     out = out_dir / module.MODEL_FILE
     with quiet_logging():
         extra = module.quantize(config, parent.model_path, out, ctx)
-    session = runtime_for_format(parent.format).load(out, threads=ctx.threads)
+    made = formats.get(parent.format).weights_precision(out)
+    if made not in (_PRECISION[config.method], "unknown"):  # the backend found no op it quantizes
+        ops = ", ".join(config.op_types) if config.op_types else "its default op types"
+        raise GateFailed(
+            f"quantize ({parent.format} {config.method}): nothing was quantized: the model is still {made} "
+            f"({ops}; a convolutional model needs op_types with Conv / CONV_2D, or method static); not promoted"
+        )
+    try:
+        session = runtime_for_format(parent.format).load(out, threads=ctx.threads)
+    except Exception as err:  # noqa: BLE001 - the backend wrote a model its own runtime refuses
+        raise GateFailed(
+            f"quantize ({parent.format} {config.method}): the quantized model does not load "
+            f"({str(err).splitlines()[0][:240]}); not promoted"
+        ) from None
     validation = sanity(session, ctx, config.min_cosine, f"quantize ({parent.format} {config.method})")
     return StageResult(
         format=parent.format,

@@ -53,7 +53,7 @@ def _nncf():
     if importlib.util.find_spec("nncf") is None:
         raise RuntimeUnavailableError(
             "stage quantize: OpenVINO models are quantized with NNCF, which is not installed here "
-            "(pip install 'edgekit[openvino-compress]')"
+            "(pip install 'edgekit-ml[openvino-compress]')"
         )
     os.environ.setdefault("NNCF_CI", "1")  # NNCF reads it once, when first imported: no events are sent
     import_openvino()

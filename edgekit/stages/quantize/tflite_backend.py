@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import tempfile
 from pathlib import Path
 
-from edgekit.data.feeds import tokenize
 from edgekit.plugins import get_runtime
 from edgekit.recipe.config import CalibrationConfig, QuantizeConfig
 from edgekit.stages.quantize import candidate, exclude_patterns
@@ -38,12 +38,9 @@ def _quiet():
 def _calibration_data(config: QuantizeConfig, src: Path, ctx) -> dict:
     """One list of single-text samples per signature, each padded to that signature's bucket."""
     session = get_runtime("litert").load(src, threads=ctx.threads)
-    texts = ctx.data.calibration[: config.calibration.samples]
+    c = config.calibration
     return {
-        name: [
-            tokenize(ctx.checkpoint.tokenizer, [t], session.inputs, seq or config.calibration.seq_len, fixed=True)
-            for t in texts
-        ]
+        name: ctx.calibration_batches(session.inputs, c.samples, 1, seq or c.seq_len)
         for name, seq in session.signatures
     }
 
@@ -70,7 +67,40 @@ def matching_ops(scopes: list[tuple[str | None, str]], pattern: str, op_names: l
     return sum(1 for kind, scope in scopes if kind in op_names and re.search(pattern, scope))
 
 
+def modern_opcodes(src: Path, tmp: Path) -> Path:
+    """``src``, or a copy of it in ``tmp`` whose operator codes are in the field today's readers read.
+
+    Flatbuffers written before TFLite 2.4 (MediaPipe's models, among many) keep an op's code in
+    ``deprecated_builtin_code`` and leave ``builtin_code`` 0 (ADD). LiteRT's interpreter reads the larger
+    of the two; ai-edge-quantizer reads ``builtin_code`` alone, takes every op for an ADD and quantizes
+    nothing. The copy carries the code in both fields; nothing else changes."""
+    import flatbuffers
+
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        from tflite_runtime import schema_py_generated as schema  # type: ignore[no-redef]
+
+    buf = src.read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(buf, 0))
+    stale = [c for c in model.operatorCodes or [] if c.deprecatedBuiltinCode > c.builtinCode]
+    if not stale:
+        return src
+    for code in stale:
+        code.builtinCode = code.deprecatedBuiltinCode
+    builder = flatbuffers.Builder(len(buf) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    fixed = tmp / src.name
+    fixed.write_bytes(builder.Output())
+    return fixed
+
+
 def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        return _quantize(config, modern_opcodes(Path(src), Path(tmp)), out, ctx)
+
+
+def _quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
     from ai_edge_quantizer import quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
     from ai_edge_quantizer.qtyping import QuantGranularity
