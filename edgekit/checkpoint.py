@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -51,7 +52,31 @@ def resolve(spec: str | Path) -> Path:
                 f"alias {spec!r} needs the package {module.replace('_', '-')}: pip install 'edgekit-ml[demo]'"
             ) from None
         return Path(pkg.get_model_path())
+    if HUB_ID.fullmatch(spec) and not Path(spec).exists():
+        return from_hub_cache(spec)
     return Path(spec)
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")  # org/name, as the Hugging Face Hub names them
+
+
+def from_hub_cache(repo_id: str) -> Path:
+    """The local Hugging Face cache's snapshot of ``repo_id``: nothing is downloaded. Not cached: an exit-2
+    error with the command that downloads it (then run edgekit again, offline)."""
+    offline()
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:
+        raise CheckpointError(f"checkpoint not found: {repo_id} (no such directory)") from None
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not in the cache (or an unreadable cache entry): say how to get it
+        raise CheckpointError(
+            f"checkpoint not found: {repo_id} is no directory here, nor in the Hugging Face cache ({HF_HUB_CACHE}); "
+            f"edgekit downloads nothing: fetch it first with `hf download {repo_id}` "
+            "(then it is read from the cache, offline), or pass a checkpoint directory"
+        ) from None
 
 
 def _check_safetensors(files: list[Path]) -> None:

@@ -12,6 +12,8 @@ class Converter(ABC):
     format: ClassVar[str]
     model_file: ClassVar[str]
     runtime: ClassVar[str]  # the adapter used to validate parity
+    # the graph also has the task's ecosystem outputs after its own (Task.ecosystem_outputs: last_hidden_state)
+    ecosystem_outputs: ClassVar[bool] = False
 
     @abstractmethod
     def export(self, ctx, config, out_dir: Path) -> Path:

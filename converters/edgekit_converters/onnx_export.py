@@ -13,12 +13,14 @@ class OnnxConverter(Converter):
     format = "onnx"
     model_file = "model.onnx"
     runtime = "onnxruntime"
+    ecosystem_outputs = True
 
     def export(self, ctx, config, out_dir: Path) -> Path:
         import torch
 
         ckpt = ctx.checkpoint
-        module = ckpt.task_module()
+        task = ckpt.task_def
+        module = task.wrap(ckpt.model, ecosystem=True)
         names = ckpt.input_names
         if ckpt.is_image:
             from edgekit.data.images import sample_images
@@ -36,7 +38,9 @@ class OnnxConverter(Converter):
             args = tuple(enc[n].to(torch.int64) for n in names)
             dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
         out = out_dir / self.model_file
-        dynamic[ckpt.task_def.output_name] = {0: "batch"}
+        dynamic[task.output_name] = {0: "batch"}
+        for extra in task.ecosystem_outputs:  # per-token outputs (last_hidden_state): batch and sequence axes
+            dynamic[extra] = dict(dynamic[names[0]]) if not ckpt.is_image else {0: "batch"}
         # The TorchScript exporter is used on purpose: ONNX Runtime's transformer
         # optimizer fuses its graph fully (Attention, EmbedLayerNormalization);
         # on the dynamo exporter's graph it fused neither (measured on MiniLM).
@@ -49,7 +53,7 @@ class OnnxConverter(Converter):
                 dynamo=False,
                 opset_version=config.opset,
                 input_names=names,
-                output_names=[ckpt.task_def.output_name],
+                output_names=[task.output_name, *task.ecosystem_outputs],
                 dynamic_axes=dynamic,
                 do_constant_folding=True,
             )

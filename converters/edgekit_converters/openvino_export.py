@@ -23,6 +23,7 @@ class OpenVINOConverter(Converter):
     format = "openvino"
     model_file = "model.xml"
     runtime = "openvino"
+    ecosystem_outputs = True
 
     def export(self, ctx, config, out_dir: Path) -> Path:
         from edgekit.plugins import get_runtime

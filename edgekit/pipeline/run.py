@@ -398,6 +398,12 @@ def _run_stage(
     """Build one artifact in the run's staging tree and describe it (the run moves into place at its end)."""
     staged = out.stage(name)
     result = handler_for(cfg)(cfg, parent, ctx, staged)
+    if result.format == "onnx":
+        from edgekit.pipeline.ecosystem import contrib_ops, write_ecosystem_files
+
+        if ctx.checkpoint is not None:  # loadable as it is by Optimum and sentence-transformers
+            write_ecosystem_files(ctx.checkpoint, staged)
+        result.extra["onnx_contrib_ops"] = contrib_ops(staged / result.model_file)  # [] runs on any ONNX runtime
     own = ctx  # a new checkpoint (a student) is fed through its own tokenizer: its vocabulary may be pruned
     if result.format == "hf-checkpoint":
         own = ctx.for_checkpoint(load_checkpoint(staged, task=ctx.teacher.task))

@@ -119,11 +119,22 @@ class Task:
         """The task output from a transformers model's output (the exported graph's one output)."""
         return model_output.logits
 
-    def wrap(self, model):
-        """``model`` as the exported module: token tensors (or pixel_values) in, the task output out."""
+    # outputs an ONNX export adds after the task's own, for the ecosystem's loaders (Optimum's ORTModel
+    # classes read ``last_hidden_state``); each comes from the transformers model output's attribute
+    ecosystem_outputs: ClassVar[tuple[str, ...]] = ()
+
+    def wrap(self, model, ecosystem: bool = False):
+        """``model`` as the exported module: token tensors (or pixel_values) in, the task output out; with
+        ``ecosystem``, the :attr:`ecosystem_outputs` after it."""
         import torch
 
         task = self
+        extra = self.ecosystem_outputs if ecosystem else ()
+
+        def outputs(model_output, attention_mask):
+            head = task.head(model_output, attention_mask)
+            return (head, *(getattr(model_output, n) for n in extra)) if extra else head
+
         if self.is_image:
 
             class ImageTaskModule(torch.nn.Module):
@@ -132,7 +143,7 @@ class Task:
                     self.model = inner
 
                 def forward(self, pixel_values):
-                    return task.head(self.model(pixel_values=pixel_values), None)
+                    return outputs(self.model(pixel_values=pixel_values), None)
 
             return ImageTaskModule(model).eval()
 
@@ -146,7 +157,7 @@ class Task:
                 kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
                 if self.takes_token_types and token_type_ids is not None:
                     kwargs["token_type_ids"] = token_type_ids
-                return task.head(self.model(**kwargs), attention_mask)
+                return outputs(self.model(**kwargs), attention_mask)
 
         return TaskModule(model, getattr(model.config, "type_vocab_size", 0) > 0).eval()
 

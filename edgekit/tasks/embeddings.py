@@ -15,6 +15,7 @@ class Embeddings(Task):
     name = "feature-extraction"
     description = "mean-pooled sentence embeddings"
     output_name = "embeddings"
+    ecosystem_outputs = ("last_hidden_state",)  # token embeddings: Optimum and sentence-transformers pool them
     api_method = "embed"
     endpoint = "/embed"
     response_key = "embeddings"

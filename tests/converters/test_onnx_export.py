@@ -31,7 +31,9 @@ def test_export_has_dynamic_axes_and_passes_parity(ctx, tmp_path):
     for inp in model.graph.input:
         dims = inp.type.tensor_type.shape.dim
         assert dims[0].dim_param == "batch" and dims[1].dim_param == "sequence"
-    assert [o.name for o in model.graph.output] == ["embeddings"]
+    assert [o.name for o in model.graph.output] == ["embeddings", "last_hidden_state"]
+    tokens = model.graph.output[1].type.tensor_type.shape.dim  # Optimum's output: per token, dynamic axes
+    assert [d.dim_param or d.dim_value for d in tokens] == ["batch", "sequence", 32]
 
 
 class _Sabotaged(OnnxConverter):
