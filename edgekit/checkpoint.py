@@ -123,9 +123,30 @@ def check_architecture(path: Path, config: dict) -> None:
         kind = "an encoder-decoder (sequence-to-sequence) model"
     elif config.get("is_decoder") or any(a.endswith(DECODER_HEADS) for a in archs) or _decoder_only(model_type):
         kind = "a decoder (text generation) model"
+    elif _vision_backbone(model_type) and not any("ForImageClassification" in a for a in archs):
+        kind = "a vision backbone without a classification head (image embeddings)"
+        raise CheckpointError(
+            f"{path}: {what} is {kind}, not supported yet: edgekit compresses image models with a "
+            "classification head (...ForImageClassification)"
+        )
     else:
         return
     raise CheckpointError(f"{path}: {what} is {kind}, not supported yet: {SUPPORTED}")
+
+
+def _vision_backbone(model_type: str) -> bool:
+    """A model type transformers builds image classifiers for and no masked-LM head: an image model (ViT, DeiT)."""
+    try:
+        from transformers.models.auto.modeling_auto import (
+            MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+            MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+        )
+    except ImportError:
+        return False
+    return (
+        model_type in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
+        and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
 
 
 def validate_dir(path: Path, allow_unsafe_pickle: bool = False) -> dict:

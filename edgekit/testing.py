@@ -154,3 +154,53 @@ def make_tiny_vit(
         settings=replace(VISION_SETTINGS, epochs=epochs, lr=3e-3, seed=seed),
     )
     return directory
+
+
+# Random-weight twins of the encoder families edgekit exports: config keys per model type (the rest as BERT's)
+ARCHITECTURES: dict[str, dict] = {
+    "bert": {},
+    "roberta": {},
+    "xlm-roberta": {},
+    "distilbert": {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64},
+    "albert": {"embedding_size": 16},
+    "electra": {"embedding_size": 32},
+    "deberta-v2": {},
+    "modernbert": {"global_attn_every_n_layers": 1, "local_attention": 16},
+    "mpnet": {},
+}
+
+
+def make_tiny_architecture(directory: str | Path, model_type: str, *, task: str = "feature-extraction") -> Path:
+    """:func:`make_tiny_checkpoint`'s tokenizer with a random-weight (seeded) ``model_type`` model of the same
+    vocabulary: 2 layers, hidden size 32, ``task``'s head."""
+    import json
+
+    import transformers
+
+    ckpt = make_tiny_checkpoint(directory, task=task)
+    vocab = json.loads((ckpt / "config.json").read_text())["vocab_size"]
+    common = {
+        "vocab_size": vocab,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 130,
+        "pad_token_id": 0,
+    }
+    extra = ARCHITECTURES[model_type]
+    if model_type == "distilbert":  # its own names for the same sizes
+        common = {k: v for k, v in common.items() if k in ("vocab_size", "max_position_embeddings", "pad_token_id")}
+    config = transformers.AutoConfig.for_model(model_type, **common, **extra)
+    spec = get_task(task)
+    if spec.labelled:
+        config.num_labels = 3
+        config.id2label = {i: f"label_{i}" for i in range(3)}
+        config.label2id = {v: k for k, v in config.id2label.items()}
+    model = getattr(transformers, spec.auto_class).from_config(config)
+    seeded_init(model, 0)
+    for f in ckpt.glob("model*.safetensors"):
+        f.unlink()
+    (ckpt / "config.json").unlink()
+    model.eval().save_pretrained(str(ckpt), safe_serialization=True)
+    return ckpt

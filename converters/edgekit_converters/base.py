@@ -14,6 +14,8 @@ class Converter(ABC):
     runtime: ClassVar[str]  # the adapter used to validate parity
     # the graph also has the task's ecosystem outputs after its own (Task.ecosystem_outputs: last_hidden_state)
     ecosystem_outputs: ClassVar[bool] = False
+    # model types whose export this converter is known to get wrong, and why: refused before any work
+    unsupported: ClassVar[dict[str, str]] = {}
 
     @abstractmethod
     def export(self, ctx, config, out_dir: Path) -> Path:

@@ -113,6 +113,7 @@ def compress(
         test = load_dataset(bench.eval).test
         data = replace(data, heldout=test.texts, heldout_labels=test.labels, heldout_source=test.source)
     steps = plan(recipe)
+    refuse_unsupported_exports(steps, ckpt)
     for cfg, made, _parent in steps:
         if stage_io(cfg).trains and not ckpt.task_def.trainable:
             raise InputError(
@@ -205,6 +206,23 @@ def compress(
         return CompressResult(
             report=report, artifacts={n: Artifact.load(out.final(n)) for n in artifacts}, output=out.path
         )
+
+
+def refuse_unsupported_exports(steps, ckpt: Checkpoint) -> None:
+    """An export stage whose converter is known to get this model type wrong: exit 2 before any work."""
+    from edgekit.plugins import converters
+    from edgekit.recipe.config import ExportConfig
+
+    for cfg, made, _parent in steps:
+        if not isinstance(cfg, ExportConfig):
+            continue
+        for converter in converters().values():
+            why = converter.format == cfg.format and converter.unsupported.get(str(ckpt.config.get("model_type")))
+            if why:
+                raise InputError(
+                    f"{ckpt.path}: {cfg.format} export ({made}) of a {ckpt.config['model_type']} model is not "
+                    f"supported: {why}"
+                )
 
 
 def recipe_entry(recipe: Recipe) -> dict:
