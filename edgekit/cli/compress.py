@@ -15,6 +15,12 @@ from edgekit.tasks import TASKS
 @click.argument("checkpoint")
 @input_options
 @click.option(
+    "--tokenizer",
+    type=click.Path(path_type=Path),
+    help="With a text model file: its tokenizer directory; it is then calibrated, checked and scored on "
+    "texts (the shipped sets, or --calibration / --eval) instead of synthesized inputs.",
+)
+@click.option(
     "--inputs",
     "inputs_file",
     type=click.Path(path_type=Path),
@@ -86,6 +92,7 @@ def compress(
     checkpoint,
     shapes,
     values,
+    tokenizer,
     inputs_file,
     recipe,
     output,
@@ -158,6 +165,7 @@ def compress(
                 overwrite=overwrite,
                 overrides=overrides,
                 inputs=inputs,
+                tokenizer=tokenizer,
             )
     except SearchFailed as err:
         written = Path(output) / "report.json"

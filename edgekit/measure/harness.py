@@ -109,7 +109,7 @@ def _load_all(
             reference_out = outputs
             fidelity = {"reference": True}
         elif outputs is not None and reference_out is not None:
-            fidelity = compare(task or "", reference_out, outputs)
+            fidelity = compare(task, reference_out, outputs)
         else:
             fidelity = {}
         fidelity.update(_task_metrics(task, outputs, labels, texts, tok, seq_len))

@@ -16,7 +16,7 @@ from edgekit.plugins import load_session, runtime_for_format
 from edgekit.report.build import build_report
 
 
-def _tokenizer(path: Path):
+def load_tokenizer(path: Path):
     from edgekit.checkpoint import offline
 
     offline()
@@ -197,7 +197,7 @@ def bench_file(
     names = display_names([(path, artifact_dir) for path, artifact_dir, *_ in resolved])
     prepared = [(path, name, fmt, prec, adapter) for (path, _, fmt, prec, adapter), name in zip(resolved, names)]
     checks = {name: _selfcheck(adapter, path, settings.threads) for path, name, _, _, adapter in prepared}
-    tok = _tokenizer(tokenizer) if tokenizer else None
+    tok = load_tokenizer(tokenizer) if tokenizer else None
     texts = load_text_data(evaluation=texts_file).heldout if tok is not None else []
     feeds = load_inputs(inputs_file) if inputs_file else None
     sweep = settings.sweep(batch_sizes, seq_lens, threads)

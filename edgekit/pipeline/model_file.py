@@ -113,6 +113,8 @@ class FileContext:
     batch_size: int = 1
     overrides: InputOverrides = field(default_factory=InputOverrides)
     feeds: dict | None = None  # --inputs: the user's own arrays, the only batch used
+    tokenizer: Any = None  # --tokenizer: a text model fed real text (calibration and held-out texts)
+    data: Any = None  # with the tokenizer: edgekit.data.calibration.TextData
     artifacts: dict = field(default_factory=dict)
     checkpoint: None = None
     resume: bool = False
@@ -121,6 +123,8 @@ class FileContext:
 
     @property
     def inputs_source(self) -> str:
+        if self.tokenizer is not None:
+            return f"{self.data.heldout_source} through the given tokenizer"
         return "the given inputs" if self.feeds is not None else "inputs synthesized from the model's specs"
 
     def reference_session(self):
@@ -131,6 +135,8 @@ class FileContext:
         return self._session
 
     def _feeds(self, session, seed: int) -> dict[str, np.ndarray]:
+        if self.tokenizer is not None:
+            return self._text_feeds(session.inputs, self.data.heldout[seed * 8 : seed * 8 + 8] or self.data.heldout[:1])
         if self.feeds is not None:
             return check_feeds(self.feeds, session.inputs)
         return synthesize(session.inputs, self.batch_size, self.seq_len, seed=seed, overrides=self.overrides)
@@ -147,14 +153,34 @@ class FileContext:
             except Exception as err:  # noqa: BLE001 - the runtime rejected the user's arrays
                 raise InputError(f"{self.model}: the runtime rejected the given inputs: {err}") from None
 
+    def _text_feeds(self, specs, texts, length: int | None = None) -> dict[str, np.ndarray]:
+        from edgekit.data.feeds import tokenize
+
+        return tokenize(self.tokenizer, list(texts), specs, length or self.seq_len)
+
     def parity_feeds(self, session, max_len: int = 128) -> list[dict[str, np.ndarray]]:
+        if self.tokenizer is not None:  # as a checkpoint's: two padded batches, two single texts
+            from edgekit.pipeline.context import PARITY_BATCHES
+
+            limit = min(max_len, getattr(session, "max_seq_len", None) or max_len)
+            texts = self.data.heldout
+            return [self._text_feeds(session.inputs, texts[lo:hi] or texts[:1], limit) for lo, hi in PARITY_BATCHES]
         if self.feeds is not None:
             return [check_feeds(self.feeds, session.inputs)]
         return [self._feeds(session, seed) for seed in range(PARITY_SEEDS)]
 
     def calibration_batches(self, specs, samples: int, batch_size: int, seq_len: int) -> list[dict[str, np.ndarray]]:
         """Calibration inputs: the given inputs, or ``samples`` rows synthesized from the specs (standard
-        normal floats: a guess at a model's input range, stated in the report)."""
+        normal floats: a guess at a model's input range, stated in the report); with a tokenizer, the
+        calibration texts."""
+        if self.tokenizer is not None:
+            from edgekit.data.feeds import tokenize
+
+            texts = self.data.calibration[:samples]
+            return [
+                tokenize(self.tokenizer, texts[i : i + batch_size], specs, seq_len, fixed=True)
+                for i in range(0, len(texts), batch_size)
+            ]
         if self.feeds is not None:
             return [check_feeds(self.feeds, specs)]
         n = max(1, samples // max(1, self.batch_size))

@@ -64,6 +64,7 @@ def compress(
     overwrite: bool = False,
     overrides=None,
     inputs: dict | None = None,
+    tokenizer: str | Path | None = None,
 ) -> CompressResult:
     """Run ``recipe`` on ``checkpoint`` into the directory ``output``, all or nothing.
 
@@ -78,11 +79,13 @@ def compress(
     from edgekit.pipeline.model_file import is_model_file
 
     if is_model_file(checkpoint):
-        if task or calibration or evaluation or resume or allow_unsafe_pickle:
+        if task or resume or allow_unsafe_pickle:
             raise InputError(
-                f"{checkpoint}: a model file takes no --task, --calibration, --eval, --resume or "
-                "--allow-unsafe-pickle (it is measured against itself on its own runtime)"
+                f"{checkpoint}: a model file takes no --task, --resume or --allow-unsafe-pickle "
+                "(it is measured against itself on its own runtime)"
             )
+        if (calibration or evaluation) and tokenizer is None:
+            raise InputError(f"{checkpoint}: --calibration and --eval are texts: give the model's --tokenizer too")
         return compress_file(
             Path(checkpoint),
             recipe,
@@ -91,9 +94,14 @@ def compress(
             overwrite=overwrite,
             overrides=overrides,
             inputs=inputs,
+            tokenizer=tokenizer,
+            calibration=calibration,
+            evaluation=evaluation,
         )
-    if overrides or inputs is not None:
-        raise InputError("--shape, --value and --inputs state a model file's inputs; a checkpoint is fed text")
+    if overrides or inputs is not None or tokenizer is not None:
+        raise InputError(
+            "--shape, --value, --inputs and --tokenizer state a model file's inputs; a checkpoint brings its own"
+        )
     # everything that can be checked before work starts is checked first
     ckpt = load_checkpoint(checkpoint, task=task, allow_unsafe_pickle=allow_unsafe_pickle)
     bench = recipe.bench_config()
@@ -252,9 +260,14 @@ def compress_file(
     overwrite: bool = False,
     overrides=None,
     inputs: dict | None = None,
+    tokenizer: str | Path | None = None,
+    calibration: str | Path | None = None,
+    evaluation: str | Path | None = None,
 ) -> CompressResult:
     """Run ``recipe`` on a model file edgekit did not make: it is the recipe's first artifact and the parity
-    reference on its own runtime (:mod:`edgekit.pipeline.model_file`). All or nothing, as :func:`compress`."""
+    reference on its own runtime (:mod:`edgekit.pipeline.model_file`). With ``tokenizer`` (a text model) it is
+    calibrated, checked and scored on texts (the shipped sets, or ``calibration`` / ``evaluation``), as a
+    checkpoint is. All or nothing, as :func:`compress`."""
     import os
 
     from edgekit.data.feeds import InputOverrides
@@ -271,6 +284,13 @@ def compress_file(
             f"{model}: its weights are {precision}, not fp32; edgekit quantizes fp32 model files "
             "(bench it as it is: edgekit bench FILE)"
         )
+    if tokenizer is not None and (overrides or inputs is not None):
+        raise InputError("--tokenizer feeds the model text: not with --shape, --value or --inputs")
+    tok, data = None, None
+    if tokenizer is not None:
+        from edgekit.measure.model_files import load_tokenizer
+
+        tok, data = load_tokenizer(Path(tokenizer)), load_text_data(calibration, evaluation)
     steps = plan(recipe, root=root_name, root_format=fmt, root_precision="fp32")
     adapter = runtime_for_format(fmt)
     if adapter.isolate:
@@ -287,6 +307,8 @@ def compress_file(
         batch_size=bench.batch_size,
         overrides=overrides or InputOverrides(),
         feeds=inputs,
+        tokenizer=tok,
+        data=data,
     )
     try:
         ctx.check_inputs()
@@ -319,11 +341,15 @@ def compress_file(
                 progress=progress,
                 feeds_override=inputs,
                 overrides=ctx.overrides,
+                tokenizer=tok,
+                texts=data.heldout if data is not None else (),
             )
             for r in rows:
                 if r["name"] in artifacts:
                     a = artifacts[r["name"]]
                     r["parent"] = a.meta["parent"]["name"]
+                    if tok is not None:  # scored on the held-out texts, as a checkpoint's artifacts are
+                        continue
                     v = a.meta.get("validation") or {}
                     r["fidelity"] = {
                         k: v[k] for k in ("cosine_mean", "cosine_min", "max_abs_diff", "min_cosine") if k in v
@@ -346,6 +372,11 @@ def compress_file(
                     **settings_dict(bench),
                     "inputs": ctx.inputs_source,
                     "fidelity": f"cosine to {root.name} (the file on {adapter.name}) over {ctx.inputs_source}",
+                    **(
+                        {"calibration": data.calibration_source, "heldout": data.heldout_source}
+                        if data is not None
+                        else {}
+                    ),
                     **({"input_overrides": ctx.overrides.as_json()} if ctx.overrides else {}),
                 },
                 kind="compress",

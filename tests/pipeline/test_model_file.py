@@ -137,7 +137,7 @@ def test_file_only_options_are_refused_where_they_do_not_apply(tmp_path, run_cli
     res = run_cli("compress", str(model), "--task", "feature-extraction", "-o", str(tmp_path / "a"), "-q")
     assert res.exit_code == 2 and "a model file takes no --task" in res.stderr
     res = run_cli("compress", str(tiny_ckpt), "--shape", "x=1", "-o", str(tmp_path / "b"), "-q")
-    assert res.exit_code == 2 and "a checkpoint is fed text" in res.stderr
+    assert res.exit_code == 2 and "a checkpoint brings its own" in res.stderr
 
 
 def test_an_int8_file_is_not_quantized_again(tmp_path, run_cli):
@@ -177,3 +177,33 @@ def test_with_bench_validates_and_adds_a_bench_stage():
     assert isinstance(bare.with_bench(batch_size=2).stages[-1], BenchConfig)
     with pytest.raises(RecipeError, match="threads"):
         r.with_bench(threads=0)
+
+
+def test_a_text_model_file_is_calibrated_and_scored_on_texts_with_its_tokenizer(tmp_path, run_cli, tiny_compressed):
+    """An ONNX encoder from elsewhere (here: a plain export) with its tokenizer: static int8 calibrated on the
+    shipped texts, every artifact scored on the held-out texts like a checkpoint's."""
+    import shutil
+
+    model = tmp_path / "encoder.onnx"
+    shutil.copyfile(tiny_compressed / "onnx-fp32" / "model.onnx", model)
+    tok = tiny_compressed / "onnx-fp32"  # the folder carries the checkpoint's tokenizer files
+    out = tmp_path / "out"
+    res = run_cli(
+        "compress", str(model), "-r", "ptq-static", "--tokenizer", str(tok), "-s", "32", "-o", str(out), "--json"
+    )
+    assert res.exit_code == 0, res.stderr
+    report = json.loads(res.output)
+    assert "through the given tokenizer" in report["settings"]["inputs"] and report["settings"]["heldout"]
+    rows = {r["name"]: r for r in report["results"]}
+    f = rows["onnx-int8-static"]["fidelity"]
+    assert (
+        f["samples"] == report["settings"]["fidelity_samples"]
+        and 0.95 <= f["cosine_min"] <= f["cosine_mean"] <= 1 + 1e-6
+    )  # held-out texts, not noise
+    assert rows["onnx-fp32-opt"]["fidelity"]["cosine_min"] > 0.9999
+    bad = run_cli(
+        "compress", str(model), "--tokenizer", str(tok), "--shape", "input_ids=1,8", "-o", str(tmp_path / "b")
+    )
+    assert bad.exit_code == 2 and "not with --shape" in bad.stderr
+    bad = run_cli("compress", str(model), "--calibration", str(tmp_path / "x.txt"), "-o", str(tmp_path / "c"))
+    assert bad.exit_code == 2 and "give the model's --tokenizer too" in bad.stderr
