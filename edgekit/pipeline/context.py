@@ -26,6 +26,21 @@ def feeds_digest(feeds: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def text_parity_feeds(tokenizer, texts, session, max_len: int = 128) -> list[dict[str, np.ndarray]]:
+    """The parity batches of ``texts`` (:data:`PARITY_BATCHES`) tokenized for ``session``, capped at
+    ``max_len`` tokens and at its longest sequence bucket."""
+    limit = min(max_len, getattr(session, "max_seq_len", None) or max_len)
+    return [tokenize(tokenizer, texts[lo:hi] or texts[:1], session.inputs, limit) for lo, hi in PARITY_BATCHES]
+
+
+def text_batches_fixed(tokenizer, texts, specs, seq_len: int, batch_size: int) -> list[dict[str, np.ndarray]]:
+    """``texts`` tokenized for ``specs``, every row padded to ``seq_len`` tokens, ``batch_size`` a batch."""
+    return [
+        tokenize(tokenizer, texts[i : i + batch_size], specs, seq_len, fixed=True)
+        for i in range(0, len(texts), batch_size)
+    ]
+
+
 @dataclass
 class StageContext:
     checkpoint: Checkpoint
@@ -61,13 +76,7 @@ class StageContext:
 
     def parity_feeds(self, session, max_len: int = 128) -> list[dict[str, np.ndarray]]:
         """Held-out token batches shaped for ``session`` (capped at its longest sequence bucket)."""
-        limit = min(max_len, getattr(session, "max_seq_len", None) or max_len)
-        texts = self.data.heldout
-        batches = []
-        for lo, hi in PARITY_BATCHES:
-            chunk = texts[lo:hi] or texts[:1]
-            batches.append(tokenize(self.checkpoint.tokenizer, chunk, session.inputs, limit))
-        return batches
+        return text_parity_feeds(self.checkpoint.tokenizer, self.data.heldout, session, max_len)
 
     def output_of(self, outputs: dict[str, np.ndarray], what: str = "output") -> np.ndarray:
         """The output parity is checked on: the task's (``embeddings``, ``logits``...)."""
@@ -79,11 +88,9 @@ class StageContext:
     def calibration_batches(self, specs, samples: int, batch_size: int, seq_len: int) -> list[dict[str, np.ndarray]]:
         """Calibration inputs for static quantization: the first ``samples`` calibration texts, tokenized
         for ``specs`` at ``seq_len`` tokens (padded), ``batch_size`` texts a batch."""
-        texts = self.data.calibration[:samples]
-        return [
-            tokenize(self.checkpoint.tokenizer, texts[i : i + batch_size], specs, seq_len, fixed=True)
-            for i in range(0, len(texts), batch_size)
-        ]
+        return text_batches_fixed(
+            self.checkpoint.tokenizer, self.data.calibration[:samples], specs, seq_len, batch_size
+        )
 
     def reference_outputs(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         key = feeds_digest(feeds)

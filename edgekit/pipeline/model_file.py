@@ -19,10 +19,10 @@ import numpy as np
 
 from edgekit import formats
 from edgekit.artifact import Artifact, sha256_file
-from edgekit.data.feeds import InputOverrides, check_feeds, synthesize
+from edgekit.data.feeds import InputOverrides, check_feeds, synthesize, tokenize
 from edgekit.errors import InputError, RecipeError
 from edgekit.measure.harness import run_synthesized
-from edgekit.pipeline.context import feeds_digest
+from edgekit.pipeline.context import feeds_digest, text_batches_fixed, text_parity_feeds
 from edgekit.recipe.config import BenchConfig, ExportConfig, Recipe
 
 PARITY_SEEDS = 4  # parity and fidelity batches synthesized from the model's specs, one seed each
@@ -136,7 +136,8 @@ class FileContext:
 
     def _feeds(self, session, seed: int) -> dict[str, np.ndarray]:
         if self.tokenizer is not None:
-            return self._text_feeds(session.inputs, self.data.heldout[seed * 8 : seed * 8 + 8] or self.data.heldout[:1])
+            texts = self.data.heldout[seed * 8 : seed * 8 + 8] or self.data.heldout[:1]
+            return tokenize(self.tokenizer, list(texts), session.inputs, self.seq_len)
         if self.feeds is not None:
             return check_feeds(self.feeds, session.inputs)
         return synthesize(session.inputs, self.batch_size, self.seq_len, seed=seed, overrides=self.overrides)
@@ -153,18 +154,9 @@ class FileContext:
             except Exception as err:  # noqa: BLE001 - the runtime rejected the user's arrays
                 raise InputError(f"{self.model}: the runtime rejected the given inputs: {err}") from None
 
-    def _text_feeds(self, specs, texts, length: int | None = None) -> dict[str, np.ndarray]:
-        from edgekit.data.feeds import tokenize
-
-        return tokenize(self.tokenizer, list(texts), specs, length or self.seq_len)
-
     def parity_feeds(self, session, max_len: int = 128) -> list[dict[str, np.ndarray]]:
         if self.tokenizer is not None:  # as a checkpoint's: two padded batches, two single texts
-            from edgekit.pipeline.context import PARITY_BATCHES
-
-            limit = min(max_len, getattr(session, "max_seq_len", None) or max_len)
-            texts = self.data.heldout
-            return [self._text_feeds(session.inputs, texts[lo:hi] or texts[:1], limit) for lo, hi in PARITY_BATCHES]
+            return text_parity_feeds(self.tokenizer, self.data.heldout, session, max_len)
         if self.feeds is not None:
             return [check_feeds(self.feeds, session.inputs)]
         return [self._feeds(session, seed) for seed in range(PARITY_SEEDS)]
@@ -174,13 +166,7 @@ class FileContext:
         normal floats: a guess at a model's input range, stated in the report); with a tokenizer, the
         calibration texts."""
         if self.tokenizer is not None:
-            from edgekit.data.feeds import tokenize
-
-            texts = self.data.calibration[:samples]
-            return [
-                tokenize(self.tokenizer, texts[i : i + batch_size], specs, seq_len, fixed=True)
-                for i in range(0, len(texts), batch_size)
-            ]
+            return text_batches_fixed(self.tokenizer, self.data.calibration[:samples], specs, seq_len, batch_size)
         if self.feeds is not None:
             return [check_feeds(self.feeds, specs)]
         n = max(1, samples // max(1, self.batch_size))

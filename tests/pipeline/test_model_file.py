@@ -152,12 +152,19 @@ def test_python_api_and_cli_bench_settings(tmp_path, run_cli):
     import edgekit
 
     model = mlp_onnx(tmp_path / "mlp.onnx")
-    report = edgekit.compress(model, "ptq-dynamic", tmp_path / "api", threads=1, batch_size=3)
+    quick = tmp_path / "quick.yaml"  # ptq-dynamic's stages, timed briefly
+    quick.write_text(
+        "version: 1\nname: quick\nstages:\n  - {kind: export, name: onnx-fp32}\n  - {kind: optimize}\n"
+        "  - {kind: quantize, method: dynamic, name: onnx-int8-dynamic}\n"
+        "  - {kind: bench, runs: 3, warmup: 1, threads: 2, batch_size: 1}\n"
+    )
+    report = edgekit.compress(model, str(quick), tmp_path / "api", threads=1, batch_size=3)
     assert report["settings"]["threads"] == 1 and report["settings"]["batch_size"] == 3
+    assert report["settings"]["runs"] == 3  # what was not replaced stays the recipe's
     assert {r["name"] for r in report["results"]} == {"onnx-fp32", "onnx-fp32-opt", "onnx-int8-dynamic"}
     assert all(r["input_shapes"] == {"x": [3, 64]} for r in report["results"])
     assert (tmp_path / "api" / "onnx-int8-dynamic" / "manifest.json").is_file()
-    res = run_cli("compress", str(model), "-t", "1", "-b", "2", "-o", str(tmp_path / "cli"), "--json")
+    res = run_cli("compress", str(model), "-r", str(quick), "-t", "1", "-b", "2", "-o", str(tmp_path / "cli"), "--json")
     assert res.exit_code == 0, res.stderr
     cli = json.loads(res.output)
     assert cli["settings"]["batch_size"] == 2 and cli["results"][0]["input_shapes"] == {"x": [2, 64]}
