@@ -195,9 +195,7 @@ def bench(
         console = replace(console, json=True)  # stdout holds the report: no table there
     from edgekit.data.feeds import InputOverrides
 
-    overrides = InputOverrides(shapes=shapes, values=values)
-    if overrides and (tokenizer or inputs_file):
-        raise click.UsageError("--shape and --value shape synthesized inputs: not with --inputs or --tokenizer")
+    overrides = InputOverrides(shapes=shapes, values=values)  # with --inputs/--tokenizer: refused by bench_file
     settings = BenchSettings(batch_size=batch_size[0], seq_len=seq_len[0], threads=threads[0], warmup=warmup, runs=runs)
     sweeps = {"batch_sizes": batch_size, "seq_lens": seq_len, "threads": threads}
     with console.results_only():
