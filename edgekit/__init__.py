@@ -17,7 +17,7 @@ def load(bundle, runtime=None, threads=None, variant=None, check=True):
 
 def compress(
     model,
-    recipe="ptq-dynamic",
+    recipe=None,
     output=None,
     *,
     threads=None,
@@ -27,7 +27,8 @@ def compress(
     overwrite=False,
     **options,
 ) -> dict:
-    """Run ``recipe`` (a built-in name, a YAML path or a :class:`edgekit.recipe.config.Recipe`) on ``model``
+    """Run ``recipe`` (a built-in name, a YAML path or a :class:`edgekit.recipe.config.Recipe`; None: the
+    default, ``fastest`` for a checkpoint and ``ptq-dynamic`` for a model file, as ``edgekit compress``) on ``model``
     (a checkpoint directory, the alias ``minilm``, or a float ``.onnx``/``.tflite`` file) into the directory
     ``output``, as ``edgekit compress`` does, and return the report (``report.json``'s content).
 
@@ -36,11 +37,14 @@ def compress(
     ``resume``, ``overrides``, ``inputs``). Errors are :mod:`edgekit.errors` exceptions (their
     ``exit_code`` says which kind); a failed run leaves ``output`` as it was."""
     from edgekit.errors import InputError
+    from edgekit.pipeline.model_file import default_recipe
     from edgekit.pipeline.run import compress as _compress
     from edgekit.recipe.config import Recipe, load_recipe
 
     if output is None:
         raise InputError("edgekit.compress needs output=DIRECTORY")
+    if recipe is None:
+        recipe = default_recipe(model)
     loaded = recipe if isinstance(recipe, Recipe) else load_recipe(str(recipe))
     loaded = loaded.with_bench(threads=threads, seq_len=seq_len, batch_size=batch_size)
     return _compress(model, loaded, output, progress=progress, overwrite=overwrite, **options).report

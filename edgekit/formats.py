@@ -89,6 +89,19 @@ class Format:
         """The model's file name inside an artifact or bundle variant directory."""
         return f"model{self.suffixes[0]}"
 
+    def model_in(self, path: Path) -> Path:
+        """The model file ``path`` names (an artifact directory: its ``model.<suffix>``), checked to exist and to
+        look like this format; ``FileNotFoundError`` / ``ValueError`` otherwise (what adapters raise on load)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / self.model_file
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such model file")
+        problem = self.problem(path)
+        if problem:
+            raise ValueError(f"{path}: {problem}")
+        return path
+
     def problem(self, path: Path) -> str | None:
         """Why ``path`` is not a model of this format (None: it looks like one, or there is no check)."""
         if self.check is None:

@@ -29,11 +29,13 @@ BUILTIN = {
         "litert": "edgekit_runtimes.litert:LiteRTAdapter",
         "tflite-runtime": "edgekit_runtimes.litert:LegacyTFLiteRuntimeAdapter",
         "openvino": "edgekit_runtimes.openvino_cpu:OpenVINOCPUAdapter",
+        "executorch": "edgekit_runtimes.executorch_cpu:ExecuTorchAdapter",
     },
     "edgekit.formats": {
         "onnx": "edgekit_runtimes.onnxruntime_cpu:ONNX_FORMAT",
         "tflite": "edgekit_runtimes.litert:TFLITE_FORMAT",
         "openvino": "edgekit_runtimes.openvino_cpu:OPENVINO_FORMAT",
+        "executorch": "edgekit_runtimes.executorch_cpu:EXECUTORCH_FORMAT",
     },
 }
 

@@ -61,8 +61,8 @@ def _recipe(fmt: object, **export):
 
 
 def test_builtin_formats():
-    assert formats.names() == ("onnx", "openvino", "tflite")
-    assert formats.names(bundled=True) == ("onnx", "openvino", "tflite")
+    assert formats.names() == ("executorch", "onnx", "openvino", "tflite")
+    assert formats.names(bundled=True) == ("executorch", "onnx", "openvino", "tflite")
     onnx, tflite = formats.get("onnx"), formats.get("tflite")
     assert (onnx.label, onnx.suffixes, onnx.model_file, onnx.fixed_lengths) == ("ONNX", (".onnx",), "model.onnx", False)
     assert (tflite.label, tflite.model_file, tflite.fixed_lengths) == ("TFLite", "model.tflite", True)
@@ -74,7 +74,9 @@ def test_builtin_formats():
 
 
 def test_unknown_format_names_the_known_ones():
-    with pytest.raises(InputError, match=r"unknown model format 'coreml'; known: onnx, openvino, tflite") as err:
+    with pytest.raises(
+        InputError, match=r"unknown model format 'coreml'; known: executorch, onnx, openvino, tflite"
+    ) as err:
         formats.get("coreml")
     assert err.value.exit_code == ExitCode.INPUT
 
@@ -83,7 +85,7 @@ def test_builtin_formats_own_their_quantize_backend_and_search_space():
     from edgekit.stages.quantize import backend, methods, quantizable
     from edgekit.stages.search_space import searchable, sensitivity_ranker, space
 
-    assert quantizable() == searchable() == {"onnx", "openvino", "tflite"}
+    assert quantizable() == searchable() == {"executorch", "onnx", "openvino", "tflite"}
     assert backend("onnx").MODEL_FILE == formats.get("onnx").model_file
     assert backend("tflite").MODEL_FILE == formats.get("tflite").model_file
     assert "weight_only" in methods("tflite") and "weight_only" not in methods("onnx")
@@ -97,7 +99,7 @@ def test_builtin_formats_without_installed_entry_points(monkeypatch):
     monkeypatch.setattr(plugins, "entry_points", lambda group: [])
     plugins._group.cache_clear()
     try:
-        assert formats.names() == ("onnx", "openvino", "tflite")
+        assert formats.names() == ("executorch", "onnx", "openvino", "tflite")
     finally:
         plugins._group.cache_clear()
 
@@ -117,7 +119,10 @@ def test_recipe_format_errors_are_unchanged():
     for bad in ("tfl", 3, ["onnx"], None):
         with pytest.raises(RecipeError) as err:
             _recipe(bad)
-        assert str(err.value) == "recipe <dict>: stages.0.export.format: Input should be 'onnx', 'openvino' or 'tflite'"
+        assert (
+            str(err.value)
+            == "recipe <dict>: stages.0.export.format: Input should be 'executorch', 'onnx', 'openvino' or 'tflite'"
+        )
         assert err.value.exit_code == ExitCode.INPUT
     assert _recipe("tflite").stages[0].format == "tflite"
     assert ExportConfig(kind="export").format == "onnx"
@@ -125,7 +130,11 @@ def test_recipe_format_errors_are_unchanged():
 
 def test_recipe_schema_lists_the_known_formats():
     prop = ExportConfig.model_json_schema()["properties"]["format"]
-    assert prop["enum"] == ["onnx", "openvino", "tflite"] and prop["type"] == "string" and prop["default"] == "onnx"
+    assert (
+        prop["enum"] == ["executorch", "onnx", "openvino", "tflite"]
+        and prop["type"] == "string"
+        and prop["default"] == "onnx"
+    )
 
 
 def test_fixed_length_formats_check_export_seq_lens():
@@ -140,16 +149,22 @@ def test_fixed_length_formats_check_export_seq_lens():
 def test_a_registered_format_is_known_everywhere(fake, tmp_path):
     from edgekit.stages import describe_formats
 
-    assert formats.names() == ("fake", "onnx", "openvino", "tflite")
-    assert formats.names(bundled=True) == ("fake", "onnx", "openvino", "tflite")
+    assert formats.names() == ("executorch", "fake", "onnx", "openvino", "tflite")
+    assert formats.names(bundled=True) == ("executorch", "fake", "onnx", "openvino", "tflite")
     assert formats.get("fake") is FAKE and formats.by_suffix("x/model.FK") is FAKE
     assert FAKE.model_file == "model.fake"
     assert describe_formats({"fake", "onnx", "hf-checkpoint"}) == "Fake, a checkpoint or ONNX"
     # recipes
     assert _recipe("fake").stages[0].format == "fake"
-    with pytest.raises(RecipeError, match=r"Input should be 'fake', 'onnx', 'openvino' or 'tflite'$"):
+    with pytest.raises(RecipeError, match=r"Input should be 'executorch', 'fake', 'onnx', 'openvino' or 'tflite'$"):
         _recipe("tfl")
-    assert ExportConfig.model_json_schema()["properties"]["format"]["enum"] == ["fake", "onnx", "openvino", "tflite"]
+    assert ExportConfig.model_json_schema()["properties"]["format"]["enum"] == [
+        "executorch",
+        "fake",
+        "onnx",
+        "openvino",
+        "tflite",
+    ]
     with pytest.raises(RecipeError, match="seq_lens is 256"):
         _recipe("fake", seq_lens=[256]).check_lengths(128, "m")
     # model files (edgekit bench)
@@ -162,7 +177,7 @@ def test_a_registered_format_is_known_everywhere(fake, tmp_path):
         detect_format(bad)
     other = tmp_path / "m.xyz"
     other.write_bytes(b"")
-    with pytest.raises(ModelFileError, match=r"expected \.fake, \.fk, \.onnx, \.xml or \.tflite\)"):
+    with pytest.raises(ModelFileError, match=r"expected \.pte, \.fake, \.fk, \.onnx, \.xml or \.tflite\)"):
         detect_format(other)
 
 
@@ -190,7 +205,7 @@ def test_a_bundle_may_carry_a_registered_format(tiny_bundle, tmp_path):
 
 def test_unregistered_format_is_gone(fake):
     formats.unregister("fake")
-    assert formats.names() == ("onnx", "openvino", "tflite") and formats.by_suffix("m.fake") is None
+    assert formats.names() == ("executorch", "onnx", "openvino", "tflite") and formats.by_suffix("m.fake") is None
     formats.register(FAKE)  # the fixture unregisters it again
 
 
@@ -208,7 +223,7 @@ def test_a_format_bundles_may_not_carry(tmp_path):
 
 def test_a_format_declared_by_an_entry_point(entry_points_only):
     entry_points_only.append(EntryPoint("fake", "tests.test_formats:FAKE_ENTRY", formats.GROUP))
-    assert formats.names() == ("fake", "onnx", "openvino", "tflite")
+    assert formats.names() == ("executorch", "fake", "onnx", "openvino", "tflite")
     assert formats.get("fake") is FAKE
     assert "fake" in plugins.declared_formats()
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -16,6 +21,19 @@ class Converter(ABC):
     ecosystem_outputs: ClassVar[bool] = False
     # model types whose export this converter is known to get wrong, and why: refused before any work
     unsupported: ClassVar[dict[str, str]] = {}
+    requires: ClassVar[tuple[str, ...]] = ()  # importable module names the export needs (beside torch)
+
+    @classmethod
+    def refusal(cls, ckpt) -> str | None:
+        """Why this converter does not export ``ckpt`` (refused before any work), or None."""
+        return cls.unsupported.get(str(ckpt.config.get("model_type")))
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        """Modules this converter needs that are not importable here."""
+        import importlib.util
+
+        return [m for m in cls.requires if importlib.util.find_spec(m) is None]
 
     @abstractmethod
     def export(self, ctx, config, out_dir: Path) -> Path:
@@ -29,3 +47,23 @@ class Converter(ABC):
         path = self.export(ctx, config, out_dir)
         session = get_runtime(self.runtime).load(path, threads=ctx.threads)
         return ctx.check_parity(session, f"{self.name} export", config.atol, config.min_cosine), session
+
+
+@contextlib.contextmanager
+def quiet_export():
+    """Keep an exporter's progress lines, warnings and native logs (absl, XNNPACK, torchao) out of edgekit's
+    output; errors still propagate as exceptions."""
+    from edgekit.logs import quiet_logging
+    from edgekit_runtimes.base import native_stderr_silenced
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("torchao").setLevel(logging.ERROR)
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+        native_stderr_silenced(),
+        quiet_logging(),
+    ):
+        warnings.simplefilter("ignore")
+        yield

@@ -11,6 +11,7 @@ from edgekit_converters.base import Converter
 class OnnxConverter(Converter):
     name = "onnx"
     format = "onnx"
+    requires = ("onnx", "onnxscript")
     model_file = "model.onnx"
     runtime = "onnxruntime"
     ecosystem_outputs = True

@@ -21,6 +21,7 @@ from edgekit_converters.onnx_export import OnnxConverter
 class OpenVINOConverter(Converter):
     name = "openvino"
     format = "openvino"
+    requires = ("openvino", "onnx")
     model_file = "model.xml"
     runtime = "openvino"
     ecosystem_outputs = True

@@ -10,14 +10,9 @@ a -3.4e38 fill, which older runtimes reject.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import os
-import warnings
 from pathlib import Path
 
-from edgekit_converters.base import Converter
+from edgekit_converters.base import Converter, quiet_export
 
 MASK_FILL = -1e4
 
@@ -73,27 +68,10 @@ def _image_module(ckpt):
     return TFLiteImageTask().eval()
 
 
-@contextlib.contextmanager
-def _quiet():
-    """litert-torch prints progress lines and absl logs; keep them out of edgekit's output."""
-    from edgekit.logs import quiet_logging
-    from edgekit_runtimes.base import native_stderr_silenced
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.getLogger("torchao").setLevel(logging.ERROR)
-    with (
-        warnings.catch_warnings(),
-        contextlib.redirect_stdout(io.StringIO()),
-        native_stderr_silenced(),
-        quiet_logging(),
-    ):
-        warnings.simplefilter("ignore")
-        yield
-
-
 class TFLiteConverter(Converter):
     name = "tflite"
     format = "tflite"
+    requires = ("litert_torch",)
     model_file = "model.tflite"
     runtime = "litert"
     unsupported = {  # noqa: RUF012 - a class-level declaration, never mutated
@@ -104,7 +82,7 @@ class TFLiteConverter(Converter):
     def export(self, ctx, config, out_dir: Path) -> Path:
         import torch
 
-        with _quiet():
+        with quiet_export():  # litert-torch prints progress lines and absl logs
             import litert_torch
 
             ckpt = ctx.checkpoint
@@ -114,7 +92,8 @@ class TFLiteConverter(Converter):
                 sample = {"pixel_values": torch.zeros((1, *ckpt.tokenizer.pixel_shape))}
                 converter = litert_torch.signature(IMAGE_SIGNATURE, module, sample_kwargs=sample)
             else:
-                for seq_len in sorted(set(config.seq_lens)):
+                lengths = ctx.length_buckets() if config.seq_lens == "auto" else config.seq_lens
+                for seq_len in sorted(set(lengths)):
                     sample = {
                         name: torch.ones((1, seq_len), dtype=torch.int32)
                         if name == "attention_mask"

@@ -30,9 +30,9 @@ from edgekit.tasks import TASKS
 @click.option(
     "--recipe",
     "-r",
-    default="ptq-dynamic",
-    show_default=True,
-    help="Built-in recipe name (see `edgekit recipes`) or a recipe YAML file.",
+    help="Built-in recipe name (see `edgekit recipes`) or a recipe YAML file. Default for a checkpoint: "
+    "`fastest` (search every installed format for the fastest int8 artifact within mean cosine 0.995 of "
+    "PyTorch fp32); for a model file: `ptq-dynamic`.",
 )
 @click.option(
     "--output",
@@ -145,6 +145,10 @@ def compress(
     if overrides and inputs_file:
         raise click.UsageError("--shape and --value shape synthesized inputs: not with --inputs")
     try:
+        if recipe is None:
+            from edgekit.pipeline.model_file import default_recipe
+
+            recipe = default_recipe(checkpoint)
         loaded = load_recipe(recipe).with_bench(threads=threads, seq_len=seq_len, batch_size=batch_size)
         inputs = None
         if inputs_file is not None:

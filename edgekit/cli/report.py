@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from edgekit.cli.common import claim_output, output_options, write_output
-from edgekit.errors import GateFailed
+from edgekit.errors import GateFailed, InputError
 
 
 @click.command()
@@ -44,6 +45,13 @@ from edgekit.errors import GateFailed
     "--junit", "junit_out", type=click.Path(path_type=Path), help="Write JUnit XML (one case per gate; `-`: stdout)."
 )
 @click.option(
+    "--update-baseline",
+    is_flag=True,
+    help="Write REPORT as the --baseline file: created when there is none yet (the first run: nothing is gated, "
+    "and the summary says so), refreshed when every gate passed (a failed gate leaves it as it was). Only a "
+    "baseline edgekit wrote is ever replaced.",
+)
+@click.option(
     "--overwrite",
     is_flag=True,
     help="Replace earlier edgekit outputs at --markdown/--html/--junit (never a file edgekit did not write).",
@@ -60,6 +68,7 @@ def report(
     md_out,
     html_out,
     junit_out,
+    update_baseline,
     overwrite,
 ):
     """Render report.json files and gate them against a baseline.
@@ -83,11 +92,23 @@ def report(
     --absolute-latency against a baseline from another machine class exits
     with code 2. An existing output file is replaced only with --overwrite,
     and only if edgekit wrote it.
+
+    \b
+    First run and refreshes: `--baseline B --update-baseline` writes REPORT
+    to B when B does not exist yet (nothing to gate against: the summary
+    says a baseline was created; commit it or cache it), and replaces B with
+    REPORT after every gate passed. Without --update-baseline, a missing
+    baseline exits with code 2.
     """
     from edgekit.output import stamped_text
     from edgekit.report.gates import Thresholds, compare, comparison_markdown, load_report
-    from edgekit.report.render import html, junit, markdown_all
+    from edgekit.report.render import html, junit, junit_empty, markdown_all
 
+    if update_baseline and baseline is None:
+        raise click.UsageError("--update-baseline needs --baseline (the file to write)")
+    if update_baseline and len(reports) > 1:
+        raise click.UsageError("--update-baseline takes one report (the one that becomes the baseline)")
+    first_run = update_baseline and not Path(baseline).exists() and not Path(baseline).is_symlink()
     if junit_out and baseline is None:
         raise click.UsageError("--junit needs --baseline (the gates are its test cases)")
     outputs = [p for p in (md_out, html_out, junit_out) if p is not None]
@@ -97,9 +118,25 @@ def report(
         raise click.UsageError("only one of --markdown/--html/--junit/--json can write to stdout")
     for path in outputs:  # every output is checked before any is written
         claim_output(path, overwrite)
+    if update_baseline and not first_run:
+        from edgekit.output import is_edgekit_file
+
+        if not is_edgekit_file(Path(baseline)):  # refused before anything is written
+            raise InputError(
+                f"{baseline} was not written by edgekit, so --update-baseline will not replace it; "
+                "gate without --update-baseline, or name a new file"
+            )
+    if baseline is not None and not update_baseline and not Path(baseline).exists():
+        raise InputError(f"no baseline at {baseline}; create it with --update-baseline (the first run)")
     loaded = [load_report(p) for p in reports]
     comparison = None
-    if baseline is not None:
+    notice = None
+    if first_run:
+        notice = (
+            f"No baseline at {baseline} yet: nothing was gated. This run's report is the new baseline "
+            "(commit it, or keep it in a cache, for the next runs to be gated against)."
+        )
+    elif baseline is not None:
         gates = (loaded[0].get("recipe") or {}).get("gates") or {}  # the recipe's gates, unless a flag says otherwise
         pick = lambda flag, key: flag if flag is not None else gates.get(key)  # noqa: E731
         comparison = compare(
@@ -113,14 +150,22 @@ def report(
             ),
         )
     labels = _run_labels(reports) if len(reports) > 1 else None
+    lead = f"> **{notice}**\n\n" if notice else ""
     writers = {
-        md_out: lambda: markdown_all(loaded, comparison, labels),
-        html_out: lambda: html(loaded, comparison, labels),
-        junit_out: lambda: junit(comparison),
+        md_out: lambda: lead + markdown_all(loaded, comparison, labels),
+        html_out: lambda: html(loaded, comparison, labels, notice=notice),
+        junit_out: lambda: junit(comparison) if comparison is not None else junit_empty(notice or ""),
     }
     for path, render in writers.items():
         if path is not None:
             write_output(path, stamped_text(render()), overwrite=overwrite, console=console)
+    passed = comparison is None or comparison.passed
+    if update_baseline and passed:
+        from edgekit.output import stamped, write_file
+
+        raw = json.loads(Path(reports[0]).read_text(encoding="utf-8"))
+        write_file(Path(baseline), json.dumps(stamped(raw), indent=2) + "\n", overwrite=True)
+        console.note(f"{'created' if first_run else 'refreshed'} the baseline {baseline}")
     if console.json:
         from dataclasses import asdict
 
@@ -129,12 +174,14 @@ def report(
                 "reports": [str(p) for p in reports],
                 "baseline": str(baseline) if baseline is not None else None,
                 "passed": comparison.passed if comparison is not None else None,
+                "baseline_created": first_run,
+                "baseline_updated": bool(update_baseline and passed),
                 "warnings": list(comparison.warnings) if comparison is not None else [],
                 "checks": [_plain(asdict(c)) for c in comparison.checks] if comparison is not None else [],
             }
         )
     elif "-" not in map(str, outputs):
-        console.result(comparison_markdown(comparison) if comparison else markdown_all(loaded, labels=labels))
+        console.result(comparison_markdown(comparison) if comparison else lead + markdown_all(loaded, labels=labels))
     if comparison is not None and not comparison.passed:
         failed = [f"{c.artifact} {c.gate} {c.delta}" for c in comparison.checks if not c.passed]
         raise GateFailed(f"{len(failed)} gate(s) failed: {'; '.join(failed)}")

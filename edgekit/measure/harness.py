@@ -139,11 +139,17 @@ def synthesis_hint(model: str, err: Exception | str, feeds: dict | None = None) 
 REFRESH_S = 0.5  # how often the timing bar is redrawn (from a thread: never inside a timed call)
 
 
-@contextmanager
 def timing_progress(runners: list[Callable[..., object]], settings: BenchSettings, progress: bool):
-    """``runners`` to time, counted, with a progress bar (calls done of warm-up + runs for every model, and the
-    ETA) on stderr while they run. The timed calls only add one to a counter; the bar is redrawn from a
-    thread every :data:`REFRESH_S` seconds, so no drawing falls inside a timed call."""
+    """``runners`` to time with ``settings``, counted, with a progress bar (see :func:`counted_calls`)."""
+    desc = f"timing {len(runners)} model(s), b{settings.batch_size} s{settings.seq_len} t{settings.threads}"
+    return counted_calls(runners, settings.warmup + settings.runs, desc, progress)
+
+
+@contextmanager
+def counted_calls(runners: list[Callable[..., object]], calls_each: int, desc: str, progress: bool):
+    """``runners`` to time, counted, with a progress bar (calls done of ``calls_each`` per model, and the ETA)
+    on stderr while they run. The timed calls only add one to a counter; the bar is redrawn from a thread
+    every :data:`REFRESH_S` seconds, so no drawing falls inside a timed call."""
     if not progress:
         yield runners
         return
@@ -156,8 +162,7 @@ def timing_progress(runners: list[Callable[..., object]], settings: BenchSetting
 
         return call
 
-    total = (settings.warmup + settings.runs) * len(runners)
-    desc = f"timing {len(runners)} model(s), b{settings.batch_size} s{settings.seq_len} t{settings.threads}"
+    total = calls_each * len(runners)
     stop = threading.Event()
     with tqdm(total=total, desc=desc, unit="run", leave=False, file=sys.stderr, dynamic_ncols=True) as bar:
 

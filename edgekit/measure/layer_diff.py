@@ -187,6 +187,8 @@ def _tflite_run(
             seq = d["shape"][1] if len(d["shape"]) > 1 else None
             if seq and arr.shape[1] < seq:
                 arr = np.pad(arr, ((0, 0), (0, seq - arr.shape[1])))
+            elif seq and arr.shape[1] > seq:  # several buckets: the first signature's length (its tensors)
+                arr = arr[:, :seq]
             inputs[name] = arr[:1]
         runner(**inputs)
         runs.append({n: np.array(interp.get_tensor(i)) for n, _, i in tensors})

@@ -74,6 +74,22 @@ class StageContext:
             self._reference_session = TorchEagerAdapter().from_checkpoint(self.checkpoint, self.threads)
         return self._reference_session
 
+    def length_buckets(self) -> list[int]:
+        """Sequence-length buckets for a static-shape export (``seq_lens: auto``), chosen from the lengths of the
+        calibration and held-out texts: every power of two from the one that holds the shortest tenth of them
+        up to the bench stage's sequence length, which is always one (at least 8 tokens)."""
+        texts = [t for t in [*self.data.calibration, *self.data.heldout] if isinstance(t, str)]
+        if not texts:
+            return [self.seq_len]
+        lengths = [len(ids) for ids in self.checkpoint.tokenizer(texts, truncation=True)["input_ids"]]
+        low = max(8, int(np.percentile(lengths, 10)))
+        bucket = 1 << (low - 1).bit_length()
+        out = []
+        while bucket < self.seq_len:
+            out.append(bucket)
+            bucket *= 2
+        return [*out, self.seq_len]
+
     def parity_feeds(self, session, max_len: int = 128) -> list[dict[str, np.ndarray]]:
         """Held-out token batches shaped for ``session`` (capped at its longest sequence bucket)."""
         return text_parity_feeds(self.checkpoint.tokenizer, self.data.heldout, session, max_len)

@@ -5,12 +5,13 @@ first artifact (named as the recipe's export stage would name it, e.g. ``onnx-fp
 stage then is), and its own runtime is the parity reference: every stage's output is compared with the
 file's outputs on the same inputs. Inputs are synthesized from the model's specs as ``edgekit bench``
 synthesizes them (``--shape``/``--value`` state what cannot be guessed), or are the user's own
-(``--inputs FILE.npz``). Stages that need a checkpoint (export to another format, training, search)
-are refused before any work, with exit 2.
+(``--inputs FILE.npz``). Quantize, optimize and search stages take the file; stages that need a
+checkpoint (export to another format, training) are refused before any work, with exit 2.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,12 @@ def is_model_file(path: str | Path) -> bool:
     return p.is_file() and any(p.name.lower().endswith(f.suffixes) for f in formats.all_formats() if f.suffixes)
 
 
+def default_recipe(model: str | Path) -> str:
+    """The recipe ``compress`` runs when none is named: for a checkpoint ``fastest`` (every installed format
+    searched for the fastest artifact within the fidelity budget), for a model file ``ptq-dynamic``."""
+    return "ptq-dynamic" if is_model_file(model) else "fastest"
+
+
 def file_format(path: Path) -> str:
     from edgekit.measure.model_info import detect_format
 
@@ -56,11 +63,6 @@ def file_recipe(recipe: Recipe, fmt: str) -> tuple[Recipe, str]:
     for i, cfg in enumerate(stages):
         if isinstance(cfg, BenchConfig):
             continue
-        if cfg.kind == "search":
-            raise RecipeError(
-                f"recipe {recipe.name}: stages.{i} (search) starts from a checkpoint; for a model file use "
-                "quantize stages (e.g. -r ptq-dynamic or -r ptq-static)"
-            )
         if stage_io(cfg).takes == frozenset({CHECKPOINT}):
             raise RecipeError(
                 f"recipe {recipe.name}: stages.{i} ({cfg.kind}) needs a Hugging Face checkpoint, not a model file "
@@ -115,7 +117,7 @@ class FileContext:
     feeds: dict | None = None  # --inputs: the user's own arrays, the only batch used
     tokenizer: Any = None  # --tokenizer: a text model fed real text (calibration and held-out texts)
     data: Any = None  # with the tokenizer: edgekit.data.calibration.TextData
-    artifacts: dict = field(default_factory=dict)
+    artifacts: Mapping[str, Any] = field(default_factory=dict)  # made so far, and the file itself
     checkpoint: None = None
     resume: bool = False
     _reference: dict = field(default_factory=dict)
@@ -141,6 +143,10 @@ class FileContext:
         if self.feeds is not None:
             return check_feeds(self.feeds, session.inputs)
         return synthesize(session.inputs, self.batch_size, self.seq_len, seed=seed, overrides=self.overrides)
+
+    def timing_feeds(self, session) -> dict[str, np.ndarray]:
+        """The inputs a latency is measured on: what ``edgekit bench`` feeds this file."""
+        return self._feeds(session, 0)
 
     def check_inputs(self) -> None:
         """The file runs on the inputs this run will use: else exit 2 naming them, before any stage."""

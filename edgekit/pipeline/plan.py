@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from edgekit.errors import RecipeError
-from edgekit.recipe.config import BenchConfig, Recipe, StageConfig
+from edgekit.recipe.config import BenchConfig, ExportConfig, QuantizeConfig, Recipe, SearchConfig, StageConfig
 from edgekit.stages import CHECKPOINT, default_name, describe_formats, refusal, stage_io
 
 REFERENCE_NAME = "pytorch-fp32"  # the checkpoint the recipe starts from
@@ -120,3 +120,65 @@ def _check_name(name: str, i: int, made: dict[str, _Made], recipe: Recipe, where
             f"{where}: artifact name {name!r} is not a plain directory name (printable, no path "
             f"separators, not starting with '.', at most {MAX_NAME_BYTES} bytes)"
         )
+
+
+def without_unavailable(recipe: Recipe, root_format: str = CHECKPOINT, checkpoint=None) -> tuple[Recipe, list[str]]:
+    """``recipe`` less the stages whose format cannot be made or run here (its converter, runtime or quantizer
+    is not installed, or the converter refuses ``checkpoint``: a model type it gets wrong) and the stages built
+    on them, when the recipe says ``skip_unavailable``; and one line per stage left out, saying why. A search
+    keeps the targets that remain. Other recipes come back as they are."""
+    if not recipe.skip_unavailable:
+        return recipe, []
+    from edgekit import formats as fmts
+    from edgekit.errors import RuntimeUnavailableError
+    from edgekit.plugins import converters, runtime_for_format
+
+    fmt_of: dict[str, str] = {REFERENCE_NAME: root_format}
+    dropped: dict[str, str] = {}
+    keep: dict[int, StageConfig] = {}
+    index = {id(cfg): i for i, cfg in enumerate(recipe.stages)}
+    for step in plan(recipe, root_format=root_format):
+        cfg, why = step.config, None
+        fmt = cfg.format if isinstance(cfg, ExportConfig) else fmt_of.get(step.input, "")
+        fmt_of[step.name] = fmt
+        if step.input in dropped and not (isinstance(cfg, SearchConfig) and cfg.targets):
+            why = f"built on {step.input}, left out"
+        elif isinstance(cfg, ExportConfig):
+            conv = next((c for c in converters().values() if c.format == fmt), None)
+            missing = conv.missing() if conv is not None else [f"a {fmt} converter"]
+            refused = conv.refusal(checkpoint) if conv is not None and checkpoint is not None else None
+            if refused:
+                missing = [f"an exporter for this model ({refused})"]
+            if not missing:
+                try:
+                    runtime_for_format(fmt)
+                except RuntimeUnavailableError:
+                    missing = [f"a {fmt} runtime"]
+            why = f"needs {', '.join(missing)}" if missing else None
+        elif isinstance(cfg, QuantizeConfig):
+            missing = _quantizer_missing(fmts.get(fmt))
+            why = f"needs {', '.join(missing)}" if missing else None
+        elif isinstance(cfg, SearchConfig):
+            targets = [
+                t
+                for t in (cfg.targets or [step.input])
+                if t not in dropped and not _quantizer_missing(fmts.get(fmt_of[t]))
+            ]
+            if not targets:
+                why = "every target left out"
+            elif cfg.targets:
+                cfg = cfg.model_copy(update={"targets": targets})
+        if why:
+            dropped[step.name] = f"{step.name} ({type(cfg).__name__.removesuffix('Config').lower()}): {why}"
+        else:
+            keep[index[id(step.config)]] = cfg
+    stages = [keep.get(i, cfg) for i, cfg in enumerate(recipe.stages) if i in keep or isinstance(cfg, BenchConfig)]
+    return recipe.model_copy(update={"stages": stages}), list(dropped.values())
+
+
+def _quantizer_missing(fmt) -> list[str]:
+    """Modules the quantize backend of the format ``fmt`` needs that are not importable here."""
+    import importlib.util
+
+    backend = fmt.quantize_backend()
+    return [m for m in getattr(backend, "REQUIRES", ()) if importlib.util.find_spec(m) is None]

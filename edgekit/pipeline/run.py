@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import ChainMap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from edgekit.measure.environment import environment, library_versions
 from edgekit.measure.harness import BenchSettings, Target, measure
 from edgekit.output import OutputDir
 from edgekit.pipeline.context import StageContext
-from edgekit.pipeline.plan import REFERENCE_NAME, plan
+from edgekit.pipeline.plan import REFERENCE_NAME, plan, without_unavailable
 from edgekit.plugins import get_runtime, runtime_for_format
 from edgekit.recipe.config import BenchConfig, Recipe
 from edgekit.report.build import build_report, dumps, markdown
@@ -120,6 +121,7 @@ def compress(
 
         test = load_dataset(bench.eval).test
         data = replace(data, heldout=test.texts, heldout_labels=test.labels, heldout_source=test.source)
+    recipe, skipped = without_unavailable(recipe, checkpoint=ckpt)
     steps = plan(recipe)
     refuse_unsupported_exports(steps, ckpt)
     for cfg, made, _parent in steps:
@@ -194,7 +196,7 @@ def compress(
                 "digest": root.digest,
                 "model_type": ckpt.config.get("model_type"),
             },
-            recipe=recipe_entry(recipe),
+            recipe=recipe_entry(recipe, skipped),
             environment=environment(bench.threads),
             results=rows,
             settings={
@@ -225,21 +227,23 @@ def refuse_unsupported_exports(steps, ckpt: Checkpoint) -> None:
         if not isinstance(cfg, ExportConfig):
             continue
         for converter in converters().values():
-            why = converter.format == cfg.format and converter.unsupported.get(str(ckpt.config.get("model_type")))
+            why = converter.format == cfg.format and converter.refusal(ckpt)
             if why:
                 raise InputError(
-                    f"{ckpt.path}: {cfg.format} export ({made}) of a {ckpt.config['model_type']} model is not "
+                    f"{ckpt.path}: {cfg.format} export ({made}) of a {ckpt.config.get('model_type')} model is not "
                     f"supported: {why}"
                 )
 
 
-def recipe_entry(recipe: Recipe) -> dict:
-    """The report's ``recipe``: its name, digest, the file it is written to and its gates."""
+def recipe_entry(recipe: Recipe, skipped: list[str] | None = None) -> dict:
+    """The report's ``recipe``: its name, digest, the file it is written to, its gates and the stages left out
+    because their tools are not installed here (``skip_unavailable``)."""
     return {
         "name": recipe.name,
         "digest": recipe.digest(),
         "file": "recipe.yaml",
         "gates": recipe.gates.model_dump() if recipe.gates else None,
+        **({"skipped": skipped} if skipped else {}),
     }
 
 
@@ -315,13 +319,19 @@ def compress_file(
         with OutputDir(Path(output), "compress", overwrite=overwrite) as out:
             root = file_artifact(model, root_name, fmt, precision)
             artifacts: dict[str, Artifact] = {}
-            ctx.artifacts = artifacts
+            ctx.artifacts = ChainMap(artifacts, {root_name: root})  # stages name the file as an input too
             versions = library_versions()
+            search, failed = None, None
             with tqdm(steps, desc="compress", unit="stage", disable=not progress) as bar:
                 for cfg, name, parent_name in bar:
                     bar.set_postfix_str(f"{cfg.kind} -> {name}")
                     parent = root if parent_name == root_name else artifacts[parent_name]
-                    artifacts[name] = _run_stage(cfg, name, parent, ctx, out, recipe.digest(), versions)  # type: ignore[arg-type]
+                    try:
+                        artifacts[name] = _run_stage(cfg, name, parent, ctx, out, recipe.digest(), versions)  # type: ignore[arg-type]
+                    except SearchFailed as err:  # the report is still written, with every trial; then exit 3
+                        search, failed = err.record, err
+                        break
+                    search = artifacts[name].meta.get("search", search)
             targets = [_target(a, bench.threads, shown=out.final(n)) for n, a in artifacts.items()]
             targets.append(
                 Target(
@@ -382,7 +392,11 @@ def compress_file(
                 kind="compress",
             )
             mark_slower_than_parent(report, artifacts)
+            if search is not None:
+                report["search"] = search
             write_and_commit(out, recipe, report, artifacts)
+            if failed is not None:
+                raise failed
             return CompressResult(
                 report=report, artifacts={n: Artifact.load(out.final(n)) for n in artifacts}, output=out.path
             )

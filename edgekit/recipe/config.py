@@ -47,10 +47,11 @@ class ExportConfig(StageConfig):
         json_schema_extra=_known_formats,
     )
     opset: int = Field(17, ge=14, le=21, description="ONNX only")
-    seq_lens: list[int] = Field(
+    seq_lens: list[Annotated[int, Field(ge=1)]] | Literal["auto"] = Field(
         default_factory=lambda: [128],
         min_length=1,
-        description="TFLite only: one static-shape signature per sequence-length bucket",
+        description="TFLite only: one static-shape signature per sequence-length bucket; `auto`: buckets chosen "
+        "from the calibration and held-out texts' lengths (powers of two up to the bench stage's seq_len)",
     )
     atol: float = Field(1e-4, gt=0, description="max abs difference allowed against PyTorch")
     min_cosine: float = Field(0.99999, gt=0, le=1)
@@ -98,6 +99,12 @@ class QuantizeConfig(StageConfig):
     quantize_embeddings: bool = Field(True, description="also store the word-embedding table in int8")
     calibration: CalibrationConfig = CalibrationConfig()
     min_cosine: float = Field(0.9, ge=0, le=1, description="sanity floor on held-out texts; below it the stage fails")
+    max_fidelity_drop: Annotated[float, Field(ge=0, le=1)] | Literal["budget"] | None = Field(
+        None,
+        description="static int8 with NNCF's accuracy control (OpenVINO): layers are reverted to float, the "
+        "costliest first, until the mean cosine to the fp32 model on held-out texts drops by at most this much; "
+        "`budget` (in a search's candidates): 1 - the search budget's min_fidelity",
+    )
 
 
 class BenchConfig(StageConfig):
@@ -264,6 +271,11 @@ class Recipe(_Strict):
     description: str = ""
     stages: list[Stage] = Field(min_length=1)
     gates: GatesConfig | None = None
+    skip_unavailable: bool = Field(
+        False,
+        description="leave out the stages of formats whose export, runtime or quantizer is not installed here "
+        "(and the stages built on them); the report lists what was left out and why",
+    )
 
     def digest(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()
@@ -327,7 +339,7 @@ def _lengths(st) -> list[tuple[str, int]]:
     if isinstance(st, BenchConfig):
         return [("seq_len", st.seq_len)]
     if isinstance(st, ExportConfig) and formats.get(st.format).fixed_lengths:
-        return [("seq_lens", max(st.seq_lens))]
+        return [] if st.seq_lens == "auto" else [("seq_lens", max(st.seq_lens))]  # auto: up to the bench's
     if isinstance(st, QuantizeConfig) and st.method == "static":
         return [("calibration.seq_len", st.calibration.seq_len)]
     if isinstance(st, (DistillConfig, QATConfig)):

@@ -421,6 +421,9 @@ def summary_lines(report: dict) -> list[str]:
         + (f", {env['os']}, Python {env.get('python', '?')}" if env.get("os") else ""),
         "versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
     ]
+    skipped = (report.get("recipe") or {}).get("skipped")
+    if skipped:
+        out.append("left out (not installed here): " + "; ".join(skipped))
     if report.get("created"):
         out.append(f"created {report['created']}")
     return out

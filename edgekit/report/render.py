@@ -239,9 +239,15 @@ def _plots(reports: list[dict], labels: list[str]) -> list[str]:
     return [p for p in out if p]
 
 
-def html(reports: list[dict], comparison: Comparison | None = None, labels: list[str] | None = None) -> str:
-    """One self-contained page: the gate's verdict first, what each report was measured on, one results
-    table (a run column for several reports, a column per swept dimension), plots, the gate table."""
+def html(
+    reports: list[dict],
+    comparison: Comparison | None = None,
+    labels: list[str] | None = None,
+    notice: str | None = None,
+) -> str:
+    """One self-contained page: the gate's verdict (or ``notice``, e.g. that no baseline existed yet) first,
+    what each report was measured on, one results table (a run column for several reports, a column per swept
+    dimension), plots, the gate table."""
     labels = labels or run_labels(reports)
     names = list(dict.fromkeys(str(r["model"].get("name")) for r in reports))
     title = f"edgekit report: {', '.join(names)}" + (f" ({len(reports)} runs)" if len(reports) > 1 else "")
@@ -250,6 +256,8 @@ def html(reports: list[dict], comparison: Comparison | None = None, labels: list
         f"<style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
     ]
+    if notice:
+        parts.append(f"<p class='notice'><b>{escape(notice)}</b></p>")
     if comparison is not None:
         parts += _gate_summary(comparison)
 
@@ -301,6 +309,14 @@ def markdown_all(reports: list[dict], comparison: Comparison | None = None, labe
 
     text = markdown(reports[0]) if len(reports) == 1 else markdown_several(reports, labels)
     return text + ("\n" + comparison_markdown(comparison) if comparison is not None else "")
+
+
+def junit_empty(why: str) -> str:
+    """JUnit XML with no gate run (no baseline yet): one skipped case that says why."""
+    suite = ET.Element("testsuite", name="edgekit-gates", tests="1", failures="0", skipped="1")
+    case = ET.SubElement(suite, "testcase", classname="edgekit.baseline", name="baseline")
+    ET.SubElement(case, "skipped", message=why)
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def junit(comparison: Comparison) -> str:

@@ -26,12 +26,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from edgekit import formats
 from edgekit.data.feeds import tokenize
 from edgekit.errors import EdgekitError, GateFailed, RecipeError
 from edgekit.measure.evaluation import EvalSet, run_texts
+from edgekit.measure.harness import counted_calls
 from edgekit.measure.timing import PeakRSS, interleaved
 from edgekit.plugins import runtime_for_format
 from edgekit.recipe.config import QuantizeConfig, SearchConfig
@@ -51,10 +53,43 @@ class SearchFailed(GateFailed):
 
 
 def _eval_len(ctx) -> int:
+    if ctx.checkpoint is None:  # a model file: its own inputs, not texts cut to a length
+        return EVAL_SEQ_LEN
     return min(EVAL_SEQ_LEN, int(ctx.checkpoint.config.get("max_position_embeddings") or EVAL_SEQ_LEN))
 
 
-def _eval_set(ctx, config: SearchConfig, max_len: int) -> EvalSet:
+class FeedsEvalSet:
+    """A model file's evaluation set: the inputs its parity is checked on (synthesized from its specs, the
+    given arrays, or held-out texts through the given tokenizer), and the fp32 file's outputs on them. Every
+    output is compared as it is (cosine per row, see :func:`edgekit.measure.fidelity.compare`)."""
+
+    reference_accuracy = None
+
+    def __init__(self, ctx, config: SearchConfig) -> None:
+        if config.budget.max_accuracy_drop is not None:
+            raise RecipeError(
+                "search budget max_accuracy_drop needs a task scored on labelled data; a model file is searched "
+                "under min_fidelity (its outputs against the fp32 file's)"
+            )
+        self.feeds = ctx.parity_feeds(ctx.reference_session())
+        self.reference = self.outputs(ctx.reference_session())
+        self.texts = [None] * len(self.reference)  # one per compared row (the record's sample count)
+        self.max_len = None
+
+    def outputs(self, session) -> np.ndarray:
+        from edgekit.pipeline.model_file import outputs_as_rows
+
+        return np.concatenate([outputs_as_rows(session.run(f)) for f in self.feeds], axis=0)
+
+    def metrics(self, outputs: np.ndarray) -> dict:
+        from edgekit.measure.fidelity import compare
+
+        return {**compare(None, self.reference, outputs), "fidelity_key": "cosine_mean"}
+
+
+def _eval_set(ctx, config: SearchConfig, max_len: int) -> EvalSet | FeedsEvalSet:
+    if ctx.checkpoint is None:
+        return FeedsEvalSet(ctx, config)
     texts = ctx.data.heldout[: config.samples]
     ref = run_texts(ctx.reference_session(), ctx.checkpoint.tokenizer, texts, max_len)
     labels = ctx.data.heldout_labels
@@ -77,7 +112,7 @@ def _eval_set(ctx, config: SearchConfig, max_len: int) -> EvalSet:
 
 
 def task_budget_key(ctx) -> str:
-    return ctx.checkpoint.task_def.budget_key
+    return "cosine_mean" if ctx.checkpoint is None else ctx.checkpoint.task_def.budget_key
 
 
 def _budget_verdict(
@@ -112,11 +147,14 @@ class _Target:
         self.artifact = artifact
         self.adapter = runtime_for_format(artifact.format)
         self.session = self.adapter.load(artifact.model_path, threads=ctx.threads)
-        seq = min(ctx.seq_len, self.session.max_seq_len or ctx.seq_len)
-        from edgekit.measure.harness import timing_text
+        if ctx.checkpoint is None:  # a model file: timed on the inputs its bench uses
+            self.feeds = ctx.timing_feeds(self.session)
+        else:
+            seq = min(ctx.seq_len, self.session.max_seq_len or ctx.seq_len)
+            from edgekit.measure.harness import timing_text
 
-        text = timing_text(ctx.checkpoint.tokenizer, ctx.data.heldout, seq)
-        self.feeds = tokenize(ctx.checkpoint.tokenizer, [text], self.session.inputs, seq, fixed=True)
+            text = timing_text(ctx.checkpoint.tokenizer, ctx.data.heldout, seq)
+            self.feeds = tokenize(ctx.checkpoint.tokenizer, [text], self.session.inputs, seq, fixed=True)
         self.queue = list(candidates)
         self.fallback_done = False
 
@@ -129,7 +167,9 @@ def _candidates(config: SearchConfig, fmt: str) -> list[QuantizeConfig]:
     return [c for c in config.candidates if c.method in methods(fmt)]
 
 
-def _trial(cand: QuantizeConfig, target: _Target, ctx, workdir: Path, evalset: EvalSet, config: SearchConfig) -> dict:
+def _trial(
+    cand: QuantizeConfig, target: _Target, ctx, workdir: Path, evalset: EvalSet | FeedsEvalSet, config: SearchConfig
+) -> dict:
     name = cand.name or cand.method
     row = {
         "target": target.artifact.name,
@@ -141,22 +181,27 @@ def _trial(cand: QuantizeConfig, target: _Target, ctx, workdir: Path, evalset: E
     out.mkdir(parents=True)
     try:
         quantize = handler_for(cand)
-        result = quantize(cand.model_copy(update={"min_cosine": 0.0}), target.artifact, ctx, out)
+        update: dict[str, Any] = {"min_cosine": 0.0}
+        if cand.max_fidelity_drop == "budget":  # accuracy-controlled quantization held to this search's budget
+            if config.budget.min_fidelity is None:
+                raise RecipeError("an accuracy-controlled candidate needs the budget's min_fidelity")
+            update["max_fidelity_drop"] = round(1.0 - config.budget.min_fidelity, 6)
+            row["config"]["max_fidelity_drop"] = update["max_fidelity_drop"]
+        result = quantize(cand.model_copy(update=update), target.artifact, ctx, out)
         session = result.session
-        outputs = run_texts(session, ctx.checkpoint.tokenizer, evalset.texts, evalset.max_len)
+        if isinstance(evalset, FeedsEvalSet):
+            outputs = evalset.outputs(session)
+        else:
+            outputs = run_texts(session, ctx.checkpoint.tokenizer, evalset.texts, evalset.max_len)
         metrics = evalset.metrics(outputs)
         rss = None
         if config.budget.max_peak_rss_mb is not None:
             with PeakRSS() as mem:
                 target.adapter.load(out / result.model_file, threads=ctx.threads).run(target.feeds)
             rss = mem.delta_mb  # the model's own memory, not the process's
-        lat, base = interleaved(
-            [lambda: session.run(target.feeds), lambda: target.session.run(target.feeds)],
-            warmup=3,
-            runs=config.runs,
-            rounds=3,
-            settle_s=0.02,
-        )
+        pair = [lambda: session.run(target.feeds), lambda: target.session.run(target.feeds)]
+        with counted_calls(pair, 3 + config.runs, f"timing {name} against fp32", ctx.progress) as counted:
+            lat, base = interleaved(counted, warmup=3, runs=config.runs, rounds=3, settle_s=0.02)
     except Exception as err:  # noqa: BLE001 - a failed candidate (edgekit or library error) is a trial result
         msg = " ".join(str(err).split())[:300]
         return {**row, "verdict": "error", "reason": f"{type(err).__name__}: {msg}", "_result": None}
@@ -218,7 +263,7 @@ def _worst_rows(rows: list[dict], n: int = 5) -> list[dict]:
     return [{k: r[k] for k in ("tensor", "op", "snr_db", "rel_mse", "cosine")} for r in worst(rows, n)]
 
 
-def _finalists(passing: list[dict], config: SearchConfig) -> dict:
+def _finalists(passing: list[dict], config: SearchConfig, progress: bool) -> dict:
     """Re-time the fastest few passing candidates side by side; the fastest wins."""
     top = sorted(passing, key=lambda t: t["p50_ms"])[:FINALISTS]
     if len(top) > 1:
@@ -226,7 +271,9 @@ def _finalists(passing: list[dict], config: SearchConfig) -> dict:
         for t in top:
             s, feeds = t["_result"].session, t["_feeds"]
             runners.append(lambda s=s, feeds=feeds: s.run(feeds))
-        for t, lat in zip(top, interleaved(runners, warmup=3, runs=config.runs, rounds=3, settle_s=0.02)):
+        with counted_calls(runners, 3 + config.runs, f"timing {len(top)} finalists", progress) as counted:
+            lats = interleaved(counted, warmup=3, runs=config.runs, rounds=3, settle_s=0.02)
+        for t, lat in zip(top, lats):
             t["final_p50_ms"] = round(lat.p50, 4)
         return min(top, key=lambda t: t["final_p50_ms"])
     return top[0]
@@ -293,7 +340,8 @@ def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
             "samples": len(evalset.texts),
             "max_len": evalset.max_len,
             "reference_accuracy": evalset.reference_accuracy,
-            "eval_key": ctx.checkpoint.task_def.eval_key,  # the task metric reference_accuracy and drops are in
+            # the task metric reference_accuracy and drops are in
+            "eval_key": None if ctx.checkpoint is None else ctx.checkpoint.task_def.eval_key,
             "trials_run": len(trials),
             "stopped": stopped,
             "elapsed_s": round(time.perf_counter() - t0, 1),
@@ -305,7 +353,7 @@ def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
             )
             what = f"best: {best['target']} {best['candidate']} ({best['reason']})" if best else "every trial failed"
             raise SearchFailed(f"search: no candidate of {len(trials)} met the budget; {what}", record)
-        winner = _finalists(passing, config)
+        winner = _finalists(passing, config, ctx.progress)
         for t in trials:
             t["winner"] = t is winner
         from edgekit.measure.layer_diff import layer_diff

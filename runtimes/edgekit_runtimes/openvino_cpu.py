@@ -196,14 +196,7 @@ class OpenVINOCPUAdapter(RuntimeAdapter):
 
     def load(self, path: Path, threads: int = 1) -> Session:
         ov = import_openvino()
-        path = Path(path)
-        if path.is_dir():
-            path = path / OPENVINO_FORMAT.model_file
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such model file")
-        problem = ir_problem(path)
-        if problem:
-            raise ValueError(f"{path}: {problem}")
+        path = OPENVINO_FORMAT.model_in(path)
         core = ov.Core()
         compiled = core.compile_model(core.read_model(str(path)), self.device, self.config(threads))
         details = {

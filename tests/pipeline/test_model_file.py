@@ -214,3 +214,38 @@ def test_a_text_model_file_is_calibrated_and_scored_on_texts_with_its_tokenizer(
     assert bad.exit_code == 2 and "not with --shape" in bad.stderr
     bad = run_cli("compress", str(model), "--calibration", str(tmp_path / "x.txt"), "-o", str(tmp_path / "c"))
     assert bad.exit_code == 2 and "give the model's --tokenizer too" in bad.stderr
+
+
+def test_search_on_a_model_file_measures_candidates_against_the_file(tmp_path):
+    """`search` takes a model file: each candidate's fidelity is to the fp32 file on its own runtime (over the
+    inputs synthesized from its specs), its latency is timed beside the file's; the report keeps every trial
+    whether or not one passed (a tiny MLP's int8 may well not beat its fp32: then exit 3, report written)."""
+    from edgekit.stages.search import SearchFailed
+
+    model = mlp_onnx(tmp_path / "mlp.onnx", hidden=512)
+    r = recipe({"kind": "search", "budget": {"min_fidelity": 0.98}, "max_trials": 3, "runs": 20})
+    try:
+        result = compress(model, r, tmp_path / "out", progress=False)
+        assert "search-best" in result.artifacts and result.artifacts["search-best"].precision == "int8"
+    except SearchFailed as err:
+        assert "no candidate of" in err.message
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    search = report["search"]
+    assert search["eval_key"] is None and search["metric"] == "cosine_mean"
+    measured = [t for t in search["trials"] if t["verdict"] != "error"]
+    assert measured and all(t["target"] == "onnx-fp32" and t["fp32_p50_ms"] > 0 for t in measured)
+    dynamic = next(t for t in measured if t["candidate"].startswith("dynamic"))
+    assert 0.98 <= dynamic["fidelity"]["cosine_min"] <= dynamic["fidelity"]["cosine_mean"] <= 1 + 1e-6
+    assert dynamic["fidelity"]["samples"] == 4  # one row per synthesized parity batch (batch 1, four seeds)
+    assert dynamic["verdict"] in ("pass", "slower than fp32")
+
+
+def test_an_accuracy_budget_on_a_model_file_is_refused(tmp_path, run_cli):
+    model = mlp_onnx(tmp_path / "mlp.onnx")
+    spec = tmp_path / "r.yaml"
+    spec.write_text(
+        "version: 1\nname: s\nstages:\n  - kind: search\n    budget: {max_accuracy_drop: 1}\n  - kind: bench\n"
+    )
+    res = run_cli("compress", str(model), "-r", str(spec), "-o", str(tmp_path / "out"), "-q")
+    assert res.exit_code == 2 and "min_fidelity" in res.stderr, res.stderr
+    assert not (tmp_path / "out").exists()

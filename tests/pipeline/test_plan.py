@@ -66,8 +66,8 @@ def test_each_stage_kind_declares_what_it_takes_and_makes():
     qat = QATConfig(kind="qat")
     assert stage_io(qat).takes == {"hf-checkpoint"} and output_format(qat, "hf-checkpoint") == "onnx"
     q = QuantizeConfig(kind="quantize", method="dynamic")
-    assert stage_io(q).takes == {"onnx", "openvino", "tflite"} and output_format(q, "tflite") == "tflite"
-    assert describe_formats(stage_io(q).takes) == "ONNX, OpenVINO IR or TFLite"
+    assert stage_io(q).takes == {"executorch", "onnx", "openvino", "tflite"} and output_format(q, "tflite") == "tflite"
+    assert describe_formats(stage_io(q).takes) == "ExecuTorch, ONNX, OpenVINO IR or TFLite"
 
 
 def test_wrong_input_format_fails_before_the_training_that_precedes_it():
@@ -85,7 +85,7 @@ def test_stage_after_an_export_of_the_wrong_format():
         "recipe r: stages.1 (export) reads a checkpoint, but its input 'onnx-fp32' (stages.0, export) is onnx"
     )
     assert _fails({"kind": "quantize", "method": "dynamic"}) == (
-        "recipe r: stages.0 (quantize) reads ONNX, OpenVINO IR or TFLite, but its input 'pytorch-fp32' "
+        "recipe r: stages.0 (quantize) reads ExecuTorch, ONNX, OpenVINO IR or TFLite, but its input 'pytorch-fp32' "
         "(the checkpoint) is hf-checkpoint"
     )
 
@@ -142,8 +142,8 @@ def test_search_targets_must_be_earlier_fp32_onnx_or_tflite_artifacts():
         "recipe r: stages.1.targets: no earlier artifact named 'nope'"
     )
     assert _fails(EXPORT, {**search, "targets": [REFERENCE_NAME]}) == (
-        "recipe r: stages.1 (search) reads ONNX, OpenVINO IR or TFLite, but its input 'pytorch-fp32' (the checkpoint) "
-        "is hf-checkpoint"
+        "recipe r: stages.1 (search) reads ExecuTorch, ONNX, OpenVINO IR or TFLite, but its input 'pytorch-fp32' "
+        "(the checkpoint) is hf-checkpoint"
     )
     assert _fails(
         EXPORT, {"kind": "quantize", "method": "dynamic"}, {**search, "targets": ["onnx-int8-dynamic"]}

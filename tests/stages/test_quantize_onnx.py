@@ -78,7 +78,7 @@ def test_sanity_floor_catches_collapse(ctx, fused, tmp_path):
 def test_reads_only_onnx(ctx, tiny_ckpt, tmp_path):
     from edgekit.pipeline.run import checkpoint_artifact
 
-    with pytest.raises(RecipeError, match="reads ONNX, OpenVINO IR or TFLite"):
+    with pytest.raises(RecipeError, match="reads ExecuTorch, ONNX, OpenVINO IR or TFLite"):
         run_quantize(
             QuantizeConfig(kind="quantize", method="dynamic"),
             checkpoint_artifact(load_checkpoint(tiny_ckpt)),

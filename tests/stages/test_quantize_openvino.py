@@ -167,7 +167,8 @@ def test_the_search_space_is_the_backends():
 
     assert "openvino" in searchable()
     names = [c.name for c in space_of("openvino")]
-    assert names == [c.name for c in space()] == ["nncf-mixed", "nncf-performance", "dynamic", "nncf-ffn-output-float"]
+    assert names == [c.name for c in space()]
+    assert names == ["nncf-mixed", "nncf-performance", "dynamic", "nncf-ffn-output-float", "nncf-accuracy-control"]
     assert {c.method for c in space()} == {"static", "dynamic"}
 
 
@@ -269,3 +270,45 @@ def test_openvino_and_nncf_send_and_write_no_telemetry(tiny_openvino, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["openvino.tools.ovc.telemetry_stub", "MagicMock"]
     assert not (tmp_path / "intel").exists()
+
+
+def test_accuracy_control_keeps_the_cosine_drop_within_the_limit(tiny_ckpt, tmp_path):
+    """NNCF's accuracy-control mode, measured by edgekit's metric (mean cosine to the fp32 IR on held-out
+    texts): the artifact stays int8 and its fidelity to PyTorch is within the limit it was given."""
+    from edgekit.pipeline.run import compress
+
+    limit = 0.001
+    recipe = recipe_from_dict(
+        {
+            "version": 1,
+            "name": "ac",
+            "stages": [
+                {"kind": "export", "format": "openvino"},
+                {"kind": "quantize", "method": "static", "calibration": CAL, "max_fidelity_drop": limit},
+                FAST_BENCH,
+            ],
+        },
+        "ac",
+    )
+    result = compress(tiny_ckpt, recipe, tmp_path / "out", progress=False)
+    art = result.artifacts["openvino-int8-static"]
+    assert art.precision == "int8" and "accuracy control" in art.meta["scheme"][0]
+    row = next(r for r in result.report["results"] if r["name"] == "openvino-int8-static")
+    assert row["fidelity"]["cosine_mean"] >= 1 - limit - 1e-4, row["fidelity"]
+
+
+def test_accuracy_control_is_refused_where_it_does_not_apply():
+    from edgekit.pipeline.plan import plan
+
+    def recipe(fmt: str, **quantize) -> dict:
+        return {
+            "version": 1,
+            "name": "r",
+            "stages": [{"kind": "export", "format": fmt}, {"kind": "quantize", "method": "static", **quantize}],
+        }
+
+    with pytest.raises(RecipeError, match="OpenVINO static only"):
+        plan(recipe_from_dict(recipe("onnx", max_fidelity_drop=0.01), "r"))
+    with pytest.raises(RecipeError, match="in a quantize stage give a number"):
+        plan(recipe_from_dict(recipe("openvino", max_fidelity_drop="budget"), "r"))
+    assert space()[-1].max_fidelity_drop == "budget"

@@ -81,6 +81,11 @@ def _refuses(config: QuantizeConfig, fmt: str) -> str | None:
     """Why ``config`` cannot quantize a ``fmt`` model: its method is not one the format's backend has."""
     if config.method not in methods(fmt):
         return f"method {config.method!r} is not available for {fmt} (choose from {', '.join(methods(fmt))})"
+    if config.max_fidelity_drop is not None:
+        if not getattr(backend(fmt), "ACCURACY_CONTROL", False) or config.method != "static":
+            return "max_fidelity_drop (accuracy-controlled static int8) is available for OpenVINO static only"
+        if config.max_fidelity_drop == "budget":
+            return "max_fidelity_drop: budget takes a search budget's min_fidelity; in a quantize stage give a number"
     return None
 
 

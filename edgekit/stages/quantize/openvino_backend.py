@@ -43,6 +43,9 @@ from edgekit.stages.quantize import candidate, exclude_patterns
 from edgekit_runtimes.openvino_cpu import import_openvino, telemetry_hidden
 
 METHODS = ("static", "dynamic", "weight_only", "fp16")
+REQUIRES = ("nncf",)  # importable modules this backend needs (a recipe with skip_unavailable leaves it out)
+ACCURACY_CONTROL = True  # static int8 takes max_fidelity_drop (nncf.quantize_with_accuracy_control)
+VALIDATION_TEXTS = 64  # held-out texts the accuracy control measures the mean cosine on
 MODEL_FILE = "model.xml"
 # the CPU plugin's run-time activation quantization of int8-weight MatMuls: values per scale (0: off)
 DYNAMIC_GROUP = {"dynamic": "32", "weight_only": "0"}
@@ -142,6 +145,21 @@ def _quantize_static(nncf, config: QuantizeConfig, model, src: Path, ctx, exclud
         activations_range_estimator_params=_range_estimator(config.calibration),
     )
     preset = nncf.QuantizationPreset.PERFORMANCE if config.activation_type == "int8" else nncf.QuantizationPreset.MIXED
+    if config.max_fidelity_drop is not None:
+        validation, validate = _cosine_validation(src, ctx)
+        return nncf.quantize_with_accuracy_control(
+            model,
+            nncf.Dataset(samples),
+            nncf.Dataset(validation),
+            validate,
+            max_drop=float(config.max_fidelity_drop),
+            drop_type=nncf.DropType.ABSOLUTE,
+            preset=preset,
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(samples),
+            ignored_scope=nncf.IgnoredScope(names=excluded, types=ignored_types, validate=False),
+            advanced_quantization_parameters=advanced,
+        )
     return nncf.quantize(
         model,
         nncf.Dataset(samples),
@@ -151,6 +169,30 @@ def _quantize_static(nncf, config: QuantizeConfig, model, src: Path, ctx, exclud
         ignored_scope=nncf.IgnoredScope(names=excluded, types=ignored_types, validate=False),
         advanced_parameters=advanced,
     )
+
+
+def _cosine_validation(src: Path, ctx):
+    """NNCF's validation set and metric for accuracy control: held-out texts at their own lengths, and the mean
+    cosine of a model's first output to the fp32 model's (per text too, which NNCF ranks layers by)."""
+    import numpy as np
+
+    from edgekit.measure.fidelity import cosine_rows
+
+    session = get_runtime("openvino").load(src, threads=ctx.threads)
+    texts = ctx.data.heldout[:VALIDATION_TEXTS]
+    feeds = [tokenize(ctx.checkpoint.tokenizer, [t], session.inputs, 128) for t in texts]
+    name = session.outputs[0].name
+    reference = [session.run(f)[name].reshape(1, -1) for f in feeds]
+
+    def validate(compiled, data) -> tuple[float, list[float]]:
+        request = compiled.create_infer_request()
+        scores = []
+        for ref, f in zip(reference, data):
+            out = np.asarray(request.infer(f)[compiled.outputs[0]]).reshape(1, -1)
+            scores.append(float(cosine_rows(ref.astype(np.float64), out.astype(np.float64))[0]))
+        return float(np.mean(scores)), scores
+
+    return feeds, validate
 
 
 def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
@@ -183,6 +225,11 @@ def quantize(config: QuantizeConfig, src: Path, out: Path, ctx) -> dict:
             model = _quantize_static(nncf, config, model, src, ctx, excluded)
             preset = "performance (symmetric)" if config.activation_type == "int8" else "mixed (asymmetric)"
             scheme = [
+                *(
+                    [f"NNCF accuracy control: float layers until cosine drop <= {config.max_fidelity_drop}"]
+                    if config.max_fidelity_drop is not None
+                    else []
+                ),
                 f"NNCF transformer PTQ: int8 weights and activations, {preset} activations, "
                 f"{config.calibration.method} ranges from {min(config.calibration.samples, len(ctx.data.calibration))} "
                 "calibration texts",
@@ -211,4 +258,5 @@ def space() -> list[QuantizeConfig]:
         candidate("nncf-performance", method="static", activation_type="int8", calibration=_CAL),
         candidate("dynamic", method="dynamic"),
         candidate("nncf-ffn-output-float", method="static", exclude=[FFN_OUTPUT], calibration=_CAL),
+        candidate("nncf-accuracy-control", method="static", calibration=_CAL, max_fidelity_drop="budget"),
     ]
