@@ -120,7 +120,7 @@ def test_baseline_file_missing(tmp_path):
         "report", str(n), "--baseline", str(tmp_path / "missing.json"), *GATES, "--junit", str(tmp_path / "gates.xml")
     )
     check(Case("gates-baseline-file-missing", AREA, 2, kept=kept, watch={tmp_path: {"new.json"}}), result)
-    assert "report not found" in result.stderr
+    assert "no baseline at" in result.stderr and "--update-baseline" in result.stderr
 
 
 def test_baseline_not_json(tmp_path):
