@@ -31,9 +31,9 @@ class Converter(ABC):
     @classmethod
     def missing(cls) -> list[str]:
         """Modules this converter needs that are not importable here."""
-        import importlib.util
+        from edgekit_runtimes.base import missing_modules
 
-        return [m for m in cls.requires if importlib.util.find_spec(m) is None]
+        return missing_modules(cls.requires)
 
     @abstractmethod
     def export(self, ctx, config, out_dir: Path) -> Path:

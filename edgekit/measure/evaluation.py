@@ -89,6 +89,14 @@ class EvalSet:
     max_len: int = 256  # tokens per text, the same for the reference and every candidate
     tokenizer: Any = None
 
+    @property
+    def samples(self) -> int:
+        return len(self.texts)
+
+    def outputs(self, session) -> np.ndarray:
+        """``session``'s first output on every text (the reference's counterpart), at :attr:`max_len` tokens."""
+        return run_texts(session, self.tokenizer, self.texts, self.max_len)
+
     def _scores(self, outputs: np.ndarray) -> dict:
         return get_task(self.task).evaluate(outputs, self.gold, self.texts, self.tokenizer, self.max_len)
 

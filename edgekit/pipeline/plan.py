@@ -178,7 +178,6 @@ def without_unavailable(recipe: Recipe, root_format: str = CHECKPOINT, checkpoin
 
 def _quantizer_missing(fmt) -> list[str]:
     """Modules the quantize backend of the format ``fmt`` needs that are not importable here."""
-    import importlib.util
+    from edgekit_runtimes.base import missing_modules
 
-    backend = fmt.quantize_backend()
-    return [m for m in getattr(backend, "REQUIRES", ()) if importlib.util.find_spec(m) is None]
+    return missing_modules(getattr(fmt.quantize_backend(), "REQUIRES", ()))

@@ -73,8 +73,11 @@ class FeedsEvalSet:
             )
         self.feeds = ctx.parity_feeds(ctx.reference_session())
         self.reference = self.outputs(ctx.reference_session())
-        self.texts = [None] * len(self.reference)  # one per compared row (the record's sample count)
         self.max_len = None
+
+    @property
+    def samples(self) -> int:
+        return len(self.reference)  # one per compared row
 
     def outputs(self, session) -> np.ndarray:
         from edgekit.pipeline.model_file import outputs_as_rows
@@ -108,7 +111,7 @@ def _eval_set(ctx, config: SearchConfig, max_len: int) -> EvalSet | FeedsEvalSet
     if labels is not None and task.evaluated:
         gold = task.gold(labels[: len(texts)], ctx.checkpoint.config)
         return EvalSet(ctx.checkpoint.task, texts, ref, gold, max_len, ctx.checkpoint.tokenizer)
-    return EvalSet(ctx.checkpoint.task, texts, ref, max_len=max_len)
+    return EvalSet(ctx.checkpoint.task, texts, ref, max_len=max_len, tokenizer=ctx.checkpoint.tokenizer)
 
 
 def task_budget_key(ctx) -> str:
@@ -189,10 +192,7 @@ def _trial(
             row["config"]["max_fidelity_drop"] = update["max_fidelity_drop"]
         result = quantize(cand.model_copy(update=update), target.artifact, ctx, out)
         session = result.session
-        if isinstance(evalset, FeedsEvalSet):
-            outputs = evalset.outputs(session)
-        else:
-            outputs = run_texts(session, ctx.checkpoint.tokenizer, evalset.texts, evalset.max_len)
+        outputs = evalset.outputs(session)
         metrics = evalset.metrics(outputs)
         rss = None
         if config.budget.max_peak_rss_mb is not None:
@@ -337,7 +337,7 @@ def run_search(config: SearchConfig, parent, ctx, out_dir: Path) -> StageResult:
         record: dict[str, Any] = {
             "budget": config.budget.model_dump(exclude_none=True),
             "metric": "accuracy_drop" if config.budget.max_accuracy_drop is not None else task_budget_key(ctx),
-            "samples": len(evalset.texts),
+            "samples": evalset.samples,
             "max_len": evalset.max_len,
             "reference_accuracy": evalset.reference_accuracy,
             # the task metric reference_accuracy and drops are in

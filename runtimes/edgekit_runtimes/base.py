@@ -19,6 +19,11 @@ from typing import ClassVar
 import numpy as np
 
 
+def missing_modules(names) -> list[str]:
+    """Those of the module ``names`` that are not importable here (nothing is imported)."""
+    return [m for m in names if importlib.util.find_spec(m) is None]
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
@@ -60,7 +65,7 @@ class RuntimeAdapter(ABC):
     @classmethod
     def missing(cls) -> list[str]:
         """Modules this adapter needs that are not importable here."""
-        return [m for m in cls.requires if importlib.util.find_spec(m) is None]
+        return missing_modules(cls.requires)
 
     @classmethod
     def available(cls) -> bool:
