@@ -22,8 +22,9 @@ ALIAS_NAMES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}  # its config
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 DECODER_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSeq2SeqLM")
+CAUSAL_LM_HEADS = ("ForCausalLM", "LMHeadModel")  # decoder language models: the text-generation task
 OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert")  # position ids start after the padding id
-SUPPORTED = "edgekit compresses encoder models (BERT-family, ViT)"
+SUPPORTED = "edgekit compresses encoder models (BERT-family, ViT) and decoder language models (...ForCausalLM)"
 
 
 def offline() -> None:
@@ -112,17 +113,25 @@ def _decoder_only(model_type: str) -> bool:
 
 
 def check_architecture(path: Path, config: dict) -> None:
-    """Refuse, before any weight is read, the models edgekit cannot compress: encoder-decoders and decoders."""
+    """Refuse, before any weight is read, the models edgekit cannot compress: encoder-decoders, decoders
+    without a language-model head, checkpoints that need their own code."""
     archs, model_type = config.get("architectures") or [], config["model_type"]
     if not isinstance(model_type, str) or not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
         raise CheckpointError(
             f"{path / 'config.json'}: model_type must be a name and architectures a list of class names"
         )
     what = f"{archs[0]} ({model_type})" if archs else f"a {model_type} model"
+    if config.get("auto_map"):
+        raise CheckpointError(
+            f"{path}: {what} needs the checkpoint's own Python code (auto_map, trust_remote_code); "
+            "edgekit never runs code from a checkpoint: use an architecture transformers ships"
+        )
     if config.get("is_encoder_decoder"):
         kind = "an encoder-decoder (sequence-to-sequence) model"
+    elif any(a.endswith(CAUSAL_LM_HEADS) for a in archs):
+        return  # a decoder language model: the text-generation task
     elif config.get("is_decoder") or any(a.endswith(DECODER_HEADS) for a in archs) or _decoder_only(model_type):
-        kind = "a decoder (text generation) model"
+        kind = "a decoder without a language-model head (...ForCausalLM)"
     elif _vision_backbone(model_type) and not any("ForImageClassification" in a for a in archs):
         kind = "a vision backbone without a classification head (image embeddings)"
         raise CheckpointError(

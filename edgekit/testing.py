@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from edgekit.data.calibration import data_dir, load_texts
 from edgekit.tasks import get_task
@@ -204,3 +205,65 @@ def make_tiny_architecture(directory: str | Path, model_type: str, *, task: str 
     (ckpt / "config.json").unlink()
     model.eval().save_pretrained(str(ckpt), safe_serialization=True)
     return ckpt
+
+
+# Decoder families the coverage table and tests build from configs (random weights, no downloads):
+# (transformers config class, model class, extra config keys)
+_GQA = {  # a 2-layer grouped-query-attention decoder (Llama-style sizes)
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "max_position_embeddings": 256,
+}
+DECODER_FAMILIES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 256}),
+    "llama": ("LlamaConfig", "LlamaForCausalLM", _GQA),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", {**_GQA, "tie_word_embeddings": True}),
+    "phi3": (
+        "Phi3Config",
+        "Phi3ForCausalLM",
+        {**_GQA, "num_key_value_heads": 4, "original_max_position_embeddings": 256, "pad_token_id": None},
+    ),
+    "gemma": (
+        "GemmaConfig",
+        "GemmaForCausalLM",
+        {**_GQA, "num_key_value_heads": 1, "head_dim": 16, "pad_token_id": None},
+    ),
+    # SmolLM: the Llama architecture, small, with tied embeddings
+    "smollm": (
+        "LlamaConfig",
+        "LlamaForCausalLM",
+        {
+            **_GQA,
+            "num_hidden_layers": 3,
+            "num_key_value_heads": 1,
+            "intermediate_size": 160,
+            "tie_word_embeddings": True,
+        },
+    ),
+}
+
+
+def make_tiny_decoder(directory: str | Path, family: str = "llama", vocab_size: int = 512, seed: int = 0) -> Path:
+    """A random-weight decoder of ``family`` (see DECODER_FAMILIES) with a byte-level BPE tokenizer trained on
+    the shipped held-out text (no pad token, as GPT-2's), saved as a normal checkpoint."""
+    import torch
+    import transformers
+
+    from edgekit.generation.corpus import corpus_files, documents, train_tokenizer
+
+    d = Path(directory)
+    tok = train_tokenizer(documents(corpus_files("sotu")[1]), vocab_size)
+    cfg_name, model_name, extra = DECODER_FAMILIES[family]
+    config = getattr(transformers, cfg_name)(
+        vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **extra
+    )
+    torch.manual_seed(seed)
+    model = getattr(transformers, model_name)(config).eval()
+    model.config.architectures = [model_name]
+    model.save_pretrained(str(d), safe_serialization=True)
+    tok.save_pretrained(d)
+    model.generation_config.save_pretrained(str(d))
+    return d

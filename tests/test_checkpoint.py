@@ -89,6 +89,10 @@ def test_remote_code_is_never_run(tiny_ckpt, copy_ckpt):
     cfg["auto_map"] = {"AutoModel": "modeling_evil.EvilModel"}
     (d / "config.json").write_text(json.dumps(cfg))
     (d / "modeling_evil.py").write_text("raise SystemExit('remote code ran')\n")
+    with pytest.raises(CheckpointError, match=r"needs the checkpoint's own Python code \(auto_map"):
+        load_checkpoint(d)  # refused from config.json alone, before any weight or module is read
+    del cfg["auto_map"]  # an unknown model_type without auto_map: transformers has no class for it
+    (d / "config.json").write_text(json.dumps(cfg))
     ck = load_checkpoint(d)
     with pytest.raises(CheckpointError, match="cannot load the model"):
         _ = ck.model

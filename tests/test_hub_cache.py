@@ -37,6 +37,7 @@ def test_a_hub_id_not_in_the_cache_says_how_to_fetch_it(hub_cache, run_cli, tmp_
     assert "nor in the Hugging Face cache" in res.stderr and "edgekit downloads nothing" in res.stderr
 
 
+@pytest.mark.slow  # 14-23 s on 2 cores; the default run stays under 10 minutes
 def test_compress_runs_on_a_cached_hub_id(hub_cache, run_cli, tmp_path):
     res = run_cli("compress", "edgekit-test/tiny-bert", "-r", "ptq-portable", "-s", "16", "-o", str(tmp_path / "o"))
     assert res.exit_code == 0, res.stderr

@@ -47,6 +47,19 @@ def bundle(source, output, artifacts, archive, overwrite, console):
     from edgekit.pipeline.bundling import build_bundle, describe, select_artifacts
 
     refuse_stdout(output, "'--output' / '-o'", "a bundle")
+    if (Path(source) / "report.json").is_file() and '"generative": true' in (Path(source) / "report.json").read_text():
+        from edgekit.generation.bundle import build_decoder_bundle
+
+        if archive:
+            raise click.UsageError("--archive: decoder bundles are directories (copy the folder)")
+        with console.results_only():
+            desc = build_decoder_bundle(source, output, list(artifacts) or None, overwrite=overwrite)
+        if console.json:
+            console.emit_json({"path": str(output), "digest": desc["description_sha256"], "variants": desc["variants"]})
+            return
+        names = ", ".join(f"{v['name']} ({v['precision']}, {v['engine']})" for v in desc["variants"])
+        console.result(f"wrote decoder bundle {output}: {names}; digest {desc['description_sha256']}")
+        return
     selection = select_artifacts(source, list(artifacts) or None)
     with console.results_only():
         b = build_bundle(

@@ -48,7 +48,11 @@ def finetune(base, dataset, output, epochs, batch_size, lr, max_len, seed, resum
 
     BASE is a checkpoint directory, `minilm`, or `vit-tiny`: a small Vision
     Transformer built from a configuration in code and trained from scratch
-    (e.g. `edgekit finetune vit-tiny --data digits`).
+    (e.g. `edgekit finetune vit-tiny --data digits`), or `sotu-llama`: a small
+    Llama-style decoder language model (and its byte-level BPE tokenizer)
+    trained from scratch on a text corpus (`edgekit finetune sotu-llama --data
+    sotu`: the shipped State of the Union addresses; held-out perplexity is
+    reported).
 
     The result is a normal Hugging Face checkpoint directory with
     edgekit_training.json (settings, validation and test accuracy). It is
@@ -65,6 +69,29 @@ def finetune(base, dataset, output, epochs, batch_size, lr, max_len, seed, resum
     from edgekit.training.loop import TrainSettings
 
     refuse_stdout(output, "'--output' / '-o'", "the checkpoint")
+    from edgekit.generation.train import DECODER_BASES, DECODER_SETTINGS, train_decoder
+
+    if base in DECODER_BASES:  # a decoder language model trained from scratch on a text corpus
+        corpus = "sotu" if dataset == "spam" else dataset  # spam is the classifiers' default
+        out = output or Path.home() / ".cache" / "edgekit" / "teachers" / f"{base}-{Path(corpus).name}"
+        given = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+        settings = replace(DECODER_SETTINGS, **{k: v for k, v in given.items() if v is not None}, seed=seed)
+        with console.results_only():
+            record = train_decoder(
+                base,
+                corpus,
+                Path(out),
+                settings=settings,
+                progress=console.progress,
+                resume=resume,
+                overwrite=overwrite or output is None,
+            )
+        if console.json:
+            console.emit_json({"checkpoint": str(out), **record})
+            return
+        state = "cached" if record["cached"] else "trained"
+        console.result(f"{state}: {out} (held-out perplexity {record['heldout_perplexity']:.2f})")
+        return
     data = load_dataset(dataset)
     out = output or Path.home() / ".cache" / "edgekit" / "teachers" / f"{Path(str(base)).name}-{Path(dataset).name}"
     defaults = VISION_SETTINGS if base in VISION_BASES else TrainSettings(epochs=1.0, batch_size=32, lr=5e-5)

@@ -30,9 +30,38 @@ from edgekit.errors import GateFailed
 @click.option(
     "--digest", metavar="SHA256", help="Refuse the bundle unless its digest is this one (`edgekit bundle` prints it)."
 )
+@click.option(
+    "--generate",
+    "prompt",
+    metavar="PROMPT",
+    help="A decoder artifact (a compress output's onnx-* folder of a text-generation model): continue PROMPT.",
+)
+@click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(min=1), help="With --generate.")
+@click.option(
+    "--options",
+    "gen_options",
+    metavar="JSON",
+    help='With --generate: more generation options, e.g. \'{"do_sample": true, "top_p": 0.9, "seed": 1}\', '
+    '\'{"num_beams": 4}\', \'{"stop": ["."]}\'.',
+)
+@click.option("--stream", is_flag=True, help="With --generate: print the text as it is generated.")
 @runtime_options
 @output_options(json_help="Print the result as one JSON document (what `run` always prints; for symmetry).")
-def run_bundle(bundle_path, texts, texts_file, check, digest, runtime, variant, threads, console):
+def run_bundle(
+    bundle_path,
+    texts,
+    texts_file,
+    check,
+    digest,
+    prompt,
+    max_new_tokens,
+    gen_options,
+    stream,
+    runtime,
+    variant,
+    threads,
+    console,
+):
     """Run a bundle on TEXTS and print the result as JSON.
 
     \b
@@ -48,6 +77,14 @@ def run_bundle(bundle_path, texts, texts_file, check, digest, runtime, variant, 
     decimals, probabilities and scores to 6.
     """
     import json
+
+    from edgekit.generation.serve import is_decoder
+
+    if prompt is not None or is_decoder(bundle_path):
+        if prompt is None and not check:
+            raise click.UsageError("a decoder takes --generate PROMPT (or --check)")
+        _generate(bundle_path, prompt, max_new_tokens, gen_options, stream, threads, variant, digest, check)
+        return
 
     from edgekit.device.bundle import open_bundle
     from edgekit.device.runtime_api import load
@@ -118,3 +155,74 @@ def _token_counts(model, texts: list) -> list[int]:
             )
         counts.append(len(ids))
     return counts
+
+
+def _generate(
+    path: Path,
+    prompt: str | None,
+    max_new_tokens: int,
+    options: str | None,
+    stream: bool,
+    threads: int | None,
+    variant: str | None,
+    digest: str | None,
+    check: bool,
+) -> None:
+    """``run --generate``: a decoder artifact or bundle continues ``prompt`` (verified files, no torch);
+    ``--check``: a bundle's recorded greedy continuations are generated again and must be identical."""
+    import json
+    import sys
+    import time
+
+    from edgekit.errors import InputError
+    from edgekit.generation.serve import load_generator
+
+    try:
+        extra = json.loads(options) if options else {}
+    except ValueError as err:
+        raise InputError(f"--options is not JSON ({err})") from None
+    if not isinstance(extra, dict):
+        raise InputError("--options must be a JSON object")
+    gen, manifest = load_generator(path, threads=threads or 2, variant=variant, digest=digest)
+    if check:
+        from edgekit.generation.bundle import FILE
+
+        desc = json.loads((Path(path) / FILE).read_text()) if (Path(path) / FILE).is_file() else None
+        if desc is None:
+            raise InputError(f"{path}: --check needs a decoder bundle (its recorded continuations)")
+        ref = desc["reference"]
+        got = [gen.generate(p, max_new_tokens=ref["max_new_tokens"]) for p in ref["prompts"]]
+        want = ref["greedy"][manifest["name"]]
+        same = sum(a == b for a, b in zip(got, want))
+        click.echo(json.dumps({"variant": manifest["name"], "check": {"reproduced": same, "of": len(want)}}))
+        if same != len(want):
+            raise GateFailed(f"{manifest['name']}: {len(want) - same} of {len(want)} greedy continuations differ")
+        return
+    assert prompt is not None
+    opts = {"max_new_tokens": max_new_tokens, **extra}
+    t0 = time.perf_counter()
+    pieces: list[str] = []
+    stats: dict = {}
+    for piece in gen.stream(prompt, stats, **opts):
+        pieces.append(piece)
+        if stream:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    text = "".join(pieces)
+    n, reason = stats["completion_tokens"], stats["finish_reason"]
+    if stream:
+        sys.stdout.write("\n")
+        return
+    click.echo(
+        json.dumps(
+            {
+                "artifact": manifest["name"],
+                "precision": manifest["precision"],
+                "prompt": prompt,
+                "text": text,
+                "completion_tokens": n,
+                "finish_reason": reason,
+                "ms": round((time.perf_counter() - t0) * 1000, 3),
+            }
+        )
+    )

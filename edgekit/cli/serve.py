@@ -94,6 +94,9 @@ def serve(
     \b
     GET  /health, /info
     POST /embed or /classify (or /predict)  {"texts": ["...", ...]}
+    a decoder artifact (a compress output's onnx-* folder of a text-generation model):
+    POST /generate {"prompt": "...", "max_new_tokens": N, ..., "stream": true|false}
+         (stream: server-sent events); POST /v1/completions (OpenAI-compatible)
     image bundles: POST /classify  {"images": [base64 of a PNG/JPEG file, ...]}
                                    or {"arrays": [HxW or HxWxC pixel lists, ...]}
     Every response is JSON; bad requests get {"error": ...} with a 4xx status and the
@@ -106,6 +109,18 @@ def serve(
     default; --quiet/-q only warnings and errors.
     """
     import signal
+
+    from edgekit.generation.serve import is_decoder
+
+    if is_decoder(Path(bundle_path)):  # a decoder artifact or bundle: /generate (SSE) and /v1/completions
+        from edgekit.generation.serve import load_generator, make_app
+
+        gen, manifest = load_generator(Path(bundle_path), threads=threads or 2, variant=variant)
+        import waitress
+
+        click.echo(f"serving {manifest['name']} (decoder, {manifest['precision']}) at http://{host}:{port}", err=True)
+        waitress.serve(make_app(gen, manifest), host=host, port=port, threads=concurrency, _quiet=True)
+        return
 
     from edgekit.device.runtime_api import load
     from edgekit.device.serve import make_server

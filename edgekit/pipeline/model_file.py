@@ -39,7 +39,17 @@ def is_model_file(path: str | Path) -> bool:
 def default_recipe(model: str | Path) -> str:
     """The recipe ``compress`` runs when none is named: for a checkpoint ``fastest`` (every installed format
     searched for the fastest artifact within the fidelity budget), for a model file ``ptq-dynamic``."""
-    return "ptq-dynamic" if is_model_file(model) else "fastest"
+    if is_model_file(model):
+        return "ptq-dynamic"
+    import json
+
+    from edgekit.tasks import get_task, infer_task
+
+    try:  # the task's own default (decoders: `decoder`); a config that cannot be read fails later, clearly
+        config = json.loads((Path(model) / "config.json").read_text(encoding="utf-8"))
+        return get_task(infer_task(config)).default_recipe
+    except (OSError, ValueError, AttributeError):
+        return "fastest"
 
 
 def file_format(path: Path) -> str:

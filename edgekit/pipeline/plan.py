@@ -54,6 +54,12 @@ def plan(
         if isinstance(cfg, BenchConfig):
             continue
         where = f"recipe {recipe.name}: stages.{i} ({cfg.kind})"
+        budget = getattr(cfg, "budget", None)
+        if budget is not None and budget.max_perplexity_increase is not None:
+            raise RecipeError(
+                f"{where}: budget max_perplexity_increase applies to decoder language models (text-generation); "
+                "give min_fidelity or max_accuracy_drop"
+            )
         io = stage_io(cfg)
         parent = cfg.input or previous
         if parent not in made:

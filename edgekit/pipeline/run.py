@@ -105,6 +105,15 @@ def compress(
         )
     # everything that can be checked before work starts is checked first
     ckpt = load_checkpoint(checkpoint, task=task, allow_unsafe_pickle=allow_unsafe_pickle)
+    if ckpt.task_def.generative:  # generated token by token: the decoder pipeline (KV cache, perplexity)
+        if calibration or evaluation:
+            raise InputError(
+                f"{ckpt.path}: a {ckpt.task} model takes no --calibration or --eval: its held-out text "
+                "is the recipe's bench-generate data"
+            )
+        from edgekit.generation.pipeline import compress_decoder
+
+        return compress_decoder(ckpt, recipe, output, progress=progress, overwrite=overwrite, resume=resume)
     bench = recipe.bench_config()
     recipe.check_lengths(ckpt.max_positions, str(ckpt.path))
     if ckpt.is_image and (calibration or evaluation):

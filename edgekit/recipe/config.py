@@ -216,12 +216,18 @@ class BudgetConfig(_Strict):
     max_accuracy_drop: float | None = Field(
         None, ge=0, le=100, description="points of task accuracy lost vs fp32 PyTorch (needs a labelled --eval set)"
     )
+    max_perplexity_increase: float | None = Field(
+        None,
+        ge=0,
+        description="decoder language models: perplexity on held-out text at most (1 + this) x PyTorch fp32's",
+    )
     max_size_mb: float | None = Field(None, gt=0, description="limit on the model file")
     max_peak_rss_mb: float | None = Field(None, gt=0, description="limit on peak memory while loading and running")
 
     def model_post_init(self, _ctx) -> None:
-        if (self.min_fidelity is None) == (self.max_accuracy_drop is None):
-            raise ValueError("give exactly one of min_fidelity and max_accuracy_drop")
+        given = [self.min_fidelity, self.max_accuracy_drop, self.max_perplexity_increase]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of min_fidelity, max_accuracy_drop and max_perplexity_increase")
 
 
 class SearchConfig(StageConfig):
@@ -244,6 +250,57 @@ class SearchConfig(StageConfig):
     samples: int = Field(300, ge=8, description="held-out texts the budget is measured on")
 
 
+class Int4Config(StageConfig):
+    """Decoders: block-wise weight-only quantization of an ONNX decoder (ONNX Runtime's MatMulNBits), 4-bit, or
+    8-bit with ``bits: 8`` (the scheme ONNX Runtime GenAI's builder calls int8)."""
+
+    kind: Literal["int4"]
+    bits: Literal[4, 8] = Field(4, description="4, or 8: the same block-wise weight-only scheme at 8 bits (rtn)")
+    algorithm: Literal["rtn", "hqq", "k_quant"] = Field(
+        "rtn", description="round-to-nearest, HQQ (optimised scales and zero points) or k-quant"
+    )
+    block_size: Literal[16, 32, 64, 128] = 32
+    accuracy_level: Literal[0, 1, 2, 3, 4] = Field(
+        4, description="4: the kernel computes in int8 (fast on CPUs); 0: float compute"
+    )
+    symmetric: bool = True
+
+
+class DistillDecoderConfig(StageConfig):
+    """Decoders: a student with fewer layers (and a narrower FFN), initialised from the teacher's layers and
+    trained on its next-token distribution (KL at ``temperature``) plus the language-model loss."""
+
+    kind: Literal["distill-decoder"]
+    layers: int = Field(2, ge=1, description="student layers (taken evenly from the teacher)")
+    ffn_keep: float = Field(1.0, gt=0, le=1, description="share of FFN channels kept (largest weight norms)")
+    data: str = Field("sotu", description="`sotu` (shipped) or a directory with train.txt and heldout.txt")
+    temperature: float = Field(2.0, gt=0)
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term (1 - alpha: language-model loss)")
+    train: TrainConfig = TrainConfig(epochs=1.0, batch_size=16, lr=1e-3, max_len=256)
+
+
+class GenerateBenchConfig(StageConfig):
+    """Decoders: how every artifact is measured, and the budget the promoted one keeps."""
+
+    kind: Literal["bench-generate"]
+    prompt_lens: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [32, 128, 448], min_length=1, description="time to first token at these prompt lengths"
+    )
+    new_tokens: int = Field(64, ge=1, description="tokens generated per decode measurement")
+    batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1], min_length=1)
+    threads: int = Field(2, ge=1)
+    runs: int = Field(3, ge=1)
+    perplexity_tokens: int = Field(16384, ge=64, description="held-out tokens perplexity is measured on")
+    window: int = Field(256, ge=8, description="tokens per perplexity window")
+    continuations: int = Field(8, ge=1, description="held-out prompts whose greedy continuations are compared")
+    continuation_tokens: int = Field(32, ge=1)
+    data: str = Field("sotu", description="held-out text: `sotu` (shipped) or a directory with heldout.txt")
+    max_perplexity_increase: float = Field(
+        0.06, ge=0, description="the promoted artifact's perplexity is at most (1 + this) x PyTorch fp32's"
+    )
+    reference: bool = Field(True, description="also measure PyTorch eager generate (fp32, KV cache)")
+
+
 Stage = Annotated[
     ExportConfig
     | OptimizeConfig
@@ -252,7 +309,10 @@ Stage = Annotated[
     | SearchConfig
     | DistillConfig
     | PruneConfig
-    | QATConfig,
+    | QATConfig
+    | Int4Config
+    | DistillDecoderConfig
+    | GenerateBenchConfig,
     Field(discriminator="kind"),
 ]
 
@@ -305,6 +365,21 @@ class Recipe(_Strict):
         if not updates:
             return self
         stages = list(self.stages)
+        gen = max((i for i, st in enumerate(stages) if isinstance(st, GenerateBenchConfig)), default=None)
+        if gen is not None:  # a decoder recipe: threads, the batch size and the prompt length of its bench
+            mapped = {
+                "threads": updates.get("threads"),
+                "batch_sizes": [updates["batch_size"]] if "batch_size" in updates else None,
+                "prompt_lens": [updates["seq_len"]] if "seq_len" in updates else None,
+            }
+            base = stages[gen].model_dump(exclude_unset=True)
+            try:
+                stages[gen] = GenerateBenchConfig(**{**base, **{k: v for k, v in mapped.items() if v is not None}})
+            except ValidationError as err:
+                raise RecipeError(
+                    f"recipe {self.name}: {err.errors()[0]['loc'][-1]}: {err.errors()[0]['msg']}"
+                ) from None
+            return self.model_copy(update={"stages": stages})
         at = max((i for i, st in enumerate(stages) if isinstance(st, BenchConfig)), default=None)
         base = stages[at].model_dump(exclude_unset=True) if at is not None else {"kind": "bench"}
         try:

@@ -150,7 +150,7 @@ def require_input(config, parent) -> None:
 
 
 def _load_builtin() -> None:
-    from edgekit.stages import export, optimize, quantize, search, train  # noqa: F401  (registers)
+    from edgekit.stages import export, generative, optimize, quantize, search, train  # noqa: F401  (registers)
 
 
 # training registers its handlers in edgekit.stages.train; search declares its formats with its handler

@@ -47,6 +47,9 @@ class Task:
     architectures: ClassVar[tuple[str, ...]] = ()  # config.json architecture suffixes the task is inferred from
     auto_class: ClassVar[str] = "AutoModel"  # the transformers Auto class that loads a checkpoint for it
     trainable: ClassVar[bool] = True  # distillation, pruning and QAT support it (per-input outputs)
+    # generated step by step (a KV cache): compressed by edgekit.generation.pipeline, not the one-pass stages
+    generative: ClassVar[bool] = False
+    default_recipe: ClassVar[str] = "fastest"  # what `compress CHECKPOINT` runs when no recipe is named
     api_method: ClassVar[str]  # the runtime API call: BundleModel.<api_method>(inputs)
     endpoint: ClassVar[str]  # the serve route that answers it (POST /predict answers every task)
 

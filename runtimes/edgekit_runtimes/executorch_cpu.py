@@ -24,6 +24,8 @@ import numpy as np
 from edgekit.formats import Format
 from edgekit_runtimes.base import RuntimeAdapter, Session, TensorSpec
 
+_POOL_THREADS: int | None = None  # the size of XNNPACK's process-wide thread pool, once a load has set it
+
 IO_SUFFIX = ".json"
 MAGIC = b"ET"  # a .pte flatbuffer's file identifier starts with "ET" (ET12, ...), at bytes 4-7
 
@@ -132,6 +134,13 @@ class ExecuTorchAdapter(RuntimeAdapter):
             from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
             from executorch.runtime import Runtime
 
-            _unsafe_reset_threadpool(threads)  # XNNPACK's pool is the process's: the last load sets it
+            global _POOL_THREADS
+            if _POOL_THREADS is None:
+                # XNNPACK's pool is the process's, sized once, by the first load: resetting a pool that has
+                # run deadlocks in its next parallel call once onnxruntime is loaded in the same process
+                # (seen with executorch 1.5.1 and onnxruntime 1.32). Benchmarks run each runtime in its own
+                # process, so the first load is the only one there.
+                _unsafe_reset_threadpool(threads)
+                _POOL_THREADS = threads
             method = Runtime.get().load_program(path).load_method("forward")
-        return ExecuTorchSession(method, described, threads)
+        return ExecuTorchSession(method, described, _POOL_THREADS)

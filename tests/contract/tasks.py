@@ -279,7 +279,8 @@ class TaskContract:
         art = compressed.artifacts[INT8]
         assert art.precision == "int8" and art.meta["parent"]["name"] == FP32
         v = art.meta["validation"]
-        assert v["floor"] <= v["cosine_min"] <= v["cosine_mean"] <= 1 + 1e-6
+        # min <= mean up to float32 rounding: near 1 a mean of equal cosines can round under their min
+        assert v["floor"] <= v["cosine_min"] <= v["cosine_mean"] + 1e-6 and v["cosine_mean"] <= 1 + 1e-6, v
         rows = {r["name"]: r for r in compressed.report["results"]}
         fp32, int8 = (task.headline(rows[n]["fidelity"]) for n in (FP32, INT8))
         assert fp32 is not None and int8 is not None, f"fidelity has no {task.headline_key!r}"

@@ -148,6 +148,7 @@ def test_an_int8_file_is_not_quantized_again(tmp_path, run_cli):
     assert res.exit_code == 2 and "its weights are int8, not fp32" in res.stderr
 
 
+@pytest.mark.slow  # 14-23 s on 2 cores; the default run stays under 10 minutes
 def test_python_api_and_cli_bench_settings(tmp_path, run_cli):
     import edgekit
 

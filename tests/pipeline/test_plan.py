@@ -30,7 +30,17 @@ TFLITE = {"kind": "export", "format": "tflite", "input": REFERENCE_NAME}
 DISTILL = {"kind": "distill", "train": {"epochs": 20}}  # an hour of training, if it ever ran
 
 
-@pytest.mark.parametrize("name", builtin_recipe_names())
+GENERATIVE = {"decoder", "decoder-distill-int4"}  # planned by edgekit.generation.pipeline (tests/generation)
+
+
+def test_decoder_recipes_are_refused_for_encoders_before_any_work():
+    assert GENERATIVE <= set(builtin_recipe_names())
+    for name in sorted(GENERATIVE):
+        with pytest.raises(RecipeError, match="decoder language models"):
+            plan(load_recipe(name))
+
+
+@pytest.mark.parametrize("name", sorted(set(builtin_recipe_names()) - GENERATIVE))
 def test_every_builtin_recipe_plans(name):
     recipe = load_recipe(name)
     steps = plan(recipe)

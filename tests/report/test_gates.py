@@ -155,6 +155,7 @@ def test_load_report_rejects_rows_without_latency(report_path, tmp_path):
         load_report(_write(tmp_path, "r.json", r))
 
 
+@pytest.mark.slow  # 14-23 s on 2 cores; the default run stays under 10 minutes
 def test_bench_sweep_is_stored_and_plotted(run_cli, tiny_compressed, tmp_path):
     fp32 = tiny_compressed / "onnx-fp32"
     int8 = tiny_compressed / "onnx-int8-dynamic"

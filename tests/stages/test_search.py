@@ -89,6 +89,7 @@ def test_broken_next_to_a_good_candidate(tiny_ckpt, tmp_path, run_cli):
         assert search["diagnostics"]["layers"]
 
 
+@pytest.mark.slow  # 14-23 s on 2 cores; the default run stays under 10 minutes
 def test_time_limit_and_trial_count_bound_the_search(tiny_ckpt, tmp_path, run_cli):
     _compress(run_cli, tiny_ckpt, tmp_path, {"budget": {"min_fidelity": 0.5}, "time_limit_s": 0.001})
     search = json.loads((tmp_path / "out" / "report.json").read_text())["search"]
@@ -102,6 +103,7 @@ def test_accuracy_budget_needs_a_classifier_and_labels(tiny_ckpt, tiny_cls_ckpt,
     assert res.exit_code == 2 and "needs a labelled evaluation set" in res.stderr
 
 
+@pytest.mark.slow  # 14-23 s on 2 cores; the default run stays under 10 minutes
 def test_accuracy_budget_on_a_labelled_set(tiny_cls_ckpt, tmp_path, run_cli):
     from edgekit.data.calibration import load_text_data
 
@@ -135,7 +137,7 @@ def test_budget_verdicts():
 def test_search_config_is_strict():
     from edgekit.errors import RecipeError
 
-    with pytest.raises(RecipeError, match="exactly one of min_fidelity and max_accuracy_drop"):
+    with pytest.raises(RecipeError, match="exactly one of min_fidelity, max_accuracy_drop and max_perplexity_increase"):
         recipe_from_dict(_recipe({"budget": {"min_fidelity": 0.9, "max_accuracy_drop": 1}}))
     with pytest.raises(RecipeError, match="unknown key"):
         recipe_from_dict(_recipe({"budget": {"min_fidelity": 0.9}, "trials": 3}))

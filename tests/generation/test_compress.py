@@ -1,0 +1,142 @@
+"""`edgekit compress` on a decoder: artifacts, parity records, the report and promotion; bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+def test_report(tiny_decoder_compressed):
+    compressed = tiny_decoder_compressed
+    out, report = compressed
+    assert report["generative"] and report["model"]["task"] == "text-generation"
+    rows = {r["name"]: r for r in report["rows"]}
+    assert set(rows) == {"pytorch-fp32", "onnx-fp32", "onnx-int8", "onnx-int4-rtn", "tflite-fp32", "tflite-int8"}
+    tfl = rows["tflite-fp32"]
+    assert tfl["runtime"] == "litert" and tfl["parity"]["greedy_identical"] and tfl["greedy_exact_match"] == 1.0
+    assert abs(tfl["perplexity"] / rows["pytorch-fp32"]["perplexity"] - 1) < 1e-3
+    fp32 = rows["onnx-fp32"]
+    assert abs(fp32["perplexity"] / rows["pytorch-fp32"]["perplexity"] - 1) < 1e-3
+    assert fp32["top1_agreement"] > 0.999 and fp32["greedy_exact_match"] == 1.0
+    assert fp32["parity"]["greedy_identical"]
+    assert fp32["exporter"].startswith("onnxruntime-genai model builder") and fp32["engine"] == "onnxruntime-genai"
+    for r in rows.values():
+        assert r["decode_tokens_per_s"]["16"] > 0 and r["time_to_first_token_ms"]["64"] > 0
+        assert r["peak_rss_mb"] > 10
+    assert rows["onnx-int4-rtn"]["size_bytes"] < 0.6 * fp32["size_bytes"]
+    promoted = [r for r in rows.values() if r["promoted"]]
+    assert len(promoted) <= 1 and all(r["format"] == "onnx" and r["within_budget"] for r in promoted)
+    for name in ("onnx-fp32", "onnx-int8", "onnx-int4-rtn", "tflite-int8"):
+        manifest = json.loads((out / name / "manifest.json").read_text())
+        assert manifest["task"] == "text-generation" and "tokenizer.json" in manifest["files"]
+    assert "decode tok/s" in (out / "report.md").read_text()
+
+
+def test_generated_artifact_runs_without_torch(tiny_decoder_compressed):
+    compressed = tiny_decoder_compressed
+    from edgekit.generation.runtime import TextGenerator
+
+    out, _ = compressed
+    text = TextGenerator(out / "onnx-int4-rtn").generate("The economy", max_new_tokens=5)
+    assert isinstance(text, str)
+    lite = TextGenerator(out / "tflite-fp32")
+    assert lite.engine_name == "python"
+    onnx = TextGenerator(out / "onnx-fp32", engine="python")
+    for prompt in ("The economy", "word " * 40):  # the second runs the 128-token prefill signature, padded
+        assert lite.generate(prompt, max_new_tokens=12) == onnx.generate(prompt, max_new_tokens=12)
+
+
+def _t5(d: Path) -> Path:
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    T5ForConditionalGeneration(
+        T5Config(vocab_size=64, d_model=32, d_ff=64, num_layers=1, num_heads=2, d_kv=16)
+    ).save_pretrained(d)
+    return d
+
+
+def _remote_code(src: Path, d: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, d)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+def _no_tokenizer(src: Path, d: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, d)
+    (d / "tokenizer.json").unlink()
+    return d
+
+
+@pytest.mark.parametrize(
+    "case, recipe, says",
+    [
+        ("seq2seq", "decoder", "is an encoder-decoder (sequence-to-sequence) model, not supported yet"),
+        ("remote-code", "decoder", "needs the checkpoint's own Python code (auto_map, trust_remote_code)"),
+        ("encoder-recipe", "ptq-static", "does not apply to decoder language models"),
+        ("no-tokenizer", "decoder", "no tokenizer.json"),
+    ],
+)
+def test_bad_decoder_input(case, recipe, says, tiny_decoder, tmp_path, run_cli):
+    ckpt = {
+        "seq2seq": lambda: _t5(tmp_path / "t5"),
+        "remote-code": lambda: _remote_code(tiny_decoder, tmp_path / "remote"),
+        "encoder-recipe": lambda: tiny_decoder,
+        "no-tokenizer": lambda: _no_tokenizer(tiny_decoder, tmp_path / "notok"),
+    }[case]()
+    result = run_cli("compress", str(ckpt), "-r", recipe, "-o", str(tmp_path / "out"), "-q")
+    assert result.exit_code == 2, result.stderr
+    assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_decoder_stage_on_an_encoder(tiny_ckpt, tmp_path, run_cli):
+    (tmp_path / "r.yaml").write_text("version: 1\nname: x\nstages:\n  - kind: export\n  - kind: int4\n")
+    result = run_cli("compress", str(tiny_ckpt), "-r", str(tmp_path / "r.yaml"), "-o", str(tmp_path / "out"), "-q")
+    assert result.exit_code == 2
+    assert "applies to decoder language models (text-generation checkpoints) only" in result.stderr
+
+
+def test_decoder_search_plan():
+    """The default decoder recipe's search expands into every candidate, measured; its budget is the bench's."""
+    from edgekit.errors import RecipeError
+    from edgekit.generation.pipeline import SEARCH_SPACE, TFLITE_SEARCH_SPACE, plan_decoder
+    from edgekit.recipe import load_recipe
+    from edgekit.recipe.config import recipe_from_dict
+
+    plan = plan_decoder(load_recipe("decoder"), {"architectures": ["LlamaForCausalLM"], "model_type": "llama"})
+    names = [s.name for s in plan.steps]
+    assert names[:3] == ["onnx-fp32", "tflite-fp32", "onnx-int8"]
+    assert len(names) == 2 + len(SEARCH_SPACE) + len(TFLITE_SEARCH_SPACE) and not plan.skipped
+    assert plan.bench.max_perplexity_increase == 0.03
+    gpt2 = plan_decoder(load_recipe("decoder"), {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})
+    assert not any(s.name.startswith("tflite") for s in gpt2.steps)
+    assert gpt2.skipped[0].startswith("tflite-fp32: litert-torch's generative export is wired here for")
+    student = plan_decoder(load_recipe("decoder-distill-int4"))
+    assert [s.kind for s in student.steps][0] == "distill" and student.steps[-1].kind == "int4"
+    bad = {
+        "version": 1,
+        "name": "x",
+        "stages": [
+            {"kind": "export"},
+            {"kind": "search", "budget": {"min_fidelity": 0.99}},
+        ],
+    }
+    with pytest.raises(RecipeError, match="a decoder search's budget is max_perplexity_increase"):
+        plan_decoder(recipe_from_dict(bad))
+
+
+def test_perplexity_budget_on_an_encoder(tiny_ckpt, tmp_path, run_cli):
+    (tmp_path / "r.yaml").write_text(
+        "version: 1\nname: x\nstages:\n  - kind: export\n  - kind: search\n    budget:\n"
+        "      max_perplexity_increase: 0.03\n"
+    )
+    result = run_cli("compress", str(tiny_ckpt), "-r", str(tmp_path / "r.yaml"), "-o", str(tmp_path / "out"), "-q")
+    assert result.exit_code == 2 and "max_perplexity_increase applies to decoder language models" in result.stderr
