@@ -13,7 +13,7 @@ Runtime GenAI's model builder, all measured in one run, each model in its own pr
 3. ONNX Runtime GenAI's builder (`python -m onnxruntime_genai.models.builder -p fp32|int8|int4 -e cpu`, block
    32, accuracy level 4: its own quantization) on the same checkpoint, measured by the same harness (perplexity
    too); then the best edgekit int8 and int4 artifacts and the builder's int8 and int4 are re-timed side by side,
-   alternating, each in its own process, 3 rounds (medians): the ratios quoted.
+   alternating, each in its own process, 5 rounds (medians): the ratios quoted.
 4. `edgekit compress TEACHER -r decoder-distill-int4`: a 2-layer student distilled from the teacher and
    quantized to int4; its decode speed against the teacher's PyTorch fp32 and its perplexity against the teacher's.
 """
@@ -33,7 +33,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 FIRST = "32"
-ROUNDS = 3
+ROUNDS = 5
 
 
 def _med(xs: list) -> float:

@@ -34,7 +34,8 @@ from edgekit.errors import GateFailed
     "--generate",
     "prompt",
     metavar="PROMPT",
-    help="A decoder artifact (a compress output's onnx-* folder of a text-generation model): continue PROMPT.",
+    help="Continue PROMPT with a decoder language model: BUNDLE is a decoder bundle (`edgekit bundle` of a "
+    "text-generation compress output) or one of its artifact folders (out/onnx-int4-rtn); prints the text.",
 )
 @click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(min=1), help="With --generate.")
 @click.option(
@@ -72,6 +73,10 @@ def run_bundle(
     input as JSON, e.g. '{"question": "...", "context": "..."}' for question
     answering. BUNDLE is a bundle directory or its .tar.gz. Needs only the
     runtime extras (no torch; Pillow for image files).
+
+    A decoder language model generates with --generate PROMPT instead of
+    TEXTS (greedy by default; sampling, beam search and stop strings through
+    --options; --stream prints the text as it comes).
 
     Numbers are rounded as `edgekit serve` rounds them: embeddings to 7
     decimals, probabilities and scores to 6.
