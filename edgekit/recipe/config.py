@@ -299,6 +299,12 @@ class GenerateBenchConfig(StageConfig):
         0.06, ge=0, description="the promoted artifact's perplexity is at most (1 + this) x PyTorch fp32's"
     )
     reference: bool = Field(True, description="also measure PyTorch eager generate (fp32, KV cache)")
+    retime_rounds: int = Field(
+        3,
+        ge=0,
+        description="the fastest passing candidates (up to 3) are re-timed alternately in this many rounds, each in "
+        "its own process, and the best median is promoted (0: promote on the first measurement)",
+    )
 
 
 Stage = Annotated[

@@ -61,6 +61,7 @@ stages:
     continuations: 2
     continuation_tokens: 8
     max_perplexity_increase: 0.5
+    retime_rounds: 1
 """
 
 
