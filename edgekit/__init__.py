@@ -16,15 +16,16 @@ def load(bundle, runtime=None, threads=None, variant=None, check=True):
 
 
 def load_generator(artifact, threads=2, engine="auto"):
-    """Load a decoder artifact (a compress output's ``onnx-*`` folder of a text-generation model) for
-    generation: ``.generate(prompt, max_new_tokens=32, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
-    seed=None, num_beams=1, stop=())`` returns the continuation, ``.stream(prompt, ...)`` yields it piece by
-    piece. Every file is checked against the artifact's manifest first; no torch is imported."""
-    from edgekit.generation.runtime import TextGenerator
-    from edgekit.generation.serve import verified_artifact
+    """Load a generative artifact (a compress output's ``onnx-*`` folder of a text-generation or
+    text2text-generation model) for generation: ``.generate(prompt, max_new_tokens=32, do_sample=False,
+    temperature=1.0, top_k=0, top_p=1.0, seed=None, num_beams=1, stop=())`` returns the text (an
+    encoder-decoder also takes ``length_penalty``, ``no_repeat_ngram_size`` and ``early_stopping``),
+    ``.stream(prompt, ...)`` yields it piece by piece. Every file is checked against the artifact's manifest
+    first; no torch is imported."""
+    from edgekit.generation.serve import open_generator, verified_artifact
 
     verified_artifact(artifact)
-    return TextGenerator(artifact, threads=threads, engine=engine)
+    return open_generator(artifact, threads=threads, engine=engine)
 
 
 def compress(

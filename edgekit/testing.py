@@ -267,3 +267,83 @@ def make_tiny_decoder(directory: str | Path, family: str = "llama", vocab_size: 
     tok.save_pretrained(d)
     model.generation_config.save_pretrained(str(d))
     return d
+
+
+# encoder-decoder families of the random-weight twins: config class, model class, config kwargs (small; eager)
+_T5_SMALL = {"d_model": 64, "d_kv": 16, "d_ff": 128, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4}
+_BART_SMALL = {
+    "d_model": 64,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 4,
+    "decoder_attention_heads": 4,
+    "encoder_ffn_dim": 128,
+    "decoder_ffn_dim": 128,
+    "max_position_embeddings": 256,
+}
+SEQ2SEQ_FAMILIES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "t5": ("T5Config", "T5ForConditionalGeneration", _T5_SMALL),
+    "mt5": ("MT5Config", "MT5ForConditionalGeneration", _T5_SMALL),
+    "bart": ("BartConfig", "BartForConditionalGeneration", {**_BART_SMALL, "forced_eos_token_id": None}),
+    "marian": ("MarianConfig", "MarianMTModel", _BART_SMALL),
+}
+
+
+def make_tiny_seq2seq(directory: str | Path, family: str = "t5", vocab_size: int = 512, seed: int = 0) -> Path:
+    """A random-weight encoder-decoder of ``family`` (see SEQ2SEQ_FAMILIES) with a byte-level BPE tokenizer
+    (pad 0, end of sequence 1) trained on the shipped held-out text, saved as a normal checkpoint. Weights are
+    scaled up from the initialisation so that the random model's next-token distributions are not flat (beam
+    search over near-ties would compare rounding, not the export)."""
+    import torch
+    import transformers
+
+    from edgekit.generation.corpus import corpus_files, documents
+    from edgekit.generation.text2text_train import train_tokenizer
+
+    d = Path(directory)
+    tok = train_tokenizer(documents(corpus_files("sotu")[1]), vocab_size)
+    cfg_name, model_name, extra = SEQ2SEQ_FAMILIES[family]
+    ids = {"pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}
+    start = tok.eos_token_id if family == "bart" else tok.pad_token_id  # BART starts decoding at </s>
+    config = getattr(transformers, cfg_name)(
+        vocab_size=len(tok), decoder_start_token_id=start, bos_token_id=tok.eos_token_id, **ids, **extra
+    )
+    torch.manual_seed(seed)
+    model = getattr(transformers, model_name)(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.mul_(3.0)
+    model.config.architectures = [model_name]
+    model.generation_config = transformers.GenerationConfig(
+        decoder_start_token_id=start, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
+    )
+    model.save_pretrained(str(d), safe_serialization=True)
+    tok.save_pretrained(d)
+    model.generation_config.save_pretrained(str(d))
+    return d
+
+
+def make_tiny_whisper(directory: str | Path, mel_bins: int = 80) -> Path:
+    """A random-weight Whisper checkpoint (speech recognition: log-mel input features), no tokenizer."""
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    d = Path(directory)
+    WhisperForConditionalGeneration(
+        WhisperConfig(
+            vocab_size=512,
+            d_model=64,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=128,
+            decoder_ffn_dim=128,
+            num_mel_bins=mel_bins,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=1,
+            decoder_start_token_id=1,
+        )
+    ).save_pretrained(d)
+    return d

@@ -34,10 +34,14 @@ from edgekit.errors import GateFailed
     "--generate",
     "prompt",
     metavar="PROMPT",
-    help="Continue PROMPT with a decoder language model: BUNDLE is a decoder bundle (`edgekit bundle` of a "
-    "text-generation compress output) or one of its artifact folders (out/onnx-int4-rtn); prints the text.",
+    help="Generate from PROMPT: a decoder language model continues it, an encoder-decoder (T5, BART, Marian) "
+    "rewrites it. BUNDLE is a bundle of a text-generation or text2text-generation compress output, or one of "
+    "its artifact folders (out/onnx-int4-rtn); prints the text.",
 )
 @click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(min=1), help="With --generate.")
+@click.option(
+    "--num-beams", type=click.IntRange(min=1), help="With --generate: beam search with this many beams (default 1)."
+)
 @click.option(
     "--options",
     "gen_options",
@@ -56,6 +60,7 @@ def run_bundle(
     digest,
     prompt,
     max_new_tokens,
+    num_beams,
     gen_options,
     stream,
     runtime,
@@ -74,9 +79,10 @@ def run_bundle(
     answering. BUNDLE is a bundle directory or its .tar.gz. Needs only the
     runtime extras (no torch; Pillow for image files).
 
-    A decoder language model generates with --generate PROMPT instead of
-    TEXTS (greedy by default; sampling, beam search and stop strings through
-    --options; --stream prints the text as it comes).
+    A decoder language model or an encoder-decoder generates with
+    --generate PROMPT instead of TEXTS (greedy by default; --num-beams N
+    for beam search; sampling and stop strings through --options; --stream
+    prints the text as it comes).
 
     Numbers are rounded as `edgekit serve` rounds them: embeddings to 7
     decimals, probabilities and scores to 6.
@@ -88,6 +94,13 @@ def run_bundle(
     if prompt is not None or is_decoder(bundle_path):
         if prompt is None and not check:
             raise click.UsageError("a decoder takes --generate PROMPT (or --check)")
+        if num_beams is not None:
+            try:
+                given = json.loads(gen_options) if gen_options else {}
+            except ValueError:
+                given = None  # _generate says what is wrong with --options
+            if isinstance(given, dict):
+                gen_options = json.dumps({**given, "num_beams": num_beams})
         _generate(bundle_path, prompt, max_new_tokens, gen_options, stream, threads, variant, digest, check)
         return
 

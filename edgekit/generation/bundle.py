@@ -53,13 +53,18 @@ def pick(report: dict, names: list[str] | None) -> list[dict]:
             raise InputError(
                 "the run promoted no artifact (none faster than its fp32 export within budget): name one with -a"
             )
-    return sorted(chosen, key=lambda r: -max(r["decode_tokens_per_s"].values()))
+    return sorted(chosen, key=lambda r: -_speed(r))
+
+
+def _speed(row: dict) -> float:
+    """Decode tokens/s of a report row (a decoder's rows have one per prompt length)."""
+    v = row["decode_tokens_per_s"]
+    return float(max(v.values()) if isinstance(v, dict) else v)
 
 
 def build_decoder_bundle(source: Path, output: Path, names: list[str] | None, *, overwrite: bool = False) -> dict:
     """Write the bundle of ``source`` (a decoder compress output) to ``output``; returns bundle.json."""
-    from edgekit.generation.runtime import TextGenerator
-    from edgekit.generation.serve import verified_artifact
+    from edgekit.generation.serve import open_generator, verified_artifact
     from edgekit.output import OutputDir, refuse_overlap
 
     source, output = Path(source), Path(output)
@@ -72,7 +77,7 @@ def build_decoder_bundle(source: Path, output: Path, names: list[str] | None, *,
         variants, reference = [], {}
         for r in chosen:
             shutil.copytree(source / r["name"], out.tree / r["name"])
-            gen = TextGenerator(out.tree / r["name"])
+            gen = open_generator(out.tree / r["name"])
             reference[r["name"]] = [gen.generate(p, max_new_tokens=REFERENCE_TOKENS) for p in REFERENCE_PROMPTS]
             variants.append(
                 {
@@ -81,8 +86,7 @@ def build_decoder_bundle(source: Path, output: Path, names: list[str] | None, *,
                     "engine": gen.engine_name,
                     "decode_tokens_per_s": r["decode_tokens_per_s"],
                     "time_to_first_token_ms": r["time_to_first_token_ms"],
-                    "perplexity": r["perplexity"],
-                    "perplexity_fp32": r["perplexity_fp32"],
+                    **{k: r[k] for k in ("perplexity", "perplexity_fp32", "bleu", "chrf", "end_to_end_ms") if k in r},
                 }
             )
         files = {
@@ -96,7 +100,7 @@ def build_decoder_bundle(source: Path, output: Path, names: list[str] | None, *,
         desc = {
             "bundle_version": 1,
             "kind": KIND,
-            "task": "text-generation",
+            "task": report["model"]["task"],
             "model": report["model"]["name"],
             "variants": variants,
             "files": files,

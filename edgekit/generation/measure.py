@@ -224,13 +224,15 @@ def run_spec(spec: dict) -> dict:
     return result
 
 
-def measure_in_process(spec: dict, work: Path, timeout: float = 3600) -> dict:
-    """Run :func:`run_spec` on ``spec`` in a fresh Python process; its result."""
+def measure_in_process(
+    spec: dict, work: Path, timeout: float = 3600, module: str = "edgekit.generation.measure"
+) -> dict:
+    """Run ``module``'s ``run_spec`` (by default this module's) on ``spec`` in a fresh Python process; its result."""
     work.mkdir(parents=True, exist_ok=True)
     spec_file, out_file = work / "spec.json", work / "result.json"
     spec_file.write_text(json.dumps(spec))
     proc = subprocess.run(
-        [sys.executable, "-m", "edgekit.generation.measure", str(spec_file), str(out_file)],
+        [sys.executable, "-m", module, str(spec_file), str(out_file)],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -241,12 +243,13 @@ def measure_in_process(spec: dict, work: Path, timeout: float = 3600) -> dict:
     return json.loads(out_file.read_text())
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], run=None) -> None:
+    """``SPEC.json OUT.json``: ``run`` (default :func:`run_spec`) on the spec, its result written as JSON."""
     import os
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     spec = json.loads(Path(argv[0]).read_text())
-    Path(argv[1]).write_text(json.dumps(run_spec(spec)))
+    Path(argv[1]).write_text(json.dumps((run or run_spec)(spec)))
 
 
 if __name__ == "__main__":

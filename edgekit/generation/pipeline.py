@@ -677,4 +677,9 @@ def markdown(report: dict) -> str:
 
 
 def text_table(report: dict) -> str:
+    """The report as a Markdown table: a decoder's, or an encoder-decoder's (``kind: seq2seq``)."""
+    if report.get("kind") == "seq2seq":
+        from edgekit.generation.seq2seq_pipeline import markdown as seq2seq_markdown
+
+        return seq2seq_markdown(report)
     return markdown(report)

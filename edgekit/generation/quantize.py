@@ -19,19 +19,20 @@ from edgekit.generation.runtime import DECODER_JSON
 
 def _copy_sidecars(src_dir: Path, out_dir: Path) -> None:
     """The shape facts, and ONNX Runtime GenAI's config when the graph is the builder's (its loop runs it)."""
-    for name in (DECODER_JSON, "genai_config.json"):
+    for name in (DECODER_JSON, "genai_config.json", "seq2seq.json"):
         if (src_dir / name).is_file():
             shutil.copy2(src_dir / name, out_dir / name)
 
 
-def quantize_int8(src_dir: Path, out_dir: Path, embeddings: bool = True) -> Path:
+def quantize_int8(src_dir: Path, out_dir: Path, embeddings: bool = True, model_name: str = "model.onnx") -> Path:
+    """``src_dir/model_name`` -> ``out_dir/model_name``, int8 dynamic (the other graphs of the folder are left)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / "model.onnx"
+    out = out_dir / model_name
     ops = ["MatMul", "Gather"] if embeddings else ["MatMul"]
     quantize_dynamic(
-        str(src_dir / "model.onnx"),
+        str(src_dir / model_name),
         str(out),
         per_channel=True,
         weight_type=QuantType.QInt8,
@@ -51,12 +52,13 @@ def quantize_int4(
     accuracy_level: int = 4,
     symmetric: bool = True,
     bits: int = 4,
+    model_name: str = "model.onnx",
 ) -> Path:
     import onnx
     from onnxruntime.quantization import matmul_nbits_quantizer as mnb
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = onnx.load(str(src_dir / "model.onnx"))
+    model = onnx.load(str(src_dir / model_name))
     if algorithm == "rtn":
         algo = mnb.DefaultWeightOnlyQuantConfig(
             block_size=block_size, is_symmetric=symmetric, accuracy_level=accuracy_level, bits=bits
@@ -78,7 +80,7 @@ def quantize_int4(
         algo_config=algo,
     )
     quant.process()
-    out = out_dir / "model.onnx"
+    out = out_dir / model_name
     quant.model.save_model_to_file(str(out), use_external_data_format=False)
     if accuracy_level:  # HQQ and k-quant leave the attribute unset: the kernel reads it at run time
         m = onnx.load(str(out))

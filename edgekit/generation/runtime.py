@@ -352,6 +352,46 @@ def _genai_engine(model_dir: Path, threads: int, engine: str) -> GenAIEngine | N
         return None
 
 
+def tokenizer_and_defaults(model_dir: Path):
+    """(the folder's ``tokenizer.json`` read by ``tokenizers``, its ``generation_config.json`` or {})."""
+    from tokenizers import Tokenizer
+
+    tok_file = model_dir / "tokenizer.json"
+    if not tok_file.is_file():
+        raise InputError(f"{model_dir}: tokenizer.json is missing")
+    gen_file = model_dir / "generation_config.json"
+    return Tokenizer.from_file(str(tok_file)), (json.loads(gen_file.read_text()) if gen_file.is_file() else {})
+
+
+def text_pieces(tokenizer, tokens: Iterator[int], opts: GenerationOptions, stats: dict) -> Iterator[str]:
+    """The text of ``tokens`` in pieces as they arrive; a stop string ends it (not included), and text that may
+    be the start of one is held back. ``stats`` gets ``completion_tokens`` and ``finish_reason``."""
+    out: list[int] = []
+    sent = ""
+    hold = max((len(s) for s in opts.stop), default=1) - 1  # a stop string may be arriving: hold it back
+    text = ""
+    for token in tokens:
+        out.append(token)
+        stats["completion_tokens"] = len(out)
+        if len(out) >= opts.max_new_tokens:
+            stats["finish_reason"] = "length"
+        text = tokenizer.decode(out)
+        if text.endswith("\ufffd"):
+            continue  # an incomplete UTF-8 sequence: wait for the rest
+        cut = min((text.find(s) for s in opts.stop if s in text), default=-1)
+        if cut >= 0:
+            stats["finish_reason"] = "stop"
+            if cut > len(sent):
+                yield text[len(sent) : cut]
+            return
+        safe = len(text) - hold
+        if safe > len(sent):
+            yield text[len(sent) : safe]
+            sent = text[:safe]
+    if len(text) > len(sent):
+        yield text[len(sent) :]
+
+
 class TextGenerator:
     """A decoder plus its tokenizer: text in, text out (``generate``) or pieces of text (``stream``).
 
@@ -362,20 +402,19 @@ class TextGenerator:
     def __init__(
         self, model_dir: str | Path, threads: int = 2, providers: Sequence[str] | None = None, engine: str = "auto"
     ) -> None:
-        from tokenizers import Tokenizer
-
         model_dir = Path(model_dir)
         self.decoder = open_decoder(model_dir, threads, providers)
         self.engine = _genai_engine(model_dir, threads, engine) if providers is None else None
         self.engine_name = "onnxruntime-genai" if self.engine is not None else "python"
         # a LiteRT interpreter is not thread-safe: one generation at a time (serve runs requests on threads)
         self._lock = threading.Lock() if isinstance(self.decoder, LiteRTDecoderSession) else None
-        tok_file = model_dir / "tokenizer.json"
-        if not tok_file.is_file():
-            raise InputError(f"{model_dir}: tokenizer.json is missing")
-        self.tokenizer = Tokenizer.from_file(str(tok_file))
-        gen_file = model_dir / "generation_config.json"
-        self.defaults = json.loads(gen_file.read_text()) if gen_file.is_file() else {}
+        self.tokenizer, self.defaults = tokenizer_and_defaults(model_dir)
+
+    options = GenerationOptions  # what generate takes
+
+    @property
+    def facts(self) -> dict:
+        return self.decoder.facts
 
     def encode(self, prompt: str) -> list[int]:
         if not isinstance(prompt, str) or not prompt:
@@ -389,35 +428,12 @@ class TextGenerator:
         ids = self.encode(prompt)
         check_prompt(self.decoder, ids, opts.max_new_tokens)
         stats["prompt_tokens"] = len(ids)
-        out: list[int] = []
-        sent = ""
-        hold = max((len(s) for s in opts.stop), default=1) - 1  # a stop string may be arriving: hold it back
-        text = ""
         if self.engine is not None and opts.num_beams == 1:
             stops = set(opts.stop_token_ids) | set(self.decoder.eos)
             tokens = self.engine.tokens(ids, opts, stops, self.decoder.context)
         else:
             tokens = stream(self.decoder, ids, opts)
-        for token in tokens:
-            out.append(token)
-            stats["completion_tokens"] = len(out)
-            if len(out) >= opts.max_new_tokens:
-                stats["finish_reason"] = "length"
-            text = self.tokenizer.decode(out)
-            if text.endswith("\ufffd"):
-                continue  # an incomplete UTF-8 sequence: wait for the rest
-            cut = min((text.find(s) for s in opts.stop if s in text), default=-1)
-            if cut >= 0:
-                stats["finish_reason"] = "stop"
-                if cut > len(sent):
-                    yield text[len(sent) : cut]
-                return
-            safe = len(text) - hold
-            if safe > len(sent):
-                yield text[len(sent) : safe]
-                sent = text[:safe]
-        if len(text) > len(sent):
-            yield text[len(sent) :]
+        yield from text_pieces(self.tokenizer, tokens, opts, stats)
 
     def stream(self, prompt: str, stats: dict | None = None, **options) -> Iterator[str]:
         """Pieces of the continuation as they are generated (a stop string ends it, not included). ``stats``

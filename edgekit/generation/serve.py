@@ -23,9 +23,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgekit.errors import ArtifactError, InputError
-from edgekit.generation.runtime import GenerationOptions, TextGenerator
+from edgekit.generation.runtime import TextGenerator
 
 NEEDED = ("model.onnx", "decoder.json", "tokenizer.json")
+# what each generative task's artifact must list (the encoder-decoder's two graphs and their shape facts)
+NEEDED_BY_TASK = {
+    "text-generation": NEEDED,
+    "text2text-generation": ("encoder.onnx", "decoder.onnx", "seq2seq.json", "tokenizer.json"),
+}
 
 
 def verified_artifact(path: Path) -> dict:
@@ -49,23 +54,38 @@ def verified_artifact(path: Path) -> dict:
         h = hashlib.sha256(f.read_bytes()).hexdigest()
         if h != digest:
             raise ArtifactError(f"{path}: {rel} was modified after it was made (sha256 differs from manifest.json)")
-    missing = [n for n in NEEDED if n not in files]
-    if missing or manifest.get("task") != "text-generation":
-        raise ArtifactError(f"{path}: not a decoder artifact (needs {', '.join(NEEDED)} and task text-generation)")
+    task = manifest.get("task")
+    needed = NEEDED_BY_TASK.get(task, NEEDED)
+    if task not in NEEDED_BY_TASK or [n for n in needed if n not in files]:
+        raise ArtifactError(
+            f"{path}: not a generative artifact (a decoder needs {', '.join(NEEDED)} and task text-generation; "
+            f"an encoder-decoder {', '.join(NEEDED_BY_TASK['text2text-generation'])} and task text2text-generation)"
+        )
     return manifest
+
+
+def open_generator(path: Path, threads: int = 2, engine: str = "auto"):
+    """The generator for a generative artifact folder: an encoder-decoder's (``seq2seq.json``) or a decoder's."""
+    if (Path(path) / "seq2seq.json").is_file():
+        from edgekit.generation.seq2seq import Text2TextGenerator
+
+        return Text2TextGenerator(path, threads=threads)
+    return TextGenerator(path, threads=threads, engine=engine)
 
 
 def is_decoder(path: Path) -> bool:
     """A decoder artifact or a decoder bundle (what ``run --generate`` and ``serve`` take)."""
     from edgekit.generation.bundle import is_decoder_bundle
 
-    return (Path(path) / "decoder.json").is_file() or is_decoder_bundle(Path(path))
+    p = Path(path)
+    return (p / "decoder.json").is_file() or (p / "seq2seq.json").is_file() or is_decoder_bundle(p)
 
 
 def load_generator(
     path: Path, threads: int = 2, variant: str | None = None, digest: str | None = None, engine: str = "auto"
 ) -> tuple[TextGenerator, dict]:
-    """A verified decoder artifact, or a bundle's variant (default: its first), ready to generate."""
+    """A verified generative artifact (decoder or encoder-decoder), or a bundle's variant (default: its first),
+    ready to generate."""
     from edgekit.generation.bundle import is_decoder_bundle, open_decoder_bundle
 
     path = Path(path)
@@ -74,7 +94,7 @@ def load_generator(
     elif variant is not None or digest is not None:
         raise InputError(f"{path}: --variant and --digest take a bundle, not an artifact folder")
     manifest = verified_artifact(path)
-    return TextGenerator(path, threads=threads, engine=engine), manifest
+    return open_generator(path, threads=threads, engine=engine), manifest
 
 
 # OpenAI completions fields: accepted as they are, mapped, or accepted only at the value that means "off"
@@ -145,13 +165,13 @@ def make_app(gen: TextGenerator, manifest: dict):
         if method == "GET" and route == "/health":
             return respond(start, "200 OK", {"status": "ok"})
         if method == "GET" and route == "/info":
-            facts = gen.decoder.facts
+            facts = gen.facts
             return respond(
                 start,
                 "200 OK",
                 {
                     "artifact": name,
-                    "task": "text-generation",
+                    "task": manifest.get("task"),
                     "precision": manifest.get("precision"),
                     "context_length": facts["context_length"],
                     "routes": ["/generate", "/v1/completions"],
@@ -173,7 +193,7 @@ def make_app(gen: TextGenerator, manifest: dict):
                 opts = body
             else:
                 prompt, opts, stream = openai_options(body)
-            GenerationOptions.from_dict(opts)
+            gen.options.from_dict(opts)
             if not isinstance(prompt, str) or not prompt:
                 raise InputError("prompt must be a non-empty string")
             gen.encode(prompt)  # bad prompts fail before a stream starts

@@ -111,9 +111,11 @@ def compress(
                 f"{ckpt.path}: a {ckpt.task} model takes no --calibration or --eval: its held-out text "
                 "is the recipe's bench-generate data"
             )
-        from edgekit.generation.pipeline import compress_decoder
+        import importlib
 
-        return compress_decoder(ckpt, recipe, output, progress=progress, overwrite=overwrite, resume=resume)
+        module, function = ckpt.task_def.compressor.split(":")
+        compress = getattr(importlib.import_module(module), function)
+        return compress(ckpt, recipe, output, progress=progress, overwrite=overwrite, resume=resume)
     bench = recipe.bench_config()
     recipe.check_lengths(ckpt.max_positions, str(ckpt.path))
     if ckpt.is_image and (calibration or evaluation):

@@ -221,13 +221,20 @@ class BudgetConfig(_Strict):
         ge=0,
         description="decoder language models: perplexity on held-out text at most (1 + this) x PyTorch fp32's",
     )
+    max_metric_drop: float | None = Field(
+        None,
+        ge=0,
+        description="encoder-decoders: points of the task metric (BLEU, chrF) lost vs PyTorch fp32 on the test pairs",
+    )
     max_size_mb: float | None = Field(None, gt=0, description="limit on the model file")
     max_peak_rss_mb: float | None = Field(None, gt=0, description="limit on peak memory while loading and running")
 
     def model_post_init(self, _ctx) -> None:
-        given = [self.min_fidelity, self.max_accuracy_drop, self.max_perplexity_increase]
+        given = [self.min_fidelity, self.max_accuracy_drop, self.max_perplexity_increase, self.max_metric_drop]
         if sum(v is not None for v in given) != 1:
-            raise ValueError("give exactly one of min_fidelity, max_accuracy_drop and max_perplexity_increase")
+            raise ValueError(
+                "give exactly one of min_fidelity, max_accuracy_drop, max_perplexity_increase and max_metric_drop"
+            )
 
 
 class SearchConfig(StageConfig):
@@ -307,6 +314,36 @@ class GenerateBenchConfig(StageConfig):
     )
 
 
+class DistillSeq2SeqConfig(StageConfig):
+    """Encoder-decoders: a student keeping the teacher's encoder and ``decoder_layers`` of its decoder layers,
+    trained on the teacher's token distributions (KL at ``temperature``, teacher-forced on the gold targets) plus
+    the cross-entropy on the targets."""
+
+    kind: Literal["distill-seq2seq"]
+    decoder_layers: int = Field(1, ge=1, description="student decoder layers (taken evenly from the teacher)")
+    data: str = Field("sotu-punct", description="`sotu-punct` (shipped) or a directory with train.jsonl/test.jsonl")
+    temperature: float = Field(2.0, gt=0)
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term (1 - alpha: cross-entropy)")
+    train: TrainConfig = TrainConfig(epochs=4.0, batch_size=32, lr=5e-4, max_len=64)
+
+
+class Seq2SeqBenchConfig(StageConfig):
+    """Encoder-decoders: how every artifact is measured, and the budget the promoted one keeps."""
+
+    kind: Literal["bench-seq2seq"]
+    data: str = Field("sotu-punct", description="test pairs: `sotu-punct` (shipped) or a directory with test.jsonl")
+    metric: Literal["bleu", "chrf"] = Field("bleu", description="the task metric (sacrebleu) budgets hold")
+    samples: int = Field(120, ge=4, description="test pairs scored (beam search at the largest num_beams)")
+    timed: int = Field(12, ge=1, description="test inputs timed end to end per num_beams")
+    num_beams: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 4], min_length=1)
+    max_new_tokens: int = Field(96, ge=1)
+    decode_tokens: int = Field(32, ge=2, description="tokens generated per decode tokens/s measurement")
+    threads: int = Field(2, ge=1)
+    runs: int = Field(3, ge=1)
+    max_metric_drop: float = Field(1.0, ge=0, description="points of the metric the promoted artifact may lose")
+    reference: bool = Field(True, description="also time PyTorch eager generate (fp32, KV cache)")
+
+
 Stage = Annotated[
     ExportConfig
     | OptimizeConfig
@@ -318,7 +355,9 @@ Stage = Annotated[
     | QATConfig
     | Int4Config
     | DistillDecoderConfig
-    | GenerateBenchConfig,
+    | GenerateBenchConfig
+    | DistillSeq2SeqConfig
+    | Seq2SeqBenchConfig,
     Field(discriminator="kind"),
 ]
 

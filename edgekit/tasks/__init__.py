@@ -49,6 +49,8 @@ class Task:
     trainable: ClassVar[bool] = True  # distillation, pruning and QAT support it (per-input outputs)
     # generated step by step (a KV cache): compressed by edgekit.generation.pipeline, not the one-pass stages
     generative: ClassVar[bool] = False
+    # "module:function" that compresses a generative task's checkpoint (its own pipeline)
+    compressor: ClassVar[str] = ""
     default_recipe: ClassVar[str] = "fastest"  # what `compress CHECKPOINT` runs when no recipe is named
     api_method: ClassVar[str]  # the runtime API call: BundleModel.<api_method>(inputs)
     endpoint: ClassVar[str]  # the serve route that answers it (POST /predict answers every task)

@@ -15,23 +15,16 @@ import numpy as np
 from edgekit.tasks import Task, register
 
 
-@register
-class TextGeneration(Task):
-    name = "text-generation"
-    description = "next-token logits with a KV cache; generated text"
-    output_name = "logits"
-    architectures = ("ForCausalLM", "LMHeadModel")
-    auto_class = "AutoModelForCausalLM"
-    trainable = False  # the encoder training stages do not apply; decoders are distilled by distill-decoder
+class GeneratedText(Task):
+    """What every generated-text task shares: text out (``generate``), served on ``/generate``, bundles that
+    carry the generation config. Not registered itself."""
+
     generative = True
-    default_recipe = "decoder"
+    trainable = False  # the encoder training stages do not apply; generative tasks have their own distillation
     api_method = "generate"
     endpoint = "/generate"
     request_field = "prompt"
     response_key = "text"
-    headline_key = "perplexity"
-    headline_label = "perplexity on held-out text"
-    budget_key = "perplexity"
 
     def postprocessing(self, config: dict, files: Callable[[str], Any]) -> dict:
         return {"output": "text", "generation": files("generation_config.json") or {}}
@@ -44,3 +37,17 @@ class TextGeneration(Task):
 
     def recorded(self, result, post: dict) -> np.ndarray:
         return np.asarray([[len(t)] for t in result], dtype=np.float32)
+
+
+@register
+class TextGeneration(GeneratedText):
+    name = "text-generation"
+    description = "next-token logits with a KV cache; generated text"
+    output_name = "logits"
+    architectures = ("ForCausalLM", "LMHeadModel")
+    auto_class = "AutoModelForCausalLM"
+    compressor = "edgekit.generation.pipeline:compress_decoder"
+    default_recipe = "decoder"
+    headline_key = "perplexity"
+    headline_label = "perplexity on held-out text"
+    budget_key = "perplexity"

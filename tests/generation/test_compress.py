@@ -114,7 +114,7 @@ def _no_tokenizer(src: Path, d: Path) -> Path:
 @pytest.mark.parametrize(
     "case, recipe, says",
     [
-        ("seq2seq", "decoder", "is an encoder-decoder (sequence-to-sequence) model, not supported yet"),
+        ("seq2seq", "decoder", "does not apply to encoder-decoder models"),
         ("remote-code", "decoder", "needs the checkpoint's own Python code (auto_map, trust_remote_code)"),
         ("encoder-recipe", "ptq-static", "does not apply to decoder language models"),
         ("no-tokenizer", "decoder", "no tokenizer.json"),
@@ -137,7 +137,7 @@ def test_decoder_stage_on_an_encoder(tiny_ckpt, tmp_path, run_cli):
     (tmp_path / "r.yaml").write_text("version: 1\nname: x\nstages:\n  - kind: export\n  - kind: int4\n")
     result = run_cli("compress", str(tiny_ckpt), "-r", str(tmp_path / "r.yaml"), "-o", str(tmp_path / "out"), "-q")
     assert result.exit_code == 2
-    assert "applies to decoder language models (text-generation checkpoints) only" in result.stderr
+    assert "applies to generative models (text-generation and text2text-generation checkpoints) only" in result.stderr
 
 
 def test_decoder_search_plan():

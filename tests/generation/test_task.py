@@ -10,7 +10,10 @@ from edgekit.tasks import all_tasks, get_task, infer_task
 
 def test_declarations_are_consistent(tiny_decoder):
     task = get_task("text-generation")
-    assert task.generative and [t.name for t in all_tasks() if t.generative] == ["text-generation"]
+    assert task.generative and {t.name for t in all_tasks() if t.generative} == {
+        "text-generation",
+        "text2text-generation",
+    }
     assert callable(getattr(TextGenerator, task.api_method)) and task.api_method == "generate"
     assert hasattr(transformers, task.auto_class)
     for arch in ("LlamaForCausalLM", "Qwen2ForCausalLM", "GPT2LMHeadModel"):
@@ -18,3 +21,25 @@ def test_declarations_are_consistent(tiny_decoder):
     assert infer_task({"architectures": ["BertForMaskedLM"]}) != task.name
     assert infer_task(json.loads((tiny_decoder / "config.json").read_text())) == task.name
     assert task.postprocessing({}, lambda name: {"max_length": 64})["generation"] == {"max_length": 64}
+
+
+def test_text2text_declarations():
+    """T5 / mT5 / BART / Marian checkpoints infer text2text-generation; its compressor and generator exist."""
+    import importlib
+
+    from edgekit.generation.seq2seq import Text2TextGenerator
+
+    task = get_task("text2text-generation")
+    assert task.generative and callable(getattr(Text2TextGenerator, task.api_method))
+    assert hasattr(transformers, task.auto_class)
+    for arch in (
+        "T5ForConditionalGeneration",
+        "MT5ForConditionalGeneration",
+        "BartForConditionalGeneration",
+        "MBartForConditionalGeneration",
+        "MarianMTModel",
+    ):
+        assert infer_task({"architectures": [arch]}) == task.name, arch
+    for t in (task, get_task("text-generation")):
+        module, function = t.compressor.split(":")
+        assert callable(getattr(importlib.import_module(module), function))

@@ -1,0 +1,183 @@
+"""PyTorch encoder-decoder (T5, mT5, BART, Marian) -> two ONNX graphs: an encoder and a decoder with a KV cache.
+
+``encoder.onnx``: ``input_ids`` [batch, source] and ``attention_mask`` [batch, source] in;
+``cross.N.key`` / ``cross.N.value`` [batch, heads, source, head_dim] out: every decoder layer's
+cross-attention keys and values, computed once per input (the graph is the encoder plus each layer's
+key/value projections of its output; nothing else of the decoder survives the export's dead-code pass).
+
+``decoder.onnx``: ``input_ids`` [batch, sequence] (the decoder's tokens), ``encoder_attention_mask``
+[batch, source], ``past_key_values.N.key`` / ``.value`` [batch, heads, past, head_dim] and the cross
+keys/values in; ``logits`` [batch, sequence, vocab] and ``present.N.key`` / ``.value`` out. The first
+step feeds the decoder start token with a past of length 0; each next step one token and the presents.
+
+Both graphs are traced (TorchScript exporter, eager attention) through transformers' own
+``EncoderDecoderCache``, so any architecture whose attention reads a filled cross-attention cache
+exports without per-model code. The shape facts go in ``seq2seq.json`` beside the graphs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SEQ2SEQ_JSON = "seq2seq.json"
+ENCODER, DECODER = "encoder.onnx", "decoder.onnx"
+
+
+def seq2seq_facts(config) -> dict:
+    """Layers, heads, head size, vocabulary, special tokens and lengths of a transformers encoder-decoder config."""
+    layers = int(getattr(config, "num_decoder_layers", None) or getattr(config, "decoder_layers", 0) or 0)
+    heads = int(getattr(config, "num_heads", None) or getattr(config, "decoder_attention_heads", 0) or 0)
+    d_model = int(config.d_model)
+    head_dim = int(getattr(config, "d_kv", None) or d_model // heads)
+    eos = config.eos_token_id
+    start = config.decoder_start_token_id
+    if start is None:
+        start = config.pad_token_id
+    context = int(getattr(config, "max_position_embeddings", 0) or getattr(config, "n_positions", 0) or 512)
+    return {
+        "num_layers": layers,
+        "num_heads": heads,
+        "head_dim": head_dim,
+        "vocab_size": int(config.vocab_size),
+        "decoder_start_token_id": int(start),
+        "eos_token_ids": [eos] if isinstance(eos, int) else list(eos or []),
+        "pad_token_id": int(config.pad_token_id if config.pad_token_id is not None else 0),
+        "context_length": context,
+        "model_type": str(config.model_type),
+    }
+
+
+def kv_names(layers: int) -> tuple[list[str], list[str], list[str]]:
+    """(past, present, cross) tensor names, key then value per layer."""
+    past = [f"past_key_values.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
+    present = [f"present.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
+    cross = [f"cross.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
+    return past, present, cross
+
+
+def _encoder_module(model, layers: int):
+    import torch
+    from transformers import DynamicCache, EncoderDecoderCache
+
+    class EncoderCross(torch.nn.Module):
+        """The encoder, then each decoder layer's cross-attention keys and values (one dummy decoder step
+        fills the cross cache; only the projections of the encoder output reach the graph's outputs)."""
+
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.model = inner
+
+        def forward(self, input_ids, attention_mask):
+            enc = self.model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+            start = torch.zeros(input_ids.shape[0], 1, dtype=torch.int64)
+            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+            self.model(
+                encoder_outputs=enc,
+                attention_mask=attention_mask,
+                decoder_input_ids=start,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            flat = []
+            for layer in cache.cross_attention_cache.layers[:layers]:
+                flat.extend((layer.keys, layer.values))
+            return tuple(flat)
+
+    return EncoderCross(model).eval()
+
+
+def _decoder_module(model, layers: int, d_model: int):
+    import torch
+    from transformers import DynamicCache, EncoderDecoderCache
+
+    class DecoderStep(torch.nn.Module):
+        """One decoder call over a filled cross cache and the past self-attention cache."""
+
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.model = inner
+
+        def forward(self, input_ids, encoder_attention_mask, *kv):
+            past, cross = kv[: 2 * layers], kv[2 * layers :]
+            self_cache, cross_cache = DynamicCache(), DynamicCache()
+            for i in range(layers):
+                self_cache.update(past[2 * i], past[2 * i + 1], i)
+                cross_cache.update(cross[2 * i], cross[2 * i + 1], i)
+            cache = EncoderDecoderCache(self_cache, cross_cache)
+            for i in range(layers):
+                cache.is_updated[i] = True
+            batch, source = encoder_attention_mask.shape
+            # the hidden states are only read for their shape: the cross keys/values are cached
+            hidden = torch.zeros(batch, source, d_model, dtype=cross[0].dtype)
+            out = self.model(
+                encoder_outputs=(hidden,),
+                attention_mask=encoder_attention_mask,
+                decoder_input_ids=input_ids,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            flat = []
+            for layer in out.past_key_values.self_attention_cache.layers:
+                flat.extend((layer.keys, layer.values))
+            return (out.logits, *flat)
+
+    return DecoderStep(model).eval()
+
+
+def export_seq2seq(model, out_dir: Path, opset: int = 17) -> tuple[Path, Path]:
+    """Trace ``model`` (eager attention) into ``out_dir/encoder.onnx`` and ``out_dir/decoder.onnx``."""
+    import torch
+
+    from edgekit_converters.base import quiet_export
+
+    facts = seq2seq_facts(model.config)
+    layers, heads, hd = facts["num_layers"], facts["num_heads"], facts["head_dim"]
+    past_names, present_names, cross_names = kv_names(layers)
+    batch, source, seq, past_len = 2, 7, 3, 4
+    vocab = facts["vocab_size"]
+    ids = torch.randint(3, vocab, (batch, source))
+    mask = torch.ones(batch, source, dtype=torch.int64)
+    mask[1, -2:] = 0  # a padded row: the mask must stay a graph input, not a folded constant
+    out_dir.mkdir(parents=True, exist_ok=True)
+    enc_path, dec_path = out_dir / ENCODER, out_dir / DECODER
+    with quiet_export(), torch.no_grad():
+        torch.onnx.export(
+            _encoder_module(model, layers),
+            (ids, mask),
+            str(enc_path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input_ids", "attention_mask"],
+            output_names=cross_names,
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "source"},
+                "attention_mask": {0: "batch", 1: "source"},
+                **{n: {0: "batch", 2: "source"} for n in cross_names},
+            },
+            do_constant_folding=True,
+        )
+        dec_ids = torch.randint(3, vocab, (batch, seq))
+        past = [torch.randn(batch, heads, past_len, hd) for _ in past_names]
+        cross = [torch.randn(batch, heads, source, hd) for _ in cross_names]
+        dynamic = {
+            "input_ids": {0: "batch", 1: "sequence"},
+            "encoder_attention_mask": {0: "batch", 1: "source"},
+            "logits": {0: "batch", 1: "sequence"},
+        }
+        dynamic.update({n: {0: "batch", 2: "past_sequence"} for n in past_names})
+        dynamic.update({n: {0: "batch", 2: "total_sequence"} for n in present_names})
+        dynamic.update({n: {0: "batch", 2: "source"} for n in cross_names})
+        torch.onnx.export(
+            _decoder_module(model, layers, int(model.config.d_model)),
+            (dec_ids, mask, *past, *cross),
+            str(dec_path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input_ids", "encoder_attention_mask", *past_names, *cross_names],
+            output_names=["logits", *present_names],
+            dynamic_axes=dynamic,
+            do_constant_folding=True,
+        )
+    (out_dir / SEQ2SEQ_JSON).write_text(json.dumps(facts, indent=2) + "\n")
+    return enc_path, dec_path

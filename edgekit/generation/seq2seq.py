@@ -1,0 +1,244 @@
+"""Encoder-decoder generation on the device side (ONNX Runtime, no torch).
+
+:class:`Seq2SeqSession` runs the two graphs :mod:`edgekit_converters.onnx_seq2seq` writes: the encoder
+once per input (it returns every decoder layer's cross-attention keys and values), then the decoder one
+token per step over its self-attention cache. :func:`stream` decodes greedily or by seeded sampling;
+:func:`beam_search` is transformers' beam search (the same candidates, length penalty, early-stopping
+heuristic and no-repeat n-gram ban), so an fp32 export returns PyTorch's beams. :class:`Text2TextGenerator`
+adds the tokenizer (``tokenizer.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import InputError
+from edgekit.generation.runtime import GenerationOptions, _pick, text_pieces, tokenizer_and_defaults
+
+SEQ2SEQ_JSON = "seq2seq.json"
+ENCODER, DECODER = "encoder.onnx", "decoder.onnx"
+
+
+@dataclass(frozen=True)
+class Seq2SeqOptions(GenerationOptions):
+    """A decoder's options plus beam search's: ``length_penalty`` (finished beams score sum log-prob /
+    length ** penalty), ``no_repeat_ngram_size`` (an n-gram never repeats), ``early_stopping`` (True: stop
+    when ``num_beams`` beams finished; False: transformers' heuristic; "never": only when no beam can improve)."""
+
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    early_stopping: bool | str = False
+
+    def check(self) -> None:
+        super().check()
+        problems = []
+        if not isinstance(self.no_repeat_ngram_size, int) or self.no_repeat_ngram_size < 0:
+            problems.append("no_repeat_ngram_size must be an integer >= 0")
+        if self.early_stopping not in (True, False, "never"):
+            problems.append('early_stopping must be true, false or "never"')
+        if not isinstance(self.length_penalty, (int, float)):
+            problems.append("length_penalty must be a number")
+        if problems:
+            raise InputError("bad generation options: " + "; ".join(problems))
+
+
+class Seq2SeqSession:
+    """An edgekit encoder-decoder artifact (encoder.onnx, decoder.onnx, seq2seq.json) on ONNX Runtime."""
+
+    def __init__(self, model_dir: str | Path, threads: int = 2, providers: Sequence[str] | None = None) -> None:
+        import onnxruntime as ort
+
+        model_dir = Path(model_dir)
+        missing = [n for n in (ENCODER, DECODER, SEQ2SEQ_JSON) if not (model_dir / n).is_file()]
+        if missing:
+            raise InputError(f"{model_dir}: not an edgekit encoder-decoder (missing {', '.join(missing)})")
+        self.facts = json.loads((model_dir / SEQ2SEQ_JSON).read_text())
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        prov = list(providers or ["CPUExecutionProvider"])
+        self.encoder = ort.InferenceSession(str(model_dir / ENCODER), opts, providers=prov)
+        self.decoder = ort.InferenceSession(str(model_dir / DECODER), opts, providers=prov)
+        names = [i.name for i in self.decoder.get_inputs()]
+        self.past_names = [n for n in names if n.startswith("past_key_values.")]
+        self.cross_names = [n for n in names if n.startswith("cross.")]
+        self.cross_outputs = [o.name for o in self.encoder.get_outputs()]
+        self.output_names = [o.name for o in self.decoder.get_outputs()]
+        self.start = int(self.facts["decoder_start_token_id"])
+        self.eos = tuple(self.facts.get("eos_token_ids") or ())
+        self.context = int(self.facts["context_length"])
+
+    def encode(self, ids: np.ndarray, mask: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+        """(cross keys/values of every decoder layer, the source mask) for source token ids [batch, source]."""
+        ids = np.asarray(ids, dtype=np.int64)
+        mask = np.ones_like(ids) if mask is None else np.asarray(mask, dtype=np.int64)
+        return self.encoder.run(self.cross_outputs, {"input_ids": ids, "attention_mask": mask}), mask
+
+    def empty_past(self, batch: int) -> list[np.ndarray]:
+        shape = (batch, self.facts["num_heads"], 0, self.facts["head_dim"])
+        return [np.zeros(shape, np.float32) for _ in self.past_names]
+
+    def step(
+        self, ids: np.ndarray, mask: np.ndarray, past: list[np.ndarray], cross: list[np.ndarray]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Logits [batch, len, vocab] of the decoder tokens ``ids`` after the cached ones, and the new cache."""
+        feeds = {"input_ids": np.asarray(ids, dtype=np.int64), "encoder_attention_mask": mask}
+        feeds.update(zip(self.past_names, past))
+        feeds.update(zip(self.cross_names, cross))
+        outs = self.decoder.run(self.output_names, feeds)
+        return outs[0], outs[1:]
+
+
+def check_source(sess: Seq2SeqSession, ids: Sequence[int]) -> np.ndarray:
+    arr = np.asarray(ids, dtype=np.int64).reshape(1, -1)
+    if arr.shape[1] == 0:
+        raise InputError("the input is empty")
+    if arr.shape[1] > sess.context:
+        raise InputError(f"the input has {arr.shape[1]} tokens; the model takes at most {sess.context}")
+    return arr
+
+
+def stream(sess: Seq2SeqSession, source_ids: Sequence[int], opts: GenerationOptions) -> Iterator[int]:
+    """Output token ids one at a time (greedy or sampled); beam search yields its best beam at the end."""
+    if opts.num_beams > 1:
+        yield from beam_search(sess, source_ids, opts)
+        return
+    ids = check_source(sess, source_ids)
+    rng = np.random.default_rng(opts.seed)
+    stops = set(opts.stop_token_ids) | set(sess.eos)
+    cross, mask = sess.encode(ids)
+    past = sess.empty_past(1)
+    token = sess.start
+    for _ in range(opts.max_new_tokens):
+        logits, past = sess.step(np.array([[token]]), mask, past, cross)
+        token = _pick(logits[0, -1], opts, rng)
+        if token in stops:
+            return
+        yield token
+
+
+def _banned(seq: list[int], n: int) -> set[int]:
+    """Tokens that would repeat an n-gram of ``seq`` (transformers' NoRepeatNGramLogitsProcessor)."""
+    if n <= 0 or len(seq) + 1 < n:
+        return set()
+    tail = tuple(seq[len(seq) - n + 1 :]) if n > 1 else ()
+    return {seq[i + n - 1] for i in range(len(seq) - n + 1) if tuple(seq[i : i + n - 1]) == tail}
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32)
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+def beam_search(sess: Seq2SeqSession, source_ids: Sequence[int], opts: GenerationOptions) -> list[int]:
+    """transformers' beam search (``generate(num_beams=k)``) for one input: the top ``2k`` continuations of all
+    beams each step, the best ``k`` that did not end continuing; ends in the top ``k`` are finished with score
+    log-prob / length ** length_penalty; stops when no running beam can beat the finished ones (the
+    ``early_stopping`` rule). Returns the best finished beam's tokens (without the end token)."""
+    ids = check_source(sess, source_ids)
+    k = opts.num_beams
+    lp = float(getattr(opts, "length_penalty", 1.0))
+    ngram = int(getattr(opts, "no_repeat_ngram_size", 0))
+    early = getattr(opts, "early_stopping", False)
+    stops = set(opts.stop_token_ids) | set(sess.eos)
+    keep = max(2, 1 + len(stops)) * k
+    max_length = 1 + opts.max_new_tokens  # the decoder start token, then the new tokens
+    cross, mask = sess.encode(ids)
+    cross = [np.repeat(c, k, 0) for c in cross]
+    mask = np.repeat(mask, k, 0)
+    past = sess.empty_past(k)
+    running: list[list[int]] = [[sess.start] for _ in range(k)]
+    scores = np.full(k, -1e9, np.float32)
+    scores[0] = 0.0
+    finished: list[tuple[float, list[int]]] = []
+    improvable = True
+    cur_len = 1
+    last = np.full((k, 1), sess.start, np.int64)
+    while True:
+        logits, past = sess.step(last, mask, past, cross)
+        logp = _log_softmax(logits[:, -1])
+        if ngram:
+            for row, seq in enumerate(running):
+                for t in _banned(seq, ngram):
+                    logp[row, t] = -np.inf
+        total = (logp + scores[:, None]).ravel()
+        part = np.argpartition(-total, keep - 1)[:keep] if keep < total.size else np.arange(total.size)
+        top = part[np.argsort(-total[part], kind="stable")]  # the best `keep`, best first (no full sort)
+        vocab = logp.shape[1]
+        top_scores = total[top]
+        top_rows, top_tokens = top // vocab, top % vocab
+        hits = np.array([int(t) in stops or cur_len + 1 >= max_length for t in top_tokens])
+        # finished: ends among the top k, scored with the length penalty, while they can still improve
+        full = len(finished) == k and early is True
+        if improvable and not full:
+            for j in range(k):
+                if hits[j] and np.isfinite(top_scores[j]):
+                    seq = running[top_rows[j]] + [int(top_tokens[j])]
+                    finished.append((float(top_scores[j]) / (cur_len**lp), seq))
+            finished = sorted(finished, key=lambda x: -x[0])[:k]
+        # running: the best k of the top continuations that did not end
+        masked = np.where(hits, top_scores - np.float32(1e9), top_scores)
+        nxt = np.argsort(-masked, kind="stable")[:k]
+        rows = top_rows[nxt]
+        running = [running[r] + [int(top_tokens[j])] for r, j in zip(rows, nxt)]
+        scores = masked[nxt].astype(np.float32)
+        past = [p[rows] for p in past]
+        last = top_tokens[nxt].astype(np.int64)[:, None]
+        cur_len += 1
+        if improvable and len(finished) == k:
+            length = (max_length - 1) if (early == "never" and lp > 0) else (cur_len - 1)
+            best_running = float(scores.max()) / (length**lp)
+            improvable = best_running > min(s for s, _ in finished)
+        if not improvable or (len(finished) == k and early is True) or hits.all():
+            break
+    if not finished:
+        return running[0][1:]
+    best = finished[0][1][1:]
+    return best[:-1] if best and best[-1] in stops else best
+
+
+class Text2TextGenerator:
+    """An encoder-decoder plus its tokenizer: text in, text out (``generate``) or pieces of it (``stream``)."""
+
+    def __init__(self, model_dir: str | Path, threads: int = 2, providers: Sequence[str] | None = None) -> None:
+        model_dir = Path(model_dir)
+        self.session = Seq2SeqSession(model_dir, threads, providers)
+        self.engine_name = "python"
+        self._lock = threading.Lock()  # one generation at a time per session (serve runs requests on threads)
+        self.tokenizer, self.defaults = tokenizer_and_defaults(model_dir)
+
+    options = Seq2SeqOptions  # what generate takes
+
+    @property
+    def facts(self) -> dict:
+        return self.session.facts
+
+    def encode(self, text: str) -> list[int]:
+        if not isinstance(text, str) or not text:
+            raise InputError("the input must be a non-empty string")
+        return self.tokenizer.encode(text).ids  # with the model's special tokens (T5: ends with </s>)
+
+    def stream(self, text: str, stats: dict | None = None, **options) -> Iterator[str]:
+        """Pieces of the output as they are generated (beam search: all at once at the end)."""
+        opts = Seq2SeqOptions.from_dict(options)
+        stats = stats if stats is not None else {}
+        stats.update(completion_tokens=0, finish_reason="stop", prompt_tokens=0)
+        ids = self.encode(text)
+        check_source(self.session, ids)
+        stats["prompt_tokens"] = len(ids)
+        with self._lock:
+            yield from text_pieces(self.tokenizer, stream(self.session, ids, opts), opts, stats)
+
+    def generate(self, text: str, **options) -> str:
+        return "".join(self.stream(text, **options))
+
+    def generate_ids(self, source_ids: Sequence[int], **options) -> list[int]:
+        return list(stream(self.session, source_ids, Seq2SeqOptions.from_dict(options)))
