@@ -60,6 +60,11 @@ def plan(
                 f"{where}: budget max_perplexity_increase applies to decoder language models (text-generation); "
                 "give min_fidelity or max_accuracy_drop"
             )
+        if budget is not None and budget.max_metric_drop is not None:
+            raise RecipeError(
+                f"{where}: budget max_metric_drop applies to encoder-decoders (text2text-generation); "
+                "give min_fidelity or max_accuracy_drop"
+            )
         io = stage_io(cfg)
         parent = cfg.input or previous
         if parent not in made:

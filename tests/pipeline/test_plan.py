@@ -30,13 +30,15 @@ TFLITE = {"kind": "export", "format": "tflite", "input": REFERENCE_NAME}
 DISTILL = {"kind": "distill", "train": {"epochs": 20}}  # an hour of training, if it ever ran
 
 
-GENERATIVE = {"decoder", "decoder-distill-int4"}  # planned by edgekit.generation.pipeline (tests/generation)
+# planned by edgekit.generation.pipeline and seq2seq_pipeline (tests/generation)
+GENERATIVE = {"decoder", "decoder-distill-int4", "seq2seq", "seq2seq-distill-int8"}
 
 
 def test_decoder_recipes_are_refused_for_encoders_before_any_work():
     assert GENERATIVE <= set(builtin_recipe_names())
     for name in sorted(GENERATIVE):
-        with pytest.raises(RecipeError, match="decoder language models"):
+        refused = "applies to generative models|decoder language models|applies to encoder-decoders"
+        with pytest.raises(RecipeError, match=refused):
             plan(load_recipe(name))
 
 

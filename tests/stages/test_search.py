@@ -137,7 +137,9 @@ def test_budget_verdicts():
 def test_search_config_is_strict():
     from edgekit.errors import RecipeError
 
-    with pytest.raises(RecipeError, match="exactly one of min_fidelity, max_accuracy_drop and max_perplexity_increase"):
+    with pytest.raises(
+        RecipeError, match="exactly one of min_fidelity, max_accuracy_drop, max_perplexity_increase and max_metric_drop"
+    ):
         recipe_from_dict(_recipe({"budget": {"min_fidelity": 0.9, "max_accuracy_drop": 1}}))
     with pytest.raises(RecipeError, match="unknown key"):
         recipe_from_dict(_recipe({"budget": {"min_fidelity": 0.9}, "trials": 3}))
