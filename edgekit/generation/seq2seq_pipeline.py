@@ -193,9 +193,9 @@ def check_seq2seq_checkpoint(ckpt: Checkpoint) -> None:
 
 
 def parity(model, onnx_dir: Path, sources: list[list[int]], atol: float) -> dict:
-    """ONNX Runtime against PyTorch on ``sources``: the cross keys/values, decoder logits over ``PARITY_STEPS``
-    teacher-forced steps, and the greedy and beam-4 outputs; a ParityError when the logits differ by more than
-    ``atol`` (relative to their scale) or an output differs."""
+    """ONNX Runtime against PyTorch on ``sources``: decoder logits over ``PARITY_STEPS`` teacher-forced steps (the
+    encoder graph's cross keys/values feed every one), and the greedy and beam-4 outputs; a ParityError when the
+    logits differ by more than ``atol`` (relative to their scale) or an output differs."""
     import warnings
 
     import torch
@@ -205,8 +205,7 @@ def parity(model, onnx_dir: Path, sources: list[list[int]], atol: float) -> dict
 
     sess = Seq2SeqSession(onnx_dir, threads=2)
     ref_gen = _Torch("", 0, model=model)
-    c = model.config
-    start = c.decoder_start_token_id if c.decoder_start_token_id is not None else c.pad_token_id
+    start = ref_gen.base["decoder_start_token_id"]
     diff, scale, greedy_same, beam_same = 0.0, 0.0, 0, 0
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
