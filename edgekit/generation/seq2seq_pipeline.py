@@ -22,6 +22,7 @@ from tqdm import tqdm
 from edgekit.artifact import Artifact, write_manifest
 from edgekit.checkpoint import Checkpoint
 from edgekit.errors import CheckpointError, ParityError, RecipeError
+from edgekit.generation.pipeline import _copy_tokenizer  # the same tokenizer and generation-config files
 from edgekit.recipe.config import (
     DistillSeq2SeqConfig,
     ExportConfig,
@@ -33,12 +34,6 @@ from edgekit.recipe.config import (
 )
 
 REFERENCE = "pytorch-fp32"
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "generation_config.json",
-)
 PARITY_INPUTS, PARITY_STEPS, PARITY_BEAMS = 4, 12, 4
 LITERT_WHY = (
     "LiteRT export of encoder-decoders is not supported yet: litert-torch has no encoder-decoder KV-cache "
@@ -242,12 +237,6 @@ def parity(model, onnx_dir: Path, sources: list[list[int]], atol: float) -> dict
             f"{PARITY_BEAMS} outputs on {beam_same}/{len(sources)}"
         )
     return record
-
-
-def _copy_tokenizer(src: Path, dst: Path) -> None:
-    for name in TOKENIZER_FILES:
-        if (src / name).is_file():
-            shutil.copy2(src / name, dst / name)
 
 
 def _model_bytes(d: Path) -> int:
