@@ -7,9 +7,11 @@ Every cell is a real `edgekit compress` run (its own process, the CLI's exit cod
 - ONNX fp32: the encoder (+ cross keys/values) and KV-cache decoder exported and parity-checked by the
   pipeline (decoder logits over 12 teacher-forced steps, greedy and beam-4 outputs on 4 inputs); the
   measured maximum logit difference and the beam agreement with PyTorch are recorded;
-- ONNX int8: dynamic int8 of both graphs, measured by the pipeline (BLEU on 8 test pairs, beam-4 outputs
-  equal to PyTorch fp32's on what share of them, size);
-- TFLite fp32 / int8 and Whisper: the one-line exit-2 refusal that names the unsupported part.
+- ONNX int8: dynamic int8 of both graphs, measured by the pipeline (the task's metric: BLEU on 8 test pairs,
+  Whisper's word error rate on 8 shipped speech clips; beam-4 outputs equal to PyTorch fp32's on what share of
+  them, size). Whisper's encoder reads log-mel features (6 s windows in the twin), decoded from its two-token
+  prompt with its suppressed tokens;
+- TFLite fp32 / int8: the one-line exit-2 refusal that names the unsupported part.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def main() -> None:
                 report = json.loads((t / f"{family}-onnx" / "report.json").read_text())
                 by = {r["name"]: r for r in report["rows"]}
                 fp32, int8 = by["onnx-fp32"], by["onnx-int8"]
+                metric = report["settings"]["metric"]
                 row["onnx"] = {
                     "fp32": {
                         "status": "ok",
@@ -98,8 +101,9 @@ def main() -> None:
                     "int8": {
                         "status": "ok",
                         "beam4_equal_pytorch_on_test": int8["beam_exact_match"],
-                        "bleu": int8["bleu"],
-                        "bleu_fp32": int8["bleu_fp32"],
+                        "metric": metric,
+                        metric: int8[metric],
+                        f"{metric}_fp32": int8[f"{metric}_fp32"],
                         "size_mb": round(int8["size_bytes"] / 1e6, 3),
                         "end_to_end_ms_beam4": int8["end_to_end_ms"]["4"],
                         "fp32_end_to_end_ms_beam4": fp32["end_to_end_ms"]["4"],

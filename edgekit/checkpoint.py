@@ -24,10 +24,16 @@ SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 DECODER_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSeq2SeqLM")
 CAUSAL_LM_HEADS = ("ForCausalLM", "LMHeadModel")  # decoder language models: the text-generation task
 OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert")  # position ids start after the padding id
-SEQ2SEQ_HEADS = ("T5ForConditionalGeneration", "BartForConditionalGeneration", "MarianMTModel")  # text2text
+# text2text-generation, then automatic-speech-recognition
+SEQ2SEQ_HEADS = (
+    "T5ForConditionalGeneration",
+    "BartForConditionalGeneration",
+    "MarianMTModel",
+    "WhisperForConditionalGeneration",
+)
 SUPPORTED = (
     "edgekit compresses encoder models (BERT-family, ViT), decoder language models (...ForCausalLM) and "
-    "T5/mT5, BART and Marian encoder-decoders"
+    "T5/mT5, BART, Marian and Whisper encoder-decoders"
 )
 
 
@@ -132,11 +138,8 @@ def check_architecture(path: Path, config: dict) -> None:
         )
     if config.get("is_encoder_decoder"):
         if any(a.endswith(SEQ2SEQ_HEADS) for a in archs):
-            return  # T5, mT5, BART, Marian: the text2text-generation task
-        if model_type == "whisper":
-            kind = "a speech recognition model (automatic-speech-recognition: log-mel input features)"
-        else:
-            kind = "an encoder-decoder (sequence-to-sequence) model of a family edgekit has not tested"
+            return  # T5, mT5, BART, Marian (text2text-generation); Whisper (automatic-speech-recognition)
+        kind = "an encoder-decoder (sequence-to-sequence) model of a family edgekit has not tested"
     elif any(a.endswith(CAUSAL_LM_HEADS) for a in archs):
         return  # a decoder language model: the text-generation task
     elif config.get("is_decoder") or any(a.endswith(DECODER_HEADS) for a in archs) or _decoder_only(model_type):

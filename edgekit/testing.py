@@ -271,7 +271,7 @@ def make_tiny_decoder(directory: str | Path, family: str = "llama", vocab_size: 
 
 # encoder-decoder families of the random-weight twins: config class, model class, config kwargs (small; eager)
 _T5_SMALL = {"d_model": 64, "d_kv": 16, "d_ff": 128, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4}
-_BART_SMALL = {
+_ENC_DEC_SMALL: dict[str, Any] = {  # BART's, Marian's and Whisper's size fields
     "d_model": 64,
     "encoder_layers": 2,
     "decoder_layers": 2,
@@ -279,8 +279,8 @@ _BART_SMALL = {
     "decoder_attention_heads": 4,
     "encoder_ffn_dim": 128,
     "decoder_ffn_dim": 128,
-    "max_position_embeddings": 256,
 }
+_BART_SMALL = {**_ENC_DEC_SMALL, "max_position_embeddings": 256}
 SEQ2SEQ_FAMILIES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "t5": ("T5Config", "T5ForConditionalGeneration", _T5_SMALL),
     "mt5": ("MT5Config", "MT5ForConditionalGeneration", _T5_SMALL),
@@ -324,26 +324,52 @@ def make_tiny_seq2seq(directory: str | Path, family: str = "t5", vocab_size: int
     return d
 
 
-def make_tiny_whisper(directory: str | Path, mel_bins: int = 80) -> Path:
-    """A random-weight Whisper checkpoint (speech recognition: log-mel input features), no tokenizer."""
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
+def make_tiny_whisper(directory: str | Path, mel_bins: int = 80, seconds: int = 6, seed: int = 0) -> Path:
+    """A random-weight Whisper checkpoint (speech recognition) saved as a normal one: its feature extractor's
+    settings (``seconds`` of audio a window, ``mel_bins`` log-mel bins), a byte-level BPE tokenizer trained on
+    the shipped held-out text (pad 0, end of sequence 1), and a generation config whose decoder prompt has two
+    tokens (start, then a no-timestamps token) and that suppresses tokens (always, and at the first step), so
+    tests see every part of Whisper's decoding. Weights are scaled up as in :func:`make_tiny_seq2seq`."""
+    import torch
+    from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    from edgekit.generation.corpus import corpus_files, documents
+    from edgekit.generation.text2text_train import train_tokenizer
 
     d = Path(directory)
-    WhisperForConditionalGeneration(
-        WhisperConfig(
-            vocab_size=512,
-            d_model=64,
-            encoder_layers=2,
-            decoder_layers=2,
-            encoder_attention_heads=4,
-            decoder_attention_heads=4,
-            encoder_ffn_dim=128,
-            decoder_ffn_dim=128,
-            num_mel_bins=mel_bins,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=1,
-            decoder_start_token_id=1,
-        )
-    ).save_pretrained(d)
+    tok = train_tokenizer(documents(corpus_files("sotu")[1]), 512)
+    fe = WhisperFeatureExtractor(feature_size=mel_bins, chunk_length=seconds)
+    start, eos, no_timestamps = tok.pad_token_id, tok.eos_token_id, 3
+    config = WhisperConfig(
+        **_ENC_DEC_SMALL,
+        vocab_size=len(tok),
+        num_mel_bins=mel_bins,
+        max_source_positions=fe.nb_max_frames // 2,
+        max_target_positions=128,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        decoder_start_token_id=start,
+        begin_suppress_tokens=[220],
+        suppress_tokens=[5, 6],
+    )
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.mul_(3.0)
+    model.config.architectures = ["WhisperForConditionalGeneration"]
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=start,
+        eos_token_id=eos,
+        pad_token_id=tok.pad_token_id,
+        no_timestamps_token_id=no_timestamps,
+        begin_suppress_tokens=[220],
+        suppress_tokens=[5, 6],
+    )
+    model.save_pretrained(str(d), safe_serialization=True)
+    model.generation_config.save_pretrained(str(d))
+    tok.save_pretrained(d)
+    fe.save_pretrained(str(d))
     return d

@@ -58,7 +58,7 @@ def bundle(source, output, artifacts, archive, overwrite, console):
             console.emit_json({"path": str(output), "digest": desc["description_sha256"], "variants": desc["variants"]})
             return
         names = ", ".join(f"{v['name']} ({v['precision']}, {v['engine']})" for v in desc["variants"])
-        console.result(f"wrote decoder bundle {output}: {names}; digest {desc['description_sha256']}")
+        console.result(f"wrote {desc['task']} bundle {output}: {names}; digest {desc['description_sha256']}")
         return
     selection = select_artifacts(source, list(artifacts) or None)
     with console.results_only():

@@ -38,7 +38,16 @@ from edgekit.errors import GateFailed
     "rewrites it. BUNDLE is a bundle of a text-generation or text2text-generation compress output, or one of "
     "its artifact folders (out/onnx-int4-rtn); prints the text.",
 )
-@click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(min=1), help="With --generate.")
+@click.option(
+    "--audio",
+    metavar="FILE.wav",
+    type=click.Path(dir_okay=False),
+    help="Transcribe FILE.wav (PCM at the model's sampling rate, Whisper: 16 kHz) with a speech recognition "
+    "artifact folder (automatic-speech-recognition); takes the same options as --generate.",
+)
+@click.option(
+    "--max-new-tokens", default=32, show_default=True, type=click.IntRange(min=1), help="With --generate or --audio."
+)
 @click.option(
     "--num-beams", type=click.IntRange(min=1), help="With --generate: beam search with this many beams (default 1)."
 )
@@ -59,6 +68,7 @@ def run_bundle(
     check,
     digest,
     prompt,
+    audio,
     max_new_tokens,
     num_beams,
     gen_options,
@@ -82,7 +92,8 @@ def run_bundle(
     A decoder language model or an encoder-decoder generates with
     --generate PROMPT instead of TEXTS (greedy by default; --num-beams N
     for beam search; sampling and stop strings through --options; --stream
-    prints the text as it comes).
+    prints the text as it comes). A speech recognition artifact (Whisper)
+    transcribes --audio FILE.wav the same way.
 
     Numbers are rounded as `edgekit serve` rounds them: embeddings to 7
     decimals, probabilities and scores to 6.
@@ -91,9 +102,11 @@ def run_bundle(
 
     from edgekit.generation.serve import is_decoder
 
-    if prompt is not None or is_decoder(bundle_path):
-        if prompt is None and not check:
-            raise click.UsageError("a decoder takes --generate PROMPT (or --check)")
+    if prompt is not None and audio is not None:
+        raise click.UsageError("give --generate PROMPT or --audio FILE.wav, not both")
+    if prompt is not None or audio is not None or is_decoder(bundle_path):
+        if prompt is None and audio is None and not check:
+            raise click.UsageError("a decoder takes --generate PROMPT (or --check); a speech model --audio FILE.wav")
         if num_beams is not None:
             try:
                 given = json.loads(gen_options) if gen_options else {}
@@ -101,7 +114,7 @@ def run_bundle(
                 given = None  # _generate says what is wrong with --options
             if isinstance(given, dict):
                 gen_options = json.dumps({**given, "num_beams": num_beams})
-        _generate(bundle_path, prompt, max_new_tokens, gen_options, stream, threads, variant, digest, check)
+        _generate(bundle_path, prompt, audio, max_new_tokens, gen_options, stream, threads, variant, digest, check)
         return
 
     from edgekit.device.bundle import open_bundle
@@ -178,6 +191,7 @@ def _token_counts(model, texts: list) -> list[int]:
 def _generate(
     path: Path,
     prompt: str | None,
+    audio: str | None,
     max_new_tokens: int,
     options: str | None,
     stream: bool,
@@ -187,7 +201,8 @@ def _generate(
     check: bool,
 ) -> None:
     """``run --generate``: a decoder artifact or bundle continues ``prompt`` (verified files, no torch);
-    ``--check``: a bundle's recorded greedy continuations are generated again and must be identical."""
+    ``--check``: a bundle's recorded greedy continuations are generated again and must be identical; ``--audio``:
+    a speech recognition artifact transcribes a WAV file."""
     import json
     import sys
     import time
@@ -202,6 +217,11 @@ def _generate(
     if not isinstance(extra, dict):
         raise InputError("--options must be a JSON object")
     gen, manifest = load_generator(path, threads=threads or 2, variant=variant, digest=digest)
+    speech = manifest.get("task") == "automatic-speech-recognition"
+    if speech and (prompt is not None or check):
+        raise InputError(f"{path}: a speech recognition model transcribes --audio FILE.wav (no --generate, --check)")
+    if audio is not None and not speech:
+        raise InputError(f"{path}: --audio takes a speech recognition artifact; this one generates text (--generate)")
     if check:
         from edgekit.generation.bundle import FILE
 
@@ -216,12 +236,13 @@ def _generate(
         if same != len(want):
             raise GateFailed(f"{manifest['name']}: {len(want) - same} of {len(want)} greedy continuations differ")
         return
-    assert prompt is not None
+    source = audio if speech else prompt
+    assert source is not None
     opts = {"max_new_tokens": max_new_tokens, **extra}
     t0 = time.perf_counter()
     pieces: list[str] = []
     stats: dict = {}
-    for piece in gen.stream(prompt, stats, **opts):
+    for piece in gen.stream(source, stats, **opts):
         pieces.append(piece)
         if stream:
             sys.stdout.write(piece)
@@ -236,8 +257,8 @@ def _generate(
             {
                 "artifact": manifest["name"],
                 "precision": manifest["precision"],
-                "prompt": prompt,
-                "text": text,
+                ("audio" if speech else "prompt"): source,
+                "text": text.strip() if speech else text,
                 "completion_tokens": n,
                 "finish_reason": reason,
                 "ms": round((time.perf_counter() - t0) * 1000, 3),

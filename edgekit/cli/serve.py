@@ -118,8 +118,9 @@ def serve(
         gen, manifest = load_generator(Path(bundle_path), threads=threads or 2, variant=variant)
         import waitress
 
+        app = make_app(gen, manifest)
         click.echo(f"serving {manifest['name']} (decoder, {manifest['precision']}) at http://{host}:{port}", err=True)
-        waitress.serve(make_app(gen, manifest), host=host, port=port, threads=concurrency, _quiet=True)
+        waitress.serve(app, host=host, port=port, threads=concurrency, _quiet=True)
         return
 
     from edgekit.device.runtime_api import load

@@ -66,9 +66,13 @@ def build_decoder_bundle(source: Path, output: Path, names: list[str] | None, *,
     """Write the bundle of ``source`` (a decoder compress output) to ``output``; returns bundle.json."""
     from edgekit.generation.serve import open_generator, verified_artifact
     from edgekit.output import OutputDir, refuse_overlap
+    from edgekit.tasks import get_task
 
     source, output = Path(source), Path(output)
     report = json.loads((source / "report.json").read_text(encoding="utf-8"))
+    refused = getattr(get_task(report["model"]["task"]), "not_served", "")
+    if refused:
+        raise InputError(f"{source}: {refused}")
     chosen = pick(report, names)
     refuse_overlap(source, output)
     for r in chosen:

@@ -71,13 +71,22 @@ class Seq2SeqSession:
         self.cross_names = [n for n in names if n.startswith("cross.")]
         self.cross_outputs = [o.name for o in self.encoder.get_outputs()]
         self.output_names = [o.name for o in self.decoder.get_outputs()]
-        self.start = int(self.facts["decoder_start_token_id"])
+        self.masked = "encoder_attention_mask" in names  # text sources are masked; speech features are not
+        self.prompt = [int(t) for t in self.facts.get("decoder_prompt") or [self.facts["decoder_start_token_id"]]]
+        self.start = self.prompt[0]
         self.eos = tuple(self.facts.get("eos_token_ids") or ())
         self.context = int(self.facts["context_length"])
+        self.features = self.facts.get("input") == "input_features"
+        self.suppress = np.asarray(self.facts.get("suppress_tokens") or [], np.int64)
+        self.begin_suppress = np.asarray(self.facts.get("begin_suppress_tokens") or [], np.int64)
 
-    def encode(self, ids: np.ndarray, mask: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-        """(cross keys/values of every decoder layer, the source mask) for source token ids [batch, source]."""
-        ids = np.asarray(ids, dtype=np.int64)
+    def encode(self, source, mask: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """(cross keys/values of every decoder layer, the source mask) for source token ids [batch, source] or, for
+        a speech model, log-mel features [batch, mel bins, frames] (no mask)."""
+        if self.features:
+            x = np.asarray(source, dtype=np.float32)
+            return self.encoder.run(self.cross_outputs, {"input_features": x}), None
+        ids = np.asarray(source, dtype=np.int64)
         mask = np.ones_like(ids) if mask is None else np.asarray(mask, dtype=np.int64)
         return self.encoder.run(self.cross_outputs, {"input_ids": ids, "attention_mask": mask}), mask
 
@@ -86,18 +95,37 @@ class Seq2SeqSession:
         return [np.zeros(shape, np.float32) for _ in self.past_names]
 
     def step(
-        self, ids: np.ndarray, mask: np.ndarray, past: list[np.ndarray], cross: list[np.ndarray]
+        self, ids: np.ndarray, mask: np.ndarray | None, past: list[np.ndarray], cross: list[np.ndarray]
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Logits [batch, len, vocab] of the decoder tokens ``ids`` after the cached ones, and the new cache."""
-        feeds = {"input_ids": np.asarray(ids, dtype=np.int64), "encoder_attention_mask": mask}
+        feeds: dict[str, np.ndarray | None] = {"input_ids": np.asarray(ids, dtype=np.int64)}
+        if self.masked:
+            feeds["encoder_attention_mask"] = mask
         feeds.update(zip(self.past_names, past))
         feeds.update(zip(self.cross_names, cross))
         outs = self.decoder.run(self.output_names, feeds)
         return outs[0], outs[1:]
 
+    def suppressed(self, scores: np.ndarray, first: bool) -> np.ndarray:
+        """``scores`` [..., vocab] with the generation config's suppressed tokens at -inf (``begin_suppress_tokens``
+        only at the first generated position), as transformers' suppress-tokens logits processors do."""
+        if self.suppress.size:
+            scores[..., self.suppress] = -np.inf
+        if first and self.begin_suppress.size:
+            scores[..., self.begin_suppress] = -np.inf
+        return scores
 
-def check_source(sess: Seq2SeqSession, ids: Sequence[int]) -> np.ndarray:
-    arr = np.asarray(ids, dtype=np.int64).reshape(1, -1)
+
+def check_source(sess: Seq2SeqSession, source) -> np.ndarray:
+    """One input as the encoder takes it: token ids [1, source] or (speech) features [1, mel bins, frames]."""
+    if sess.features:
+        x = np.asarray(source, dtype=np.float32)
+        x = x[None] if x.ndim == 2 else x
+        want = tuple(sess.facts["feature_shape"])
+        if x.ndim != 3 or x.shape[0] != 1 or x.shape[1:] != want:
+            raise InputError(f"the features have shape {list(x.shape)}; the model takes [1, {want[0]}, {want[1]}]")
+        return x
+    arr = np.asarray(source, dtype=np.int64).reshape(1, -1)
     if arr.shape[1] == 0:
         raise InputError("the input is empty")
     if arr.shape[1] > sess.context:
@@ -105,23 +133,24 @@ def check_source(sess: Seq2SeqSession, ids: Sequence[int]) -> np.ndarray:
     return arr
 
 
-def stream(sess: Seq2SeqSession, source_ids: Sequence[int], opts: GenerationOptions) -> Iterator[int]:
+def stream(sess: Seq2SeqSession, source, opts: GenerationOptions) -> Iterator[int]:
     """Output token ids one at a time (greedy or sampled); beam search yields its best beam at the end."""
     if opts.num_beams > 1:
-        yield from beam_search(sess, source_ids, opts)
+        yield from beam_search(sess, source, opts)
         return
-    ids = check_source(sess, source_ids)
+    x = check_source(sess, source)
     rng = np.random.default_rng(opts.seed)
     stops = set(opts.stop_token_ids) | set(sess.eos)
-    cross, mask = sess.encode(ids)
+    cross, mask = sess.encode(x)
     past = sess.empty_past(1)
-    token = sess.start
-    for _ in range(opts.max_new_tokens):
-        logits, past = sess.step(np.array([[token]]), mask, past, cross)
-        token = _pick(logits[0, -1], opts, rng)
+    last = np.array([sess.prompt])
+    for i in range(opts.max_new_tokens):
+        logits, past = sess.step(last, mask, past, cross)
+        token = _pick(sess.suppressed(logits[0, -1], i == 0), opts, rng)
         if token in stops:
             return
         yield token
+        last = np.array([[token]])
 
 
 def _banned(seq: list[int], n: int) -> set[int]:
@@ -138,33 +167,34 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
 
 
-def beam_search(sess: Seq2SeqSession, source_ids: Sequence[int], opts: GenerationOptions) -> list[int]:
+def beam_search(sess: Seq2SeqSession, source, opts: GenerationOptions) -> list[int]:
     """transformers' beam search (``generate(num_beams=k)``) for one input: the top ``2k`` continuations of all
     beams each step, the best ``k`` that did not end continuing; ends in the top ``k`` are finished with score
     log-prob / length ** length_penalty; stops when no running beam can beat the finished ones (the
-    ``early_stopping`` rule). Returns the best finished beam's tokens (without the end token)."""
-    ids = check_source(sess, source_ids)
+    ``early_stopping`` rule). Returns the best finished beam's tokens (without the prompt and the end token)."""
+    x = check_source(sess, source)
     k = opts.num_beams
     lp = float(getattr(opts, "length_penalty", 1.0))
     ngram = int(getattr(opts, "no_repeat_ngram_size", 0))
     early = getattr(opts, "early_stopping", False)
     stops = set(opts.stop_token_ids) | set(sess.eos)
     keep = max(2, 1 + len(stops)) * k
-    max_length = 1 + opts.max_new_tokens  # the decoder start token, then the new tokens
-    cross, mask = sess.encode(ids)
+    prompt = len(sess.prompt)
+    max_length = prompt + opts.max_new_tokens  # the decoder prompt, then the new tokens
+    cross, mask = sess.encode(x)
     cross = [np.repeat(c, k, 0) for c in cross]
-    mask = np.repeat(mask, k, 0)
+    mask = None if mask is None else np.repeat(mask, k, 0)
     past = sess.empty_past(k)
-    running: list[list[int]] = [[sess.start] for _ in range(k)]
+    running: list[list[int]] = [list(sess.prompt) for _ in range(k)]
     scores = np.full(k, -1e9, np.float32)
     scores[0] = 0.0
     finished: list[tuple[float, list[int]]] = []
     improvable = True
-    cur_len = 1
-    last = np.full((k, 1), sess.start, np.int64)
+    cur_len = prompt
+    last = np.tile(np.asarray(sess.prompt, np.int64), (k, 1))
     while True:
         logits, past = sess.step(last, mask, past, cross)
-        logp = _log_softmax(logits[:, -1])
+        logp = sess.suppressed(_log_softmax(logits[:, -1]), cur_len == prompt)
         if ngram:
             for row, seq in enumerate(running):
                 for t in _banned(seq, ngram):
@@ -182,7 +212,7 @@ def beam_search(sess: Seq2SeqSession, source_ids: Sequence[int], opts: Generatio
             for j in range(k):
                 if hits[j] and np.isfinite(top_scores[j]):
                     seq = running[top_rows[j]] + [int(top_tokens[j])]
-                    finished.append((float(top_scores[j]) / (cur_len**lp), seq))
+                    finished.append((float(top_scores[j]) / ((cur_len + 1 - prompt) ** lp), seq))
             finished = sorted(finished, key=lambda x: -x[0])[:k]
         # running: the best k of the top continuations that did not end
         masked = np.where(hits, top_scores - np.float32(1e9), top_scores)
@@ -194,14 +224,14 @@ def beam_search(sess: Seq2SeqSession, source_ids: Sequence[int], opts: Generatio
         last = top_tokens[nxt].astype(np.int64)[:, None]
         cur_len += 1
         if improvable and len(finished) == k:
-            length = (max_length - 1) if (early == "never" and lp > 0) else (cur_len - 1)
+            length = (max_length - prompt) if (early == "never" and lp > 0) else (cur_len - prompt)
             best_running = float(scores.max()) / (length**lp)
             improvable = best_running > min(s for s, _ in finished)
         if not improvable or (len(finished) == k and early is True) or hits.all():
             break
     if not finished:
-        return running[0][1:]
-    best = finished[0][1][1:]
+        return running[0][prompt:]
+    best = finished[0][1][prompt:]
     return best[:-1] if best and best[-1] in stops else best
 
 

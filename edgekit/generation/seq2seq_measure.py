@@ -3,8 +3,10 @@ end-to-end ms per request at each beam width, peak memory, and the outputs score
 
 ``python -m edgekit.generation.seq2seq_measure SPEC.json OUT.json`` runs one measurement: an edgekit
 artifact on ONNX Runtime (``kind: onnx``, no torch imported) or PyTorch eager ``generate`` with its
-KV cache on a checkpoint (``kind: torch``). Both decode with the same options (length penalty 1,
-transformers' early-stopping heuristic, no n-gram ban), so their beams are comparable token for token.
+KV cache on a checkpoint (``kind: torch``). Both decode from the same decoder prompt with the same options
+(length penalty 1, transformers' early-stopping heuristic, no n-gram ban, the generation config's
+suppressed tokens), so their beams are comparable token for token. Sources are token ids (a JSON list) or,
+for a speech model, log-mel features (one ``.npy`` array, read without pickle).
 """
 
 from __future__ import annotations
@@ -29,17 +31,17 @@ class _Onnx:
 
         self.sess = Seq2SeqSession(path, threads)
 
-    def encode_s(self, ids: list[int]) -> float:
+    def encode_s(self, ids) -> float:
         t = time.perf_counter()
         self.sess.encode(np.asarray([ids]))
         return time.perf_counter() - t
 
-    def forced(self, ids: list[int], n: int) -> tuple[float, float]:
+    def forced(self, ids, n: int) -> tuple[float, float]:
         """(seconds to the first token, including the encoder; seconds for the n - 1 next tokens), greedy."""
         s = self.sess
         t0 = time.perf_counter()
         cross, mask = s.encode(np.asarray([ids]))
-        logits, past = s.step(np.array([[s.start]]), mask, s.empty_past(1), cross)
+        logits, past = s.step(np.array([s.prompt]), mask, s.empty_past(1), cross)
         tok = int(logits[0, -1].argmax())
         t1 = time.perf_counter()
         for _ in range(n - 1):
@@ -47,30 +49,35 @@ class _Onnx:
             tok = int(logits[0, -1].argmax())
         return t1 - t0, time.perf_counter() - t1
 
-    def generate(self, ids: list[int], beams: int, max_new: int) -> list[int]:
+    def generate(self, ids, beams: int, max_new: int) -> list[int]:
         from edgekit.generation.seq2seq import Seq2SeqOptions, stream
 
         return list(stream(self.sess, ids, Seq2SeqOptions(max_new_tokens=max_new, num_beams=beams)))
 
 
 class _Torch:
-    """PyTorch eager ``generate`` on a checkpoint (or on ``model``, already loaded)."""
+    """PyTorch eager ``generate`` (transformers' generation loop, from the decoder prompt) on a checkpoint (or
+    on ``model``, already loaded)."""
 
     def __init__(self, path: str, threads: int, model=None) -> None:
         import torch
         from transformers import GenerationConfig
 
         from edgekit.generation.text2text_train import load_seq2seq
+        from edgekit_converters.onnx_seq2seq import seq2seq_facts
 
         if threads:
             torch.set_num_threads(threads)
         self.torch = torch
         self.model = model if model is not None else load_seq2seq(Path(path))
         c = self.model.config
+        facts = seq2seq_facts(c, self.model.generation_config)
         self.eos = c.eos_token_id
-        start = c.decoder_start_token_id if c.decoder_start_token_id is not None else c.pad_token_id
+        self.prompt = facts["decoder_prompt"]
         self.base = dict(
-            decoder_start_token_id=start,
+            decoder_start_token_id=self.prompt[0],
+            suppress_tokens=facts["suppress_tokens"] or None,
+            begin_suppress_tokens=facts["begin_suppress_tokens"] or None,
             eos_token_id=c.eos_token_id,
             pad_token_id=c.pad_token_id,
             bos_token_id=None,
@@ -84,19 +91,29 @@ class _Torch:
         )
         self.config = GenerationConfig
 
-    def _gen(self, ids: list[int], **kw):
+    def _source(self, ids) -> dict:
+        return {self.model.main_input_name: self.torch.as_tensor(np.asarray([ids]))}
+
+    def _gen(self, ids, **kw):
+        from transformers import GenerationMixin
+
         with self.torch.no_grad():
-            return self.model.generate(
-                input_ids=self.torch.tensor([ids]), generation_config=self.config(**self.base, **kw)
+            # the generation loop itself: Whisper's generate() override would add long-form audio handling and
+            # language detection around the same loop
+            return GenerationMixin.generate(
+                self.model,
+                **self._source(ids),
+                decoder_input_ids=self.torch.tensor([self.prompt]),
+                generation_config=self.config(**self.base, **kw),
             )
 
-    def encode_s(self, ids: list[int]) -> float:
+    def encode_s(self, ids) -> float:
         t = time.perf_counter()
         with self.torch.no_grad():
-            self.model.get_encoder()(input_ids=self.torch.tensor([ids]))
+            self.model.get_encoder()(**self._source(ids))
         return time.perf_counter() - t
 
-    def forced(self, ids: list[int], n: int) -> tuple[float, float]:
+    def forced(self, ids, n: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         self._gen(ids, max_new_tokens=1, num_beams=1)
         t1 = time.perf_counter()
@@ -104,8 +121,8 @@ class _Torch:
         t2 = time.perf_counter()
         return t1 - t0, max(t2 - t1 - (t1 - t0), 1e-9)
 
-    def generate(self, ids: list[int], beams: int, max_new: int) -> list[int]:
-        out = self._gen(ids, max_new_tokens=max_new, num_beams=beams)[0].tolist()[1:]
+    def generate(self, ids, beams: int, max_new: int) -> list[int]:
+        out = self._gen(ids, max_new_tokens=max_new, num_beams=beams)[0].tolist()[len(self.prompt) :]
         pad = self.base["pad_token_id"]
         while out and out[-1] == pad and pad != self.eos:
             out.pop()
@@ -117,7 +134,8 @@ RUNNERS = {"onnx": _Onnx, "torch": _Torch}
 
 def run_spec(spec: dict) -> dict:
     runner = RUNNERS[spec["kind"]](spec["path"], int(spec["threads"]))
-    sources: list[list[int]] = json.loads(Path(spec["sources"]).read_text())
+    src = Path(spec["sources"])
+    sources = list(np.load(src, allow_pickle=False)) if src.suffix == ".npy" else json.loads(src.read_text())
     timed = sources[: int(spec["timed"])]
     runs, n, max_new = int(spec["runs"]), int(spec["decode_tokens"]), int(spec["max_new_tokens"])
     result: dict = {"kind": spec["kind"], "path": spec["path"], "end_to_end_ms": {}, "outputs": {}}

@@ -1,11 +1,13 @@
-"""Compress an encoder-decoder (T5, mT5, BART, Marian): recipe -> artifacts -> measured -> report.
+"""Compress an encoder-decoder (T5, mT5, BART, Marian; Whisper): recipe -> artifacts -> measured -> report.
 
 The text2text-generation counterpart of :mod:`edgekit.generation.pipeline`, with the same promises: the
 whole recipe is checked before any work, every export is parity-checked against PyTorch (the cross
 keys/values, decoder logits over several steps, greedy and beam outputs), every artifact is measured in
 its own process, and one is promoted only when it is faster end to end than its fp32 export and within
 the metric budget. Quantization is chosen per part: the search measures the encoder and the decoder at
-different schemes. All or nothing: the output is staged and swapped in at the end.
+different schemes. All or nothing: the output is staged and swapped in at the end. What varies by task
+(test data, the encoder's inputs, the metric and its direction) comes from the task
+(:class:`edgekit.tasks.text2text_generation.EncoderDecoderTask`).
 """
 
 from __future__ import annotations
@@ -176,8 +178,8 @@ def plan_seq2seq(recipe: Recipe) -> Seq2SeqPlan:
 
 
 def check_seq2seq_checkpoint(ckpt: Checkpoint) -> None:
-    """An encoder-decoder edgekit can export and serve: a fast tokenizer (read on the device without transformers)
-    and an end-of-sequence token."""
+    """An encoder-decoder edgekit can export and serve: a fast tokenizer (read on the device without transformers),
+    an end-of-sequence token and, for a speech model, its feature extractor's settings."""
     if not (ckpt.path / "tokenizer.json").is_file():
         raise CheckpointError(
             f"{ckpt.path}: no tokenizer.json; an encoder-decoder needs its fast tokenizer "
@@ -185,9 +187,13 @@ def check_seq2seq_checkpoint(ckpt: Checkpoint) -> None:
         )
     if ckpt.config.get("eos_token_id") is None:
         raise CheckpointError(f"{ckpt.path}: config.json has no eos_token_id")
+    if ckpt.task_def.modality == "audio" and not (ckpt.path / "preprocessor_config.json").is_file():
+        raise CheckpointError(
+            f"{ckpt.path}: no preprocessor_config.json; a speech model needs its feature extractor's settings"
+        )
 
 
-def parity(model, onnx_dir: Path, sources: list[list[int]], atol: float) -> dict:
+def parity(model, onnx_dir: Path, sources: list, atol: float) -> dict:
     """ONNX Runtime against PyTorch on ``sources``: decoder logits over ``PARITY_STEPS`` teacher-forced steps (the
     encoder graph's cross keys/values feed every one), and the greedy and beam-4 outputs; a ParityError when the
     logits differ by more than ``atol`` (relative to their scale) or an output differs."""
@@ -200,21 +206,21 @@ def parity(model, onnx_dir: Path, sources: list[list[int]], atol: float) -> dict
 
     sess = Seq2SeqSession(onnx_dir, threads=2)
     ref_gen = _Torch("", 0, model=model)
-    start = ref_gen.base["decoder_start_token_id"]
     diff, scale, greedy_same, beam_same = 0.0, 0.0, 0, 0
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for ids in sources:
-            src = torch.tensor([ids])
-            dec_ids = [start]
+            src = {model.main_input_name: torch.as_tensor(np.asarray([ids]))}
+            dec_ids = list(sess.prompt)
             cross, mask = sess.encode(np.asarray([ids]))
-            past = sess.empty_past(1)
+            past, fed = sess.empty_past(1), dec_ids
             for _ in range(PARITY_STEPS):
-                ref = model(input_ids=src, decoder_input_ids=torch.tensor([dec_ids])).logits[0, -1].numpy()
-                got, past = sess.step(np.array([[dec_ids[-1]]]), mask, past, cross)
+                ref = model(**src, decoder_input_ids=torch.tensor([dec_ids])).logits[0, -1].numpy()
+                got, past = sess.step(np.array([fed]), mask, past, cross)
                 diff = max(diff, float(np.abs(got[0, -1] - ref).max()))
                 scale = max(scale, float(np.abs(ref).max()))
                 dec_ids.append(int(ref.argmax()))  # both are fed PyTorch's token
+                fed = dec_ids[-1:]
             greedy_same += ref_gen.generate(ids, 1, PARITY_STEPS) == list(
                 stream(sess, ids, Seq2SeqOptions(max_new_tokens=PARITY_STEPS))
             )
@@ -245,6 +251,7 @@ def _model_bytes(d: Path) -> int:
 
 def quantize_parts(src: Path, out: Path, schemes: tuple[str, str]) -> None:
     """``src``'s encoder and decoder graphs each at its scheme into ``out`` (fp32 parts are copied)."""
+    from edgekit.generation.audio import AUDIO_JSON, MEL_FILTERS
     from edgekit.generation.quantize import quantize_int4, quantize_int8
     from edgekit.generation.seq2seq import DECODER, ENCODER, SEQ2SEQ_JSON
     from edgekit_converters.base import quiet_export
@@ -260,7 +267,9 @@ def quantize_parts(src: Path, out: Path, schemes: tuple[str, str]) -> None:
             else:
                 assert isinstance(cfg, Int4Config)
                 quantize_int4(src, out, bits=cfg.bits, block_size=cfg.block_size, model_name=graph)
-    shutil.copy2(src / SEQ2SEQ_JSON, out / SEQ2SEQ_JSON)
+    for name in (SEQ2SEQ_JSON, AUDIO_JSON, MEL_FILTERS):  # the shape facts and a speech model's front end
+        if (src / name).is_file():
+            shutil.copy2(src / name, out / name)
     _copy_tokenizer(src, out)
 
 
@@ -280,19 +289,25 @@ def compress_seq2seq(
     from edgekit.output import OutputDir
     from edgekit.pipeline.run import CompressResult, checkpoint_artifact
     from edgekit.report.build import dumps
+    from edgekit.tasks.text2text_generation import EncoderDecoderTask
     from edgekit_converters.onnx_seq2seq import export_seq2seq
 
     plan = plan_seq2seq(recipe)
     steps, bench = plan.steps, plan.bench
+    task = ckpt.task_def
+    assert isinstance(task, EncoderDecoderTask)
+    data, metric = bench.data or task.seq2seq_data, bench.metric or task.metrics[0]
+    if metric not in task.metrics:
+        raise RecipeError(f"recipe {recipe.name}: {task.name} is scored by {', '.join(task.metrics)}, not {metric}")
+    bench = bench.model_copy(update={"data": data, "metric": metric})
     check_seq2seq_checkpoint(ckpt)
     for st in steps:
         if st.kind == "distill":
+            if not task.distillable:
+                raise RecipeError(f"recipe {recipe.name}: distill-seq2seq does not apply to {task.name} yet (no data)")
             pairs(st.config.data)  # type: ignore[attr-defined]
-    test = pairs(bench.data)[1][: bench.samples]
-    tok = ckpt.tokenizer
-    sources = [tok(r["source"])["input_ids"] for r in test]
-    context = int(ckpt.max_positions or 0) or 512
-    sources = [s[:context] for s in sources]
+    test = task.test_rows(data)[: bench.samples]
+    sources = task.sources(ckpt, test)
     versions = library_versions()
     root = checkpoint_artifact(ckpt)
     with OutputDir(Path(output), "compress", overwrite=overwrite) as out:
@@ -325,6 +340,10 @@ def compress_seq2seq(
                     model = load_seq2seq(src)
                     export_seq2seq(model, staged, opset=st.config.opset)  # type: ignore[attr-defined]
                     _copy_tokenizer(src, staged)
+                    if task.modality == "audio":
+                        from edgekit.generation.audio import write_frontend
+
+                        write_frontend(src, staged)
                     extra = {
                         "exporter": "torch.onnx (TorchScript trace; encoder + cross K/V, decoder with a KV cache)",
                         "validation": parity(model, staged, sources[:PARITY_INPUTS], st.config.atol),  # type: ignore[attr-defined]
@@ -376,22 +395,15 @@ def compress_seq2seq(
     return CompressResult(report=report, artifacts=final, output=Path(output))
 
 
-def score(tokenizer, outputs: list[list[int]], test: list[dict]) -> dict:
-    """BLEU and chrF (sacrebleu, corpus level) of the decoded ``outputs`` against the targets of ``test``."""
-    import sacrebleu
-
-    hyps = [tokenizer.decode(o, skip_special_tokens=True) for o in outputs]
-    refs = [[r["target"] for r in test[: len(hyps)]]]
-    return {
-        "bleu": round(sacrebleu.corpus_bleu(hyps, refs).score, 3),
-        "chrf": round(sacrebleu.corpus_chrf(hyps, refs).score, 3),
-    }
-
-
 def _measure_all(ckpt, artifacts, checkpoints, fp32_of, bench, sources, test, out, progress, measure):
     """One process per artifact (and per PyTorch checkpoint); rows with speed, the metric and beam agreement."""
     tmp = Path(tempfile.mkdtemp(prefix="edgekit-measure-"))
-    (tmp / "sources.json").write_text(json.dumps(sources))
+    if isinstance(sources[0], np.ndarray):  # a speech model's features: one array
+        np.save(tmp / "sources.npy", np.stack(sources), allow_pickle=False)
+        source_file = tmp / "sources.npy"
+    else:
+        source_file = tmp / "sources.json"
+        source_file.write_text(json.dumps(sources))
     widest = max(bench.num_beams)
     targets = [(REFERENCE, "torch", str(ckpt.path))]
     for name in checkpoints:
@@ -406,7 +418,7 @@ def _measure_all(ckpt, artifacts, checkpoints, fp32_of, bench, sources, test, ou
             "kind": kind,
             "path": path,
             "threads": bench.threads,
-            "sources": str(tmp / "sources.json"),
+            "sources": str(source_file),
             "timed": bench.timed if (kind == "onnx" or name == REFERENCE and bench.reference) else 1,
             "num_beams": bench.num_beams,
             "scored_beams": sorted({1, widest}),
@@ -416,9 +428,10 @@ def _measure_all(ckpt, artifacts, checkpoints, fp32_of, bench, sources, test, ou
         }
         results[name] = measure(spec, tmp / name)
     shutil.rmtree(tmp, ignore_errors=True)
-    tok = ckpt.tokenizer
+    tok, task = ckpt.tokenizer, ckpt.task_def
     metric = bench.metric
-    scores = {n: score(tok, r["outputs"][str(widest)], test) for n, r in results.items()}
+    scores = {n: task.score(tok, r["outputs"][str(widest)], test) for n, r in results.items()}
+    worse = -1 if task.lower_is_better else 1  # how much worse than fp32: an error rate's rise, a score's fall
     ref, ref_score = results[REFERENCE], scores[REFERENCE]
     rows = []
     for name, r in results.items():
@@ -443,7 +456,7 @@ def _measure_all(ckpt, artifacts, checkpoints, fp32_of, bench, sources, test, ou
                 **scores[name],
                 "metric": metric,
                 f"{metric}_fp32": ref_score[metric],
-                "metric_drop": round(ref_score[metric] - scores[name][metric], 3),
+                "metric_drop": round(worse * (ref_score[metric] - scores[name][metric]), 3),
                 "beam_exact_match": round(float(np.mean(same_beam)), 4),
                 "greedy_exact_match": round(float(np.mean(same_greedy)), 4),
                 "num_beams_scored": widest,
@@ -490,7 +503,7 @@ def markdown(report: dict) -> str:
         f"- task `{report['model']['task']}`; recipe `{report['recipe']['name']}`; {s['threads']} threads, batch 1, "
         f"median of {s['runs']} runs; each model measured in its own process",
         f"- {metric} on {report['test_pairs']['scored']} test pairs of `{report['test_pairs']['data']}` at beam "
-        f"{widest}; budget: at most {s['max_metric_drop']} points below PyTorch fp32",
+        f"{widest}; budget: at most {s['max_metric_drop']} points worse than PyTorch fp32",
         "",
         "| artifact | precision (encoder+decoder) | size MB | encoder ms | TTFT ms | decode tok/s | "
         + " | ".join(f"ms/request beam {b}" for b in beams)

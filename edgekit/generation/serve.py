@@ -30,6 +30,15 @@ NEEDED = ("model.onnx", "decoder.json", "tokenizer.json")
 NEEDED_BY_TASK = {
     "text-generation": NEEDED,
     "text2text-generation": ("encoder.onnx", "decoder.onnx", "seq2seq.json", "tokenizer.json"),
+    # a speech model adds its numpy front end's settings and mel filters
+    "automatic-speech-recognition": (
+        "encoder.onnx",
+        "decoder.onnx",
+        "seq2seq.json",
+        "tokenizer.json",
+        "audio.json",
+        "mel_filters.npy",
+    ),
 }
 
 
@@ -59,13 +68,19 @@ def verified_artifact(path: Path) -> dict:
     if task not in NEEDED_BY_TASK or [n for n in needed if n not in files]:
         raise ArtifactError(
             f"{path}: not a generative artifact (a decoder needs {', '.join(NEEDED)} and task text-generation; "
-            f"an encoder-decoder {', '.join(NEEDED_BY_TASK['text2text-generation'])} and task text2text-generation)"
+            f"an encoder-decoder {', '.join(NEEDED_BY_TASK['text2text-generation'])} and task text2text-generation; "
+            "a speech recogniser also audio.json and mel_filters.npy)"
         )
     return manifest
 
 
 def open_generator(path: Path, threads: int = 2, engine: str = "auto"):
-    """The generator for a generative artifact folder: an encoder-decoder's (``seq2seq.json``) or a decoder's."""
+    """The generator for a generative artifact folder: a speech recogniser's (``audio.json``), an encoder-decoder's
+    (``seq2seq.json``) or a decoder's."""
+    if (Path(path) / "audio.json").is_file():
+        from edgekit.generation.speech import SpeechRecognizer
+
+        return SpeechRecognizer(path, threads=threads)
     if (Path(path) / "seq2seq.json").is_file():
         from edgekit.generation.seq2seq import Text2TextGenerator
 
@@ -143,6 +158,11 @@ def openai_options(body: dict) -> tuple[str, dict, bool]:
 
 def make_app(gen: TextGenerator, manifest: dict):
     """The WSGI app serving ``gen``."""
+    from edgekit.tasks import get_task
+
+    refused = getattr(get_task(manifest.get("task") or "text-generation"), "not_served", "")
+    if refused:
+        raise InputError(f"{manifest.get('name')}: {refused}")
     name = manifest.get("name", "decoder")
 
     def respond(start, status: str, obj: dict):

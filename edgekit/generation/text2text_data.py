@@ -59,7 +59,7 @@ def pairs(name: str) -> tuple[list[dict], list[dict]]:
         return _restore_pairs(train_file), _restore_pairs(test_file)
     d = Path(name)
     if d.is_dir() and (d / "train.jsonl").is_file() and (d / "test.jsonl").is_file():
-        return _read_jsonl(d / "train.jsonl"), _read_jsonl(d / "test.jsonl")
+        return read_jsonl(d / "train.jsonl"), read_jsonl(d / "test.jsonl")
     raise InputError(
         f"unknown text-to-text data {name!r}: give {', '.join(BUILTIN)} or a directory with train.jsonl and "
         "test.jsonl (objects with source and target)"
@@ -77,7 +77,8 @@ def _restore_pairs(path: Path) -> list[dict]:
     return [{"source": strip_punctuation(p), "target": p} for doc in documents(path) for p in passages(doc)]
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path, fields: tuple[str, ...] = ("source", "target")) -> list[dict]:
+    """The objects of a JSON-lines file, each with the non-empty string ``fields`` (only those kept)."""
     rows = []
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -86,9 +87,9 @@ def _read_jsonl(path: Path) -> list[dict]:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             raise InputError(f"{path}:{i}: not JSON ({err.msg})") from None
-        if not isinstance(obj, dict) or not all(isinstance(obj.get(k), str) and obj[k] for k in ("source", "target")):
-            raise InputError(f"{path}:{i}: needs non-empty string fields source and target")
-        rows.append({"source": obj["source"], "target": obj["target"]})
+        if not isinstance(obj, dict) or not all(isinstance(obj.get(k), str) and obj[k] for k in fields):
+            raise InputError(f"{path}:{i}: needs non-empty string fields {' and '.join(fields)}")
+        rows.append({k: obj[k] for k in fields})
     if not rows:
-        raise InputError(f"{path}: no pairs")
+        raise InputError(f"{path}: no rows")
     return rows

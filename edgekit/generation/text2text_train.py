@@ -12,6 +12,7 @@ are cached: the same settings and data reuse the directory.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -311,11 +312,16 @@ def distill_seq2seq(
 
 
 def load_seq2seq(path: Path):
-    """An encoder-decoder checkpoint in fp32 with eager attention (never the checkpoint's own code)."""
+    """An encoder-decoder checkpoint (text or speech) in fp32 with eager attention (never the checkpoint's own
+    code)."""
     import torch
     import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
 
-    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(
+    model_type = json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("model_type")
+    speech = model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
+    auto = transformers.AutoModelForSpeechSeq2Seq if speech else transformers.AutoModelForSeq2SeqLM
+    model = auto.from_pretrained(
         str(path), local_files_only=True, trust_remote_code=False, dtype=torch.float32, attn_implementation="eager"
     )
     return model.eval()

@@ -331,8 +331,14 @@ class Seq2SeqBenchConfig(StageConfig):
     """Encoder-decoders: how every artifact is measured, and the budget the promoted one keeps."""
 
     kind: Literal["bench-seq2seq"]
-    data: str = Field("sotu-punct", description="test pairs: `sotu-punct` (shipped) or a directory with test.jsonl")
-    metric: Literal["bleu", "chrf"] = Field("bleu", description="the task metric (sacrebleu) budgets hold")
+    data: str | None = Field(
+        None,
+        description="test data; default the task's shipped set: `sotu-punct` pairs (text2text-generation), "
+        "`sotu-speech` clips (automatic-speech-recognition); or a directory with test.jsonl",
+    )
+    metric: Literal["bleu", "chrf", "wer"] | None = Field(
+        None, description="the metric budgets hold; default the task's: bleu (sacrebleu), wer (jiwer)"
+    )
     samples: int = Field(120, ge=4, description="test pairs scored (beam search at the largest num_beams)")
     timed: int = Field(12, ge=1, description="test inputs timed end to end per num_beams")
     num_beams: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 4], min_length=1)

@@ -8,12 +8,38 @@ part, measured end to end at each beam width, scored by BLEU / chrF on test pair
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from edgekit.tasks import register
 from edgekit.tasks.text_generation import GeneratedText
 
 
+class EncoderDecoderTask(GeneratedText):
+    """What the encoder-decoder pipeline asks a task: its test data, the encoder's inputs for a row, and the
+    metric of the decoded outputs. Not registered itself."""
+
+    compressor = "edgekit.generation.seq2seq_pipeline:compress_seq2seq"
+    default_recipe = "seq2seq"
+    seq2seq_data: ClassVar[str]  # the shipped test set bench-seq2seq scores by default
+    metrics: ClassVar[tuple[str, ...]]  # what score() returns; the first is the default budget metric
+    lower_is_better: ClassVar[bool] = False  # the metric's direction (a drop is a rise of a lower-is-better one)
+    distillable: ClassVar[bool] = True  # distill-seq2seq has training data for it
+
+    def test_rows(self, data: str) -> list[dict]:
+        """The labelled test rows of ``data`` (each with ``target``)."""
+        raise NotImplementedError
+
+    def sources(self, ckpt, rows: list[dict]) -> list:
+        """What the encoder takes for each row (token ids; a speech model's log-mel features)."""
+        raise NotImplementedError
+
+    def score(self, tokenizer, outputs: list[list[int]], rows: list[dict]) -> dict[str, float]:
+        """The metrics of the decoded ``outputs`` against the rows' targets."""
+        raise NotImplementedError
+
+
 @register
-class Text2TextGeneration(GeneratedText):
+class Text2TextGeneration(EncoderDecoderTask):
     name = "text2text-generation"
     description = "an encoder and a decoder with a KV cache; generated text (beam search)"
     output_name = "logits"
@@ -21,8 +47,29 @@ class Text2TextGeneration(GeneratedText):
     # in Bart...); other encoder-decoders are refused by name before any weight is read
     architectures = ("T5ForConditionalGeneration", "BartForConditionalGeneration", "MarianMTModel")
     auto_class = "AutoModelForSeq2SeqLM"
-    compressor = "edgekit.generation.seq2seq_pipeline:compress_seq2seq"
-    default_recipe = "seq2seq"
     headline_key = "bleu"
     headline_label = "BLEU on test pairs"
     budget_key = "bleu"
+    seq2seq_data = "sotu-punct"
+    metrics = ("bleu", "chrf")
+
+    def test_rows(self, data: str) -> list[dict]:
+        from edgekit.generation.text2text_data import pairs
+
+        return pairs(data)[1]
+
+    def sources(self, ckpt, rows: list[dict]) -> list:
+        tok = ckpt.tokenizer
+        context = int(ckpt.max_positions or 0) or 512
+        return [tok(r["source"])["input_ids"][:context] for r in rows]
+
+    def score(self, tokenizer, outputs: list[list[int]], rows: list[dict]) -> dict[str, Any]:
+        """BLEU and chrF (sacrebleu, corpus level)."""
+        import sacrebleu
+
+        hyps = [tokenizer.decode(o, skip_special_tokens=True) for o in outputs]
+        refs = [[r["target"] for r in rows[: len(hyps)]]]
+        return {
+            "bleu": round(sacrebleu.corpus_bleu(hyps, refs).score, 3),
+            "chrf": round(sacrebleu.corpus_chrf(hyps, refs).score, 3),
+        }

@@ -8,7 +8,7 @@ decode measured on the target runtime, perplexity on held-out text) and served b
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -25,6 +25,7 @@ class GeneratedText(Task):
     endpoint = "/generate"
     request_field = "prompt"
     response_key = "text"
+    not_served: ClassVar[str] = ""  # why serve and bundles refuse this task (empty: they take it)
 
     def postprocessing(self, config: dict, files: Callable[[str], Any]) -> dict:
         return {"output": "text", "generation": files("generation_config.json") or {}}

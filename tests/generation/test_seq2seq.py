@@ -189,7 +189,6 @@ def test_serve_generate(tiny_t5_compressed):
 @pytest.mark.parametrize(
     "case, recipe, says",
     [
-        ("whisper", "seq2seq", "is a speech recognition model (automatic-speech-recognition"),
         ("decoder-recipe", "decoder", "does not apply to encoder-decoder models"),
         ("tflite", "tflite.yaml", "LiteRT export of encoder-decoders is not supported yet"),
         ("no-tokenizer", "seq2seq", "no tokenizer.json"),
@@ -205,11 +204,7 @@ def test_bad_seq2seq_input(case, recipe, says, tiny_t5, tmp_path, run_cli):
         "version: 1\nname: p\nstages:\n  - kind: export\n  - kind: search\n    budget:\n"
         "      max_perplexity_increase: 0.1\n"
     )
-    if case == "whisper":
-        from edgekit.testing import make_tiny_whisper
-
-        ckpt = make_tiny_whisper(tmp_path / "whisper", 16)
-    elif case == "no-tokenizer":
+    if case == "no-tokenizer":
         ckpt = tmp_path / "notok"
         shutil.copytree(tiny_t5, ckpt)
         (ckpt / "tokenizer.json").unlink()

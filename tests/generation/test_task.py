@@ -13,6 +13,7 @@ def test_declarations_are_consistent(tiny_decoder):
     assert task.generative and {t.name for t in all_tasks() if t.generative} == {
         "text-generation",
         "text2text-generation",
+        "automatic-speech-recognition",
     }
     assert callable(getattr(TextGenerator, task.api_method)) and task.api_method == "generate"
     assert hasattr(transformers, task.auto_class)
@@ -43,3 +44,15 @@ def test_text2text_declarations():
     for t in (task, get_task("text-generation")):
         module, function = t.compressor.split(":")
         assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_speech_declarations():
+    """Whisper checkpoints infer automatic-speech-recognition; it shares the encoder-decoder compressor, its
+    recogniser has the declared API method, and its metric is an error rate."""
+    from edgekit.generation.speech import SpeechRecognizer
+
+    task = get_task("automatic-speech-recognition")
+    assert infer_task({"architectures": ["WhisperForConditionalGeneration"]}) == task.name
+    assert task.compressor == get_task("text2text-generation").compressor
+    assert callable(getattr(SpeechRecognizer, task.api_method)) and hasattr(transformers, task.auto_class)
+    assert task.lower_is_better and task.metrics == ("wer",) and task.not_served and not task.distillable
