@@ -242,3 +242,38 @@ def test_bad_speech_input(case, says, tiny_whisper, tmp_path, run_cli):
     assert r.exit_code == 2, r.stderr
     assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_multilingual_prompt_is_whispers(tiny_whisper, tmp_path):
+    """A multilingual model's export starts from Whisper's own init tokens for English transcription (start,
+    <|en|>, <|transcribe|>, <|notimestamps|>) and its greedy transcript is Whisper's generate(language="en")."""
+    import torch
+
+    from edgekit.generation.seq2seq import Seq2SeqOptions, Seq2SeqSession, stream
+    from edgekit.generation.text2text_train import load_seq2seq
+    from edgekit.tasks import get_task
+    from edgekit_converters.onnx_seq2seq import export_seq2seq
+
+    model = load_seq2seq(tiny_whisper)
+    gen = model.generation_config
+    gen.is_multilingual = True
+    gen.lang_to_id = {"<|en|>": 7, "<|de|>": 8}
+    gen.task_to_id = {"transcribe": 9, "translate": 10}
+    export_seq2seq(model, tmp_path)
+    sess = Seq2SeqSession(tmp_path)
+    ckpt = type("C", (), {"path": tiny_whisper})()
+    x = get_task("automatic-speech-recognition").sources(ckpt, [{"audio": _clip(0)}])[0]
+    with torch.no_grad():
+        own = (
+            model.generate(
+                torch.from_numpy(x[None]),
+                max_new_tokens=8,
+                language="en",
+                task="transcribe",
+                return_dict_in_generate=True,
+            )
+            .sequences[0]
+            .tolist()
+        )
+    assert sess.prompt == own[:4] == [0, 7, 9, 3]
+    assert list(stream(sess, x, Seq2SeqOptions(max_new_tokens=8))) == [t for t in own[4:] if t != 1]
