@@ -278,6 +278,43 @@ def _copy_tokenizer(src: Path, dst: Path) -> None:
             shutil.copy2(src / name, dst / name)
 
 
+def distill_stage(distill, teacher: Path, config, staged: Path, run_root, *, progress: bool, resume: bool) -> dict:
+    """Run a generative pipeline's distillation stage (``distill``: the decoder's or the encoder-decoder's) into
+    ``staged``, resumable from the run's own ``.train-NAME`` folder; the manifest's ``training`` record."""
+    record = distill(
+        teacher, config, staged, progress=progress, resume=resume, work=Path(run_root) / f".train-{staged.name}"
+    )
+    return {"training": {k: v for k, v in record.items() if k != "history"}}
+
+
+def report_head(ckpt: Checkpoint, recipe: Recipe, skipped: list[str], bench) -> dict:
+    """What every generative report starts with: the model, the recipe, the bench settings and the machine."""
+    from edgekit.measure.environment import environment
+
+    return {
+        "generative": True,
+        "model": {
+            "name": ckpt.name,
+            "task": ckpt.task,
+            "path": str(ckpt.path),
+            "model_type": ckpt.config.get("model_type"),
+        },
+        "recipe": {"name": recipe.name, "digest": recipe.digest(), "skipped": skipped},
+        "settings": bench.model_dump(mode="json"),
+        "environment": environment(bench.threads),
+    }
+
+
+def write_report(out, recipe: Recipe, report: dict, markdown_text: str, artifacts) -> None:
+    """The recipe, report.json and report.md beside the artifacts, then the whole output committed at once."""
+    from edgekit.report.build import dumps
+
+    out.write_text("recipe.yaml", recipe.to_yaml())
+    out.write_text("report.json", dumps(report))
+    out.write_text("report.md", markdown_text)
+    out.commit([*artifacts, "recipe.yaml", "report.md", "report.json"])
+
+
 def _model_bytes(d: Path) -> int:
     return sum(p.stat().st_size for p in d.glob("model*") if p.is_file())
 
@@ -287,10 +324,9 @@ def compress_decoder(
 ):
     """Run the decoder ``recipe`` on ``ckpt`` into ``output`` (see the module docstring)."""
     from edgekit.generation.measure import measure_in_process
-    from edgekit.measure.environment import environment, library_versions
+    from edgekit.measure.environment import library_versions
     from edgekit.output import OutputDir
     from edgekit.pipeline.run import CompressResult, checkpoint_artifact
-    from edgekit.report.build import dumps
 
     decoder_plan = plan_decoder(recipe, ckpt.config)
     steps, bench = decoder_plan.steps, decoder_plan.bench
@@ -332,16 +368,16 @@ def compress_decoder(
                 if st.kind == "distill":
                     from edgekit.generation.train import distill_decoder
 
-                    record = distill_decoder(
+                    extra = distill_stage(
+                        distill_decoder,
                         checkpoints[st.parent],
                         st.config,
                         staged,
+                        run_root,
                         progress=progress,
                         resume=resume,
-                        work=Path(run_root) / f".train-{st.name}",
                     )
                     fmt, precision, model_file = "hf-checkpoint", "fp32", "model.safetensors"
-                    extra = {"training": {k: v for k, v in record.items() if k != "history"}}
                     checkpoints[st.name] = staged
                 elif st.kind == "export":
                     from edgekit_converters import genai_builder
@@ -427,24 +463,12 @@ def compress_decoder(
             ckpt, artifacts, checkpoints, fp32_of, bench, windows, prompts, out, progress, measure_in_process
         )
         report = {
-            "generative": True,
-            "model": {
-                "name": ckpt.name,
-                "task": ckpt.task,
-                "path": str(ckpt.path),
-                "model_type": ckpt.config.get("model_type"),
-            },
-            "recipe": {"name": recipe.name, "digest": recipe.digest(), "skipped": decoder_plan.skipped},
-            "settings": bench.model_dump(mode="json"),
-            "environment": environment(bench.threads),
+            **report_head(ckpt, recipe, decoder_plan.skipped, bench),
             "perplexity_text": {"data": bench.data, "windows": int(n_windows), "window": int(window)},
             "rows": rows,
             "promoted": next((r["name"] for r in rows if r.get("promoted")), None),
         }
-        out.write_text("recipe.yaml", recipe.to_yaml())
-        out.write_text("report.json", dumps(report))
-        out.write_text("report.md", markdown(report))
-        out.commit([*artifacts, "recipe.yaml", "report.md", "report.json"])
+        write_report(out, recipe, report, markdown(report), artifacts)
     final = {n: Artifact.load(Path(output) / n) for n in artifacts}
     return CompressResult(report=report, artifacts=final, output=Path(output))
 

@@ -24,7 +24,9 @@ from tqdm import tqdm
 from edgekit.artifact import Artifact, write_manifest
 from edgekit.checkpoint import Checkpoint
 from edgekit.errors import CheckpointError, ParityError, RecipeError
-from edgekit.generation.pipeline import _copy_tokenizer  # the same tokenizer and generation-config files
+
+# the same tokenizer and generation-config files, distillation stage and report framing as decoders
+from edgekit.generation.pipeline import _copy_tokenizer, distill_stage, report_head, write_report
 from edgekit.recipe.config import (
     DistillSeq2SeqConfig,
     ExportConfig,
@@ -285,10 +287,9 @@ def compress_seq2seq(
     from edgekit.generation.seq2seq_measure import measure_in_process
     from edgekit.generation.text2text_data import pairs
     from edgekit.generation.text2text_train import load_seq2seq
-    from edgekit.measure.environment import environment, library_versions
+    from edgekit.measure.environment import library_versions
     from edgekit.output import OutputDir
     from edgekit.pipeline.run import CompressResult, checkpoint_artifact
-    from edgekit.report.build import dumps
     from edgekit.tasks.text2text_generation import EncoderDecoderTask
     from edgekit_converters.onnx_seq2seq import export_seq2seq
 
@@ -324,16 +325,16 @@ def compress_seq2seq(
                 if st.kind == "distill":
                     from edgekit.generation.text2text_train import distill_seq2seq
 
-                    record = distill_seq2seq(
+                    extra = distill_stage(
+                        distill_seq2seq,
                         checkpoints[st.parent],
                         st.config,
                         staged,
+                        run_root,
                         progress=progress,
                         resume=resume,
-                        work=Path(run_root) / f".train-{st.name}",
                     )
                     fmt, precision, model_file = "hf-checkpoint", "fp32", "model.safetensors"
-                    extra = {"training": {k: v for k, v in record.items() if k != "history"}}
                     checkpoints[st.name] = staged
                 elif st.kind == "export":
                     src = checkpoints[st.parent]
@@ -372,25 +373,13 @@ def compress_seq2seq(
             ckpt, artifacts, checkpoints, fp32_of, bench, sources, test, out, progress, measure_in_process
         )
         report = {
-            "generative": True,
+            **report_head(ckpt, recipe, plan.skipped, bench),
             "kind": "seq2seq",
-            "model": {
-                "name": ckpt.name,
-                "task": ckpt.task,
-                "path": str(ckpt.path),
-                "model_type": ckpt.config.get("model_type"),
-            },
-            "recipe": {"name": recipe.name, "digest": recipe.digest(), "skipped": plan.skipped},
-            "settings": bench.model_dump(mode="json"),
-            "environment": environment(bench.threads),
             "test_pairs": {"data": bench.data, "scored": len(sources)},
             "rows": rows,
             "promoted": next((r["name"] for r in rows if r.get("promoted")), None),
         }
-        out.write_text("recipe.yaml", recipe.to_yaml())
-        out.write_text("report.json", dumps(report))
-        out.write_text("report.md", markdown(report))
-        out.commit([*artifacts, "recipe.yaml", "report.md", "report.json"])
+        write_report(out, recipe, report, markdown(report), artifacts)
     final = {n: Artifact.load(Path(output) / n) for n in artifacts}
     return CompressResult(report=report, artifacts=final, output=Path(output))
 

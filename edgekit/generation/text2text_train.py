@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.generation.text2text_data import data_files, pairs
-from edgekit.generation.train import _digest_files, _publish
-from edgekit.training.finetune import cached
+from edgekit.generation.train import _cached_or_seeded, _digest_files, _publish
 from edgekit.training.loop import Trainer, TrainSettings, seed_everything
 
 SEQ2SEQ_BASES: dict[str, dict[str, Any]] = {
@@ -147,16 +146,13 @@ def train_seq2seq(
     """An encoder-decoder from the built-in configuration ``base`` trained from scratch on the pairs ``data``."""
     from transformers import BartConfig, BartForConditionalGeneration, GenerationConfig
 
-    from edgekit.checkpoint import offline
     from edgekit.training.device import device_of
 
-    offline()
     arch = SEQ2SEQ_BASES[base]
     key = {"base": base, "arch": arch, "data": _digest_files(*data_files(data)), "settings": asdict(settings)}
-    hit = cached(out, key)
+    hit = _cached_or_seeded(out, key, settings.seed)
     if hit is not None:
-        return {**hit, "cached": True}
-    seed_everything(settings.seed)
+        return hit
     train_rows, test_rows = pairs(data)
     tok = train_tokenizer([r[k] for r in train_rows for k in ("source", "target")])
     src, tgt = encode_pairs(tok, train_rows, settings.max_len)

@@ -69,6 +69,19 @@ def perplexity(model, data: np.ndarray, batch_size: int = 8) -> float:
     return math.exp(total / max(count, 1))
 
 
+def _cached_or_seeded(out: Path, key: dict, seed: int) -> dict | None:
+    """What every from-scratch trainer starts with: no hub access; the cached model's record when ``out`` already
+    holds a model trained under ``key``; otherwise None, with every random generator seeded."""
+    from edgekit.checkpoint import offline
+
+    offline()
+    hit = cached(out, key)
+    if hit is not None:
+        return {**hit, "cached": True}
+    seed_everything(seed)
+    return None
+
+
 def _publish(model, tokenizer, trainer_fn, key: dict, out: Path, overwrite: bool, extra: dict) -> dict:
     from edgekit.output import OutputDir
 
@@ -101,17 +114,14 @@ def train_decoder(
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    from edgekit.checkpoint import offline
     from edgekit.training.device import device_of
 
-    offline()
     train_file, heldout_file = corpus_files(corpus)
     arch = DECODER_BASES[base]
     key = {"base": base, "arch": arch, "data": _digest_files(train_file, heldout_file), "settings": asdict(settings)}
-    hit = cached(out, key)
+    hit = _cached_or_seeded(out, key, settings.seed)
     if hit is not None:
-        return {**hit, "cached": True}
-    seed_everything(settings.seed)
+        return hit
     train_docs, held_docs = documents(train_file), documents(heldout_file)
     tok = train_tokenizer(train_docs, VOCAB_SIZE)
     train = blocks(token_stream(tok, train_docs), settings.max_len)

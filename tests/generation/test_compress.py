@@ -176,3 +176,28 @@ def test_perplexity_budget_on_an_encoder(tiny_ckpt, tmp_path, run_cli):
     )
     result = run_cli("compress", str(tiny_ckpt), "-r", str(tmp_path / "r.yaml"), "-o", str(tmp_path / "out"), "-q")
     assert result.exit_code == 2 and "max_perplexity_increase applies to decoder language models" in result.stderr
+
+
+@pytest.mark.slow  # ~30 s: a distillation run (pytest -m slow)
+def test_distilled_decoder_chain(tiny_decoder, tmp_path):
+    """distill-decoder keeps one of the teacher's layers, trains on its next-token distributions, and the student is
+    exported (parity-checked), quantized and measured beside the teacher in one report."""
+    from edgekit.pipeline.run import compress
+    from edgekit.recipe import load_recipe
+
+    (tmp_path / "r.yaml").write_text(
+        "version: 1\nname: tiny-distill\nstages:\n"
+        "  - kind: distill-decoder\n    name: student\n    layers: 1\n"
+        "    train: {epochs: 0.002, batch_size: 4, lr: 0.001, max_len: 64}\n"
+        "  - kind: export\n    name: student-onnx-fp32\n    input: student\n"
+        "  - kind: quantize\n    name: student-onnx-int8\n    method: dynamic\n"
+        "  - kind: bench-generate\n    prompt_lens: [8]\n    new_tokens: 4\n    runs: 1\n"
+    )
+    compress(tiny_decoder, load_recipe(str(tmp_path / "r.yaml")), tmp_path / "out", progress=False)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    rows = {r["name"]: r for r in report["rows"]}
+    assert {"student", "student-onnx-fp32", "student-onnx-int8"} <= set(rows)
+    manifest = json.loads((tmp_path / "out" / "student" / "manifest.json").read_text())
+    assert manifest["training"]["layers_kept"] == [0]
+    assert manifest["training"]["parameters"] < manifest["training"]["teacher_parameters"]
+    assert not (tmp_path / "out" / ".train-student").exists()
