@@ -336,8 +336,10 @@ class Seq2SeqBenchConfig(StageConfig):
         description="test data; default the task's shipped set: `sotu-punct` pairs (text2text-generation), "
         "`sotu-speech` clips (automatic-speech-recognition); or a directory with test.jsonl",
     )
-    metric: Literal["bleu", "chrf", "wer"] | None = Field(
-        None, description="the metric budgets hold; default the task's: bleu (sacrebleu), wer (jiwer)"
+    metric: Literal["bleu", "chrf", "rouge1", "rouge2", "rouge_l", "wer"] | None = Field(
+        None,
+        description="the metric budgets hold; default the task's: bleu (sacrebleu; rouge_l etc. with rouge-score for "
+        "summarisation-like data), wer (jiwer)",
     )
     samples: int = Field(120, ge=4, description="test pairs scored (beam search at the largest num_beams)")
     timed: int = Field(12, ge=1, description="test inputs timed end to end per num_beams")

@@ -51,7 +51,7 @@ class Text2TextGeneration(EncoderDecoderTask):
     headline_label = "BLEU on test pairs"
     budget_key = "bleu"
     seq2seq_data = "sotu-punct"
-    metrics = ("bleu", "chrf")
+    metrics = ("bleu", "chrf", "rouge1", "rouge2", "rouge_l")
 
     def test_rows(self, data: str) -> list[dict]:
         from edgekit.generation.text2text_data import pairs
@@ -64,12 +64,23 @@ class Text2TextGeneration(EncoderDecoderTask):
         return [tok(r["source"])["input_ids"][:context] for r in rows]
 
     def score(self, tokenizer, outputs: list[list[int]], rows: list[dict]) -> dict[str, Any]:
-        """BLEU and chrF (sacrebleu, corpus level)."""
+        """BLEU and chrF (sacrebleu, corpus level: translation-like tasks) and ROUGE-1/2/L F1 (rouge-score, Porter
+        stemming, the mean over the rows: summarisation-like tasks), all in points (0-100)."""
         import sacrebleu
+        from rouge_score import rouge_scorer
 
         hyps = [tokenizer.decode(o, skip_special_tokens=True) for o in outputs]
-        refs = [[r["target"] for r in rows[: len(hyps)]]]
+        targets = [r["target"] for r in rows[: len(hyps)]]
+        scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+        rouge = [scorer.score(t, h) for t, h in zip(targets, hyps)]
+
+        def mean_f1(kind: str) -> float:
+            return round(100 * sum(r[kind].fmeasure for r in rouge) / max(len(rouge), 1), 3)
+
         return {
-            "bleu": round(sacrebleu.corpus_bleu(hyps, refs).score, 3),
-            "chrf": round(sacrebleu.corpus_chrf(hyps, refs).score, 3),
+            "bleu": round(sacrebleu.corpus_bleu(hyps, [targets]).score, 3),
+            "chrf": round(sacrebleu.corpus_chrf(hyps, [targets]).score, 3),
+            "rouge1": mean_f1("rouge1"),
+            "rouge2": mean_f1("rouge2"),
+            "rouge_l": mean_f1("rougeL"),
         }

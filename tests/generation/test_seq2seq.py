@@ -137,6 +137,7 @@ def test_compress_report(tiny_t5_compressed):
         assert set(r["end_to_end_ms"]) == {"1", "2"} and all(v > 0 for v in r["end_to_end_ms"].values())
         assert r["encoder_ms"] > 0 and r["decode_tokens_per_s"] > 0 and r["peak_rss_mb"] > 0
         assert 0 <= r["bleu"] <= 100 and r["bleu_fp32"] == rows["pytorch-fp32"]["bleu"]
+        assert 0 <= r["rouge2"] <= r["rouge_l"] <= r["rouge1"] <= 100  # rows carry ROUGE beside BLEU
     assert rows["onnx-fp32"]["beam_exact_match"] == 1.0 and rows["onnx-fp32"]["metric_drop"] == 0
     assert rows["onnx-fp32"]["parity"]["beam_identical"] and rows["onnx-fp32"]["parity"]["greedy_identical"]
     assert rows["onnx-int8"]["schemes"] == {"encoder": "int8", "decoder": "int8"}
@@ -215,6 +216,30 @@ def test_bad_seq2seq_input(case, recipe, says, tiny_t5, tmp_path, run_cli):
     assert r.exit_code == 2, r.stderr
     assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_text2text_metrics():
+    """BLEU/chrF (sacrebleu) and ROUGE-1/2/L F1 (rouge-score) of decoded outputs, in points."""
+    from edgekit.tasks import get_task
+
+    class Words:  # token ids are word indexes: decoding joins the words
+        vocab = ["the", "cat", "sat", "on", "mat"]
+
+        def decode(self, ids, skip_special_tokens=True):
+            return " ".join(self.vocab[i] for i in ids)
+
+    task = get_task("text2text-generation")
+    rows = [{"target": "the cat sat on the mat"}]
+    assert task.score(Words(), [[0, 1, 2, 3, 0, 4]], rows) == {
+        "bleu": 100.0,
+        "chrf": 100.0,
+        "rouge1": 100.0,
+        "rouge2": 100.0,
+        "rouge_l": 100.0,
+    }
+    half = task.score(Words(), [[0, 1, 2]], rows)  # 3 of 6 words, 2 of 5 bigrams, in order
+    assert half["rouge1"] == half["rouge_l"] == pytest.approx(200 / 3, abs=1e-3)
+    assert half["rouge2"] == pytest.approx(100 * 2 * 0.4 / 1.4, abs=1e-3) and half["bleu"] < 50
 
 
 def test_options_are_per_model_kind():
