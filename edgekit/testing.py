@@ -324,12 +324,29 @@ def make_tiny_seq2seq(directory: str | Path, family: str = "t5", vocab_size: int
     return d
 
 
-def make_tiny_whisper(directory: str | Path, mel_bins: int = 80, seconds: int = 6, seed: int = 0) -> Path:
+# whisper-tiny's shape (39M parameters, 30 s windows, 51,865-token vocabulary), for timing at real scale
+WHISPER_TINY_SHAPE: dict[str, Any] = {
+    "d_model": 384,
+    "encoder_layers": 4,
+    "decoder_layers": 4,
+    "encoder_attention_heads": 6,
+    "decoder_attention_heads": 6,
+    "encoder_ffn_dim": 1536,
+    "decoder_ffn_dim": 1536,
+    "vocab_size": 51865,
+}
+
+
+def make_tiny_whisper(
+    directory: str | Path, mel_bins: int = 80, seconds: int = 6, seed: int = 0, shape: dict[str, Any] | None = None
+) -> Path:
     """A random-weight Whisper checkpoint (speech recognition) saved as a normal one: its feature extractor's
     settings (``seconds`` of audio a window, ``mel_bins`` log-mel bins), a byte-level BPE tokenizer trained on
     the shipped held-out text (pad 0, end of sequence 1), and a generation config whose decoder prompt has two
     tokens (start, then a no-timestamps token) and that suppresses tokens (always, and at the first step), so
-    tests see every part of Whisper's decoding. Weights are scaled up as in :func:`make_tiny_seq2seq`."""
+    tests see every part of Whisper's decoding. Weights are scaled up as in :func:`make_tiny_seq2seq`. ``shape``
+    replaces the size fields (e.g. :data:`WHISPER_TINY_SHAPE`; a vocabulary larger than the tokenizer's is
+    allowed: the extra ids decode to nothing)."""
     import torch
     from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
@@ -341,8 +358,7 @@ def make_tiny_whisper(directory: str | Path, mel_bins: int = 80, seconds: int = 
     fe = WhisperFeatureExtractor(feature_size=mel_bins, chunk_length=seconds)
     start, eos, no_timestamps = tok.pad_token_id, tok.eos_token_id, 3
     config = WhisperConfig(
-        **_ENC_DEC_SMALL,
-        vocab_size=len(tok),
+        **{**_ENC_DEC_SMALL, "vocab_size": len(tok), **(shape or {})},
         num_mel_bins=mel_bins,
         max_source_positions=fe.nb_max_frames // 2,
         max_target_positions=128,

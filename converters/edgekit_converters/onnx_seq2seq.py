@@ -5,7 +5,7 @@ KV cache.
 ``input_features`` [batch, mel bins, frames], log-mel features of a fixed window);
 ``cross.N.key`` / ``cross.N.value`` [batch, heads, source, head_dim] out: every decoder layer's
 cross-attention keys and values, computed once per input (the graph is the encoder plus each layer's
-key/value projections of its output; nothing else of the decoder survives the export's dead-code pass).
+key/value projections of its output, nothing else of the decoder).
 
 ``decoder.onnx``: ``input_ids`` [batch, sequence] (the decoder's tokens), ``encoder_attention_mask``
 [batch, source], ``past_key_values.N.key`` / ``.value`` [batch, heads, past, head_dim] and the cross
@@ -14,9 +14,10 @@ and ``present.N.key`` / ``.value`` out. The first step feeds the decoder prompt 
 adds its language, task and no-timestamps tokens) with a past of length 0; each next step one token and
 the presents.
 
-Both graphs are traced (TorchScript exporter, eager attention) through transformers' own
-``EncoderDecoderCache``, so any architecture whose attention reads a filled cross-attention cache
-exports without per-model code. The shape facts go in ``seq2seq.json`` beside the graphs.
+Both graphs are traced (TorchScript exporter, eager attention). The decoder runs through transformers' own
+``EncoderDecoderCache``, so any architecture whose attention reads a filled cross-attention cache exports
+without per-model code; the encoder graph names each family's cross-attention projections (two spellings:
+BART/Marian/Whisper, T5). The shape facts go in ``seq2seq.json`` beside the graphs.
 """
 
 from __future__ import annotations
@@ -98,27 +99,44 @@ def kv_names(layers: int) -> tuple[list[str], list[str], list[str]]:
     return past, present, cross
 
 
-def _encoder_module(model, layers: int):
+def _cross_projections(model, layers: int) -> list[tuple]:
+    """Each decoder layer's cross-attention key and value projections, in layer order (BART, mBART, Marian and
+    Whisper name the module ``encoder_attn`` with ``k_proj``/``v_proj``; T5 and mT5 ``EncDecAttention`` with
+    ``k``/``v``)."""
+    found = [
+        (m.k_proj, m.v_proj) if hasattr(m, "k_proj") else (m.k, m.v)
+        for name, m in model.named_modules()
+        if name.endswith((".encoder_attn", ".EncDecAttention"))
+    ]
+    if len(found) != layers:
+        raise ValueError(f"found {len(found)} cross-attention modules for {layers} decoder layers")
+    return found
+
+
+def _encoder_module(model, layers: int, heads: int, head_dim: int):
     import torch
-    from transformers import DynamicCache, EncoderDecoderCache
 
     class EncoderCross(torch.nn.Module):
-        """The encoder, then each decoder layer's cross-attention keys and values (one dummy decoder step
-        fills the cross cache; only the projections of the encoder output reach the graph's outputs)."""
+        """The encoder, then each decoder layer's cross-attention keys and values: its key/value projections of
+        the encoder output, split into heads as the attention's cache holds them. Nothing else of the decoder is
+        in the graph (running a decoder step to fill the cache would keep the decoder's layers and embedding
+        table in it, for the shapes they give the cache)."""
 
         def __init__(self, inner) -> None:
             super().__init__()
             self.model = inner
+            self.projections = torch.nn.ModuleList(
+                torch.nn.ModuleList(pair) for pair in _cross_projections(inner, layers)
+            )
 
         def forward(self, source, attention_mask=None):
             masked = {} if attention_mask is None else {"attention_mask": attention_mask}
-            enc = self.model.get_encoder()(**{self.model.main_input_name: source}, **masked)
-            start = torch.zeros(source.shape[0], 1, dtype=torch.int64)
-            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-            self.model(encoder_outputs=enc, decoder_input_ids=start, past_key_values=cache, use_cache=True, **masked)
+            hidden = self.model.get_encoder()(**{self.model.main_input_name: source}, **masked)[0]
+            batch = hidden.shape[0]
             flat = []
-            for layer in cache.cross_attention_cache.layers[:layers]:
-                flat.extend((layer.keys, layer.values))
+            for key, value in self.projections:
+                for proj in (key, value):
+                    flat.append(proj(hidden).view(batch, -1, heads, head_dim).transpose(1, 2))
             return tuple(flat)
 
     return EncoderCross(model).eval()
@@ -195,7 +213,7 @@ def export_seq2seq(model, out_dir: Path, opset: int = 17) -> tuple[Path, Path]:
     enc_path, dec_path = out_dir / ENCODER, out_dir / DECODER
     with quiet_export(), torch.no_grad():
         torch.onnx.export(
-            _encoder_module(model, layers),
+            _encoder_module(model, layers, heads, hd),
             enc_args,
             str(enc_path),
             dynamo=False,
