@@ -209,6 +209,7 @@ def _generate(
 
     from edgekit.errors import InputError
     from edgekit.generation.serve import load_generator
+    from edgekit.tasks import get_task
 
     try:
         extra = json.loads(options) if options else {}
@@ -217,7 +218,7 @@ def _generate(
     if not isinstance(extra, dict):
         raise InputError("--options must be a JSON object")
     gen, manifest = load_generator(path, threads=threads or 2, variant=variant, digest=digest)
-    speech = manifest.get("task") == "automatic-speech-recognition"
+    speech = get_task(manifest.get("task") or "text-generation").modality == "audio"  # audio in, a transcript out
     if speech and (prompt is not None or check):
         raise InputError(f"{path}: a speech recognition model transcribes --audio FILE.wav (no --generate, --check)")
     if audio is not None and not speech:
