@@ -182,6 +182,49 @@ def _decoder_module(model, layers: int, d_model: int, masked: bool):
     return DecoderStep(model).eval()
 
 
+def share_tied_embedding(path: Path) -> bool:
+    """Store a tied output projection once: the trace keeps the token embedding table [vocab, d] for the input's
+    lookup and its transpose [d, vocab] for the logits' MatMul, two copies of one matrix (80 MB each at Whisper's
+    vocabulary). When the MatMul's weight is exactly the table's transpose, the lookup reads the MatMul's weight
+    instead (a Gather of its columns, then a transpose to [batch, sequence, d]) and the table is dropped; the
+    outputs are bit for bit the same. Returns whether the graph changed."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.load(str(path))
+    inits = {i.name: i for i in m.graph.initializer}
+    lookup = next(
+        (n for n in m.graph.node if n.op_type == "Gather" and n.input[1] == "input_ids" and n.input[0] in inits),
+        None,
+    )
+    if lookup is None or any(a.name == "axis" and a.i != 0 for a in lookup.attribute):
+        return False
+    table = numpy_helper.to_array(inits[lookup.input[0]])
+    head = next(
+        (
+            n
+            for n in m.graph.node
+            if n.op_type == "MatMul"
+            and n.input[1] in inits
+            and list(inits[n.input[1]].dims) == [table.shape[1], table.shape[0]]
+            and np.array_equal(numpy_helper.to_array(inits[n.input[1]]), table.T)
+        ),
+        None,
+    )
+    if head is None:
+        return False
+    columns = lookup.output[0] + "_columns"
+    at = list(m.graph.node).index(lookup)
+    m.graph.node.remove(lookup)
+    m.graph.node.insert(at, helper.make_node("Transpose", [columns], [lookup.output[0]], perm=[1, 2, 0]))
+    m.graph.node.insert(at, helper.make_node("Gather", [head.input[1], "input_ids"], [columns], axis=1))
+    if not any(lookup.input[0] in n.input for n in m.graph.node):
+        m.graph.initializer.remove(inits[lookup.input[0]])
+    onnx.save(m, str(path))
+    return True
+
+
 def export_seq2seq(model, out_dir: Path, opset: int = 17) -> tuple[Path, Path]:
     """Trace ``model`` (eager attention) into ``out_dir/encoder.onnx`` and ``out_dir/decoder.onnx``."""
     import torch
@@ -244,5 +287,6 @@ def export_seq2seq(model, out_dir: Path, opset: int = 17) -> tuple[Path, Path]:
             dynamic_axes=dynamic,
             do_constant_folding=True,
         )
+    facts["tied_embedding_shared"] = share_tied_embedding(dec_path)
     (out_dir / SEQ2SEQ_JSON).write_text(json.dumps(facts, indent=2) + "\n")
     return enc_path, dec_path

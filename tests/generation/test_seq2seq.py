@@ -84,6 +84,8 @@ def test_export_matches_pytorch(family, tmp_path):
     model = load_seq2seq(ckpt)
     export_seq2seq(model, tmp_path / "onnx")
     sess = Seq2SeqSession(tmp_path / "onnx")
+    # the tied output projection is stored once (the twins tie it); the graph's logits are still PyTorch's below
+    assert sess.facts["tied_embedding_shared"] is model.config.tie_word_embeddings is True
     rng = np.random.default_rng(0)
     beams_same = 0
     for _ in range(4):

@@ -142,6 +142,7 @@ def test_whisper_export_matches_pytorch(tiny_whisper, tmp_path):
     sess = Seq2SeqSession(tmp_path)
     assert sess.prompt == [0, 3] and sess.features and not sess.masked
     assert sess.facts["suppress_tokens"] == [5, 6] and sess.facts["begin_suppress_tokens"] == [220]
+    assert sess.facts["tied_embedding_shared"]  # the output projection is the embedding table: stored once
     ref_gen = _Torch("", 0, model=model)
     ckpt = type("C", (), {"path": tiny_whisper})()
     feats = get_task("automatic-speech-recognition").sources(ckpt, [{"audio": _clip(i)} for i in range(3)])
