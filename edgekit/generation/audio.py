@@ -74,16 +74,6 @@ def read_wav(path: str | Path, sampling_rate: int) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def write_wav(path: Path, samples: np.ndarray, sampling_rate: int) -> None:
-    """Float samples in [-1, 1] as a mono 16-bit PCM WAV file."""
-    pcm = np.clip(np.asarray(samples, np.float32), -1.0, 1.0 - 1.0 / 32768)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sampling_rate)
-        w.writeframes((pcm * 32768).astype("<i2").tobytes())
-
-
 class LogMel:
     """Whisper's log-mel features of an artifact's front end (``audio.json`` + ``mel_filters.npy``)."""
 

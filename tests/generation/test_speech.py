@@ -185,7 +185,8 @@ def test_compress_speech_report(tiny_whisper_compressed):
         assert r["metric_drop"] == pytest.approx(r["wer"] - r["wer_fp32"], abs=1e-3)  # an error rate's rise
     manifest = json.loads((out / "onnx-int8" / "manifest.json").read_text())
     assert {"audio.json", "mel_filters.npy", "encoder.onnx", "decoder.onnx"} <= set(manifest["files"])
-    assert "word error rate" in (out / "report.md").read_text() or "wer" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "| wer | Δ |" in md and "wer on 4 test pairs of `sotu-speech`" in md
 
 
 def test_run_audio(tiny_whisper_compressed, tmp_path, run_cli):
