@@ -312,11 +312,12 @@ def load_seq2seq(path: Path):
     code)."""
     import torch
     import transformers
-    from transformers.models.auto.modeling_auto import MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
 
-    model_type = json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("model_type")
-    speech = model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
-    auto = transformers.AutoModelForSpeechSeq2Seq if speech else transformers.AutoModelForSeq2SeqLM
+    from edgekit.tasks import get_task, infer_task
+
+    # the Auto class the checkpoint's task declares (AutoModelForSeq2SeqLM; Whisper: AutoModelForSpeechSeq2Seq)
+    config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    auto = getattr(transformers, get_task(infer_task(config)).auto_class)
     model = auto.from_pretrained(
         str(path), local_files_only=True, trust_remote_code=False, dtype=torch.float32, attn_implementation="eager"
     )
