@@ -519,6 +519,14 @@ def search_markdown(search: dict) -> list[str]:
             f"{t['p50_ms']:.2f} | {t['fp32_p50_ms']:.2f} | {t['speedup_vs_fp32']:.2f}x | "
             f"{t['size_bytes'] / 1e6:.1f} | {t['verdict']}: {t['reason']} |"
         )
+    final = [t for t in search["trials"] if t.get("final_p50_ms") is not None]
+    if final:
+        out += [
+            "",
+            "Finalists re-timed alternately, each in its own process (p50 ms): "
+            + ", ".join(f"{t['target']}/{t['candidate']} {t['final_p50_ms']:.2f}" for t in final)
+            + ".",
+        ]
     best = search.get("best_candidate")
     if best:
         out += ["", f"Best candidate: `{best['target']}/{best['candidate']}` ({best['reason']})."]

@@ -143,3 +143,21 @@ def test_search_config_is_strict():
         recipe_from_dict(_recipe({"budget": {"min_fidelity": 0.9, "max_accuracy_drop": 1}}))
     with pytest.raises(RecipeError, match="unknown key"):
         recipe_from_dict(_recipe({"budget": {"min_fidelity": 0.9}, "trials": 3}))
+
+
+def test_the_report_says_how_the_finalists_were_timed():
+    from edgekit.report.build import search_markdown
+
+    trial = {"fidelity": {"cosine_mean": 0.998}, "p50_ms": 2.0, "fp32_p50_ms": 6.0, "speedup_vs_fp32": 3.0}
+    trial.update(size_bytes=2e6, verdict="pass", reason="ok", format="tflite")
+    trials = [
+        {**trial, "trial": 1, "target": "tflite-fp32", "candidate": "dynamic", "final_p50_ms": 2.5, "winner": True},
+        {**trial, "trial": 2, "target": "onnx-fp32-opt", "candidate": "dynamic", "final_p50_ms": 3.25},
+        {**trial, "trial": 3, "target": "onnx-fp32-opt", "candidate": "static", "verdict": "outside budget"},
+    ]
+    search = {"budget": {"min_fidelity": 0.995}, "metric": "cosine_mean", "winner": "tflite-fp32/dynamic"}
+    lines = search_markdown({**search, "samples": 24, "trials_run": 3, "elapsed_s": 9.0, "trials": trials})
+    assert (
+        "Finalists re-timed alternately, each in its own process (p50 ms): tflite-fp32/dynamic 2.50, "
+        "onnx-fp32-opt/dynamic 3.25." in lines
+    )
