@@ -154,7 +154,11 @@ def test_decoder_search_plan():
     assert plan.bench.max_perplexity_increase == 0.03
     gpt2 = plan_decoder(load_recipe("decoder"), {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})
     assert not any(s.name.startswith("tflite") for s in gpt2.steps)
-    assert gpt2.skipped[0].startswith("tflite-fp32: litert-torch's generative export is wired here for")
+    assert gpt2.skipped[0].startswith("tflite-fp32: litert-torch's decoder builder has rotary positions only")
+    for arch in ("Qwen2ForCausalLM", "GemmaForCausalLM", "Phi3ForCausalLM"):
+        assert plan_decoder(load_recipe("decoder"), {"architectures": [arch]}).steps[1].name == "tflite-fp32"
+    longrope = {"architectures": ["Phi3ForCausalLM"], "rope_scaling": {"type": "longrope"}}
+    assert "scaled rotary embeddings" in plan_decoder(load_recipe("decoder"), longrope).skipped[0]
     student = plan_decoder(load_recipe("decoder-distill-int4"))
     assert [s.kind for s in student.steps][0] == "distill" and student.steps[-1].kind == "int4"
     bad = {
