@@ -142,9 +142,34 @@ def _encoder_module(model, layers: int, heads: int, head_dim: int):
     return EncoderCross(model).eval()
 
 
-def _decoder_module(model, layers: int, d_model: int, masked: bool):
+def decoder_call(model, input_ids, mask, past, cross, layers: int, d_model: int):
+    """The model's decoder over ``input_ids`` after the self-attention ``past`` (key, value per layer; empty:
+    none), reading every layer's ``cross`` keys/values from a filled cross-attention cache (transformers' own
+    ``EncoderDecoderCache``, so no per-family code); the model output, with the grown cache."""
     import torch
     from transformers import DynamicCache, EncoderDecoderCache
+
+    self_cache, cross_cache = DynamicCache(), DynamicCache()
+    for i in range(layers):
+        if past:
+            self_cache.update(past[2 * i], past[2 * i + 1], i)
+        cross_cache.update(cross[2 * i], cross[2 * i + 1], i)
+    cache = EncoderDecoderCache(self_cache, cross_cache)
+    for i in range(layers):
+        cache.is_updated[i] = True
+    # the hidden states are only read for their shape: the cross keys/values are cached
+    hidden = torch.zeros(input_ids.shape[0], cross[0].shape[2], d_model, dtype=cross[0].dtype)
+    return model(
+        encoder_outputs=(hidden,),
+        decoder_input_ids=input_ids,
+        past_key_values=cache,
+        use_cache=True,
+        **({} if mask is None else {"attention_mask": mask}),
+    )
+
+
+def _decoder_module(model, layers: int, d_model: int, masked: bool):
+    import torch
 
     class DecoderStep(torch.nn.Module):
         """One decoder call over a filled cross cache and the past self-attention cache (``masked``: the source
@@ -158,22 +183,7 @@ def _decoder_module(model, layers: int, d_model: int, masked: bool):
             mask = rest[0] if masked else None
             kv = rest[1:] if masked else rest
             past, cross = kv[: 2 * layers], kv[2 * layers :]
-            self_cache, cross_cache = DynamicCache(), DynamicCache()
-            for i in range(layers):
-                self_cache.update(past[2 * i], past[2 * i + 1], i)
-                cross_cache.update(cross[2 * i], cross[2 * i + 1], i)
-            cache = EncoderDecoderCache(self_cache, cross_cache)
-            for i in range(layers):
-                cache.is_updated[i] = True
-            # the hidden states are only read for their shape: the cross keys/values are cached
-            hidden = torch.zeros(input_ids.shape[0], cross[0].shape[2], d_model, dtype=cross[0].dtype)
-            out = self.model(
-                encoder_outputs=(hidden,),
-                decoder_input_ids=input_ids,
-                past_key_values=cache,
-                use_cache=True,
-                **({} if mask is None else {"attention_mask": mask}),
-            )
+            out = decoder_call(self.model, input_ids, mask, past, cross, layers, d_model)
             flat = []
             for layer in out.past_key_values.self_attention_cache.layers:
                 flat.extend((layer.keys, layer.values))

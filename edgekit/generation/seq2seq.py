@@ -23,6 +23,7 @@ from edgekit.generation.runtime import GenerationOptions, _pick, text_pieces, to
 
 SEQ2SEQ_JSON = "seq2seq.json"
 ENCODER, DECODER = "encoder.onnx", "decoder.onnx"
+ENCODER_TFLITE, DECODER_TFLITE = "encoder.tflite", "decoder.tflite"
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,7 @@ class Seq2SeqSession:
         import onnxruntime as ort
 
         model_dir = Path(model_dir)
-        missing = [n for n in (ENCODER, DECODER, SEQ2SEQ_JSON) if not (model_dir / n).is_file()]
-        if missing:
-            raise InputError(f"{model_dir}: not an edgekit encoder-decoder (missing {', '.join(missing)})")
-        self.facts = json.loads((model_dir / SEQ2SEQ_JSON).read_text())
+        self._read_facts(model_dir, (ENCODER, DECODER))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -72,10 +70,17 @@ class Seq2SeqSession:
         self.cross_outputs = [o.name for o in self.encoder.get_outputs()]
         self.output_names = [o.name for o in self.decoder.get_outputs()]
         self.masked = "encoder_attention_mask" in names  # text sources are masked; speech features are not
+
+    def _read_facts(self, model_dir: Path, graphs: tuple[str, str]) -> None:
+        missing = [n for n in (*graphs, SEQ2SEQ_JSON) if not (model_dir / n).is_file()]
+        if missing:
+            raise InputError(f"{model_dir}: not an edgekit encoder-decoder (missing {', '.join(missing)})")
+        self.facts = json.loads((model_dir / SEQ2SEQ_JSON).read_text())
         self.prompt = [int(t) for t in self.facts.get("decoder_prompt") or [self.facts["decoder_start_token_id"]]]
         self.start = self.prompt[0]
         self.eos = tuple(self.facts.get("eos_token_ids") or ())
-        self.context = int(self.facts["context_length"])
+        self.context = int(self.facts["context_length"])  # the longest source
+        self.target_limit = int(self.facts["context_length"])  # the most decoder tokens, the prompt's included
         self.features = self.facts.get("input") == "input_features"
         self.suppress = np.asarray(self.facts.get("suppress_tokens") or [], np.int64)
         self.begin_suppress = np.asarray(self.facts.get("begin_suppress_tokens") or [], np.int64)
@@ -116,6 +121,103 @@ class Seq2SeqSession:
         return scores
 
 
+class LiteRTSeq2SeqSession(Seq2SeqSession):
+    """An encoder-decoder on LiteRT (encoder.tflite, decoder.tflite, seq2seq.json; see
+    :mod:`edgekit_converters.litert_seq2seq`): static shapes, batch 1 per call, no self-attention cache. The
+    "cache" this session hands the generation loops is the decoder's tokens so far [batch, t]; each step runs
+    the decoder over all of them in the smallest ``decode_<L>`` signature that holds them (rows one by one)."""
+
+    def __init__(self, model_dir: str | Path, threads: int = 2, providers: Sequence[str] | None = None) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise InputError(
+                "a .tflite encoder-decoder needs ai-edge-litert (pip install 'edgekit-ml[litert]')"
+            ) from None
+        from edgekit_runtimes.base import native_stderr_silenced
+
+        model_dir = Path(model_dir)
+        self._read_facts(model_dir, (ENCODER_TFLITE, DECODER_TFLITE))
+        with native_stderr_silenced():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
+            enc = Interpreter(model_path=str(model_dir / ENCODER_TFLITE), num_threads=threads)
+            dec = Interpreter(model_path=str(model_dir / DECODER_TFLITE), num_threads=threads)
+            self.encoder = enc.get_signature_runner("encode")
+            self.decoders = {
+                int(n.rsplit("_", 1)[1]): dec.get_signature_runner(n)
+                for n in dec.get_signature_list()
+                if n.startswith("decode_")
+            }
+        self._interpreters = (enc, dec)
+        self.source_length = int(self.facts["source_length"])
+        if not self.features:
+            self.context = min(self.context, self.source_length)
+        self.target_limit = max(self.decoders)
+        self.masked = not self.features
+        self.past_names = ["tokens"]
+        self.cross_count = 2 * int(self.facts["num_layers"])
+
+    def encode(self, source, mask: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
+        rows: list[dict] = []
+        if self.features:
+            x = np.asarray(source, dtype=np.float32)
+            rows = [self.encoder(source=x[r : r + 1]) for r in range(x.shape[0])]
+            padded_mask = None
+        else:
+            ids = np.asarray(source, dtype=np.int64)
+            batch, n = ids.shape
+            if n > self.source_length:
+                raise InputError(f"the input has {n} tokens; the model takes at most {self.source_length}")
+            padded = np.zeros((batch, self.source_length), np.int32)
+            padded[:, :n] = ids
+            padded_mask = np.zeros((batch, self.source_length), np.int32)
+            padded_mask[:, :n] = 1 if mask is None else np.asarray(mask)
+            rows = [self.encoder(source=padded[r : r + 1], attention_mask=padded_mask[r : r + 1]) for r in range(batch)]
+        cross = [np.concatenate([row[f"output_{i}"] for row in rows]) for i in range(self.cross_count)]
+        return cross, padded_mask
+
+    def empty_past(self, batch: int) -> list[np.ndarray]:
+        return [np.zeros((batch, 0), np.int64)]
+
+    def step(
+        self, ids: np.ndarray, mask: np.ndarray | None, past: list[np.ndarray], cross: list[np.ndarray]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        tokens = np.concatenate([past[0], np.asarray(ids, dtype=np.int64)], 1)
+        batch, total = tokens.shape
+        n = ids.shape[1]
+        fits = [length for length in self.decoders if length >= total]
+        if not fits:
+            raise InputError(
+                f"{total} decoder tokens exceed the model's longest decoder signature ({self.target_limit})"
+            )
+        length = min(fits)
+        logits = []
+        for r in range(batch):
+            feed = np.zeros((1, length), np.int32)
+            feed[0, :total] = tokens[r]
+            extra = [] if mask is None else [mask[r : r + 1]]
+            args = [feed, *extra, *(c[r : r + 1] for c in cross)]
+            out = self.decoders[length](**{f"args_{i}": a for i, a in enumerate(args)})
+            logits.append(out["output_0"][0, total - n : total])
+        return np.stack(logits), [tokens]
+
+
+def open_seq2seq(model_dir: str | Path, threads: int = 2, providers: Sequence[str] | None = None) -> Seq2SeqSession:
+    """The session for an encoder-decoder artifact: LiteRT for ``encoder.tflite``, ONNX Runtime otherwise."""
+    if (Path(model_dir) / ENCODER_TFLITE).is_file():
+        return LiteRTSeq2SeqSession(model_dir, threads)
+    return Seq2SeqSession(model_dir, threads, providers)
+
+
+def check_length(sess: Seq2SeqSession, opts: GenerationOptions) -> None:
+    """The decoder prompt and ``max_new_tokens`` must fit the decoder (its position table, or a LiteRT
+    decoder's longest signature)."""
+    if len(sess.prompt) + opts.max_new_tokens > sess.target_limit:
+        raise InputError(
+            f"max_new_tokens {opts.max_new_tokens} is more than this model generates "
+            f"(at most {sess.target_limit - len(sess.prompt)})"
+        )
+
+
 def check_source(sess: Seq2SeqSession, source) -> np.ndarray:
     """One input as the encoder takes it: token ids [1, source] or (speech) features [1, mel bins, frames]."""
     if sess.features:
@@ -139,6 +241,7 @@ def stream(sess: Seq2SeqSession, source, opts: GenerationOptions) -> Iterator[in
         yield from beam_search(sess, source, opts)
         return
     x = check_source(sess, source)
+    check_length(sess, opts)
     rng = np.random.default_rng(opts.seed)
     stops = set(opts.stop_token_ids) | set(sess.eos)
     cross, mask = sess.encode(x)
@@ -173,6 +276,7 @@ def beam_search(sess: Seq2SeqSession, source, opts: GenerationOptions) -> list[i
     log-prob / length ** length_penalty; stops when no running beam can beat the finished ones (the
     ``early_stopping`` rule). Returns the best finished beam's tokens (without the prompt and the end token)."""
     x = check_source(sess, source)
+    check_length(sess, opts)
     k = opts.num_beams
     lp = float(getattr(opts, "length_penalty", 1.0))
     ngram = int(getattr(opts, "no_repeat_ngram_size", 0))
@@ -240,7 +344,7 @@ class Text2TextGenerator:
 
     def __init__(self, model_dir: str | Path, threads: int = 2, providers: Sequence[str] | None = None) -> None:
         model_dir = Path(model_dir)
-        self.session = Seq2SeqSession(model_dir, threads, providers)
+        self.session = open_seq2seq(model_dir, threads, providers)
         self.engine_name = "python"
         self._lock = threading.Lock()  # one generation at a time per session (serve runs requests on threads)
         self.tokenizer, self.defaults = tokenizer_and_defaults(model_dir)

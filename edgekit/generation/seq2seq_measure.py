@@ -27,9 +27,9 @@ def _median(xs: list[float]) -> float:
 
 class _Onnx:
     def __init__(self, path: str, threads: int) -> None:
-        from edgekit.generation.seq2seq import Seq2SeqSession
+        from edgekit.generation.seq2seq import open_seq2seq
 
-        self.sess = Seq2SeqSession(path, threads)
+        self.sess = open_seq2seq(path, threads)
 
     def encode_s(self, ids) -> float:
         t = time.perf_counter()
@@ -129,7 +129,7 @@ class _Torch:
         return out[:-1] if out and out[-1] == self.eos else out
 
 
-RUNNERS = {"onnx": _Onnx, "torch": _Torch}
+RUNNERS = {"onnx": _Onnx, "tflite": _Onnx, "torch": _Torch}  # _Onnx runs any artifact open_seq2seq opens
 
 
 def run_spec(spec: dict) -> dict:

@@ -36,13 +36,10 @@ from edgekit.recipe.config import (
     SearchConfig,
     Seq2SeqBenchConfig,
 )
+from edgekit_converters import litert_seq2seq
 
 REFERENCE = "pytorch-fp32"
 PARITY_INPUTS, PARITY_STEPS, PARITY_BEAMS = 4, 12, 4
-LITERT_WHY = (
-    "LiteRT export of encoder-decoders is not supported yet: litert-torch has no encoder-decoder KV-cache "
-    "export edgekit can drive (its T5 example is hard-wired to t5-base)"
-)
 # the schemes a part (encoder or decoder graph) can take
 SCHEMES: dict[str, object | None] = {
     "fp32": None,
@@ -91,8 +88,8 @@ def _scheme_of(cfg, where: str) -> str:
 def _refuse(cfg, where: str) -> None:
     what = f"{cfg.kind} {getattr(cfg, 'format', '') or getattr(cfg, 'method', '')}".strip()
     raise RecipeError(
-        f"{where}: {what} does not apply to encoder-decoder models; they take export (format onnx), quantize "
-        "(method dynamic), int4, search (budget max_metric_drop), distill-seq2seq and bench-seq2seq stages "
+        f"{where}: {what} does not apply to encoder-decoder models; they take export (format onnx or tflite), "
+        "quantize (method dynamic), int4, search (budget max_metric_drop), distill-seq2seq and bench-seq2seq stages "
         "(e.g. -r seq2seq)"
     )
 
@@ -142,27 +139,37 @@ def plan_seq2seq(recipe: Recipe) -> Seq2SeqPlan:
         parent = cfg.input or previous
         if parent not in made and parent not in gone:
             raise RecipeError(f"{where}: no earlier artifact named {parent!r}")
-        if isinstance(cfg, ExportConfig) and cfg.format == "tflite":
+        if isinstance(cfg, ExportConfig) and cfg.format == "tflite" and litert_seq2seq.supported():
             name = cfg.name or "tflite-fp32"
+            why = f"LiteRT export of encoder-decoders needs {litert_seq2seq.supported()}"
             if not recipe.skip_unavailable:
-                raise RecipeError(f"{where}: {LITERT_WHY}")
+                raise RecipeError(f"{where}: {why}")
             gone.add(name)
-            skipped.append(f"{name}: {LITERT_WHY}")
+            skipped.append(f"{name}: {why}")
             continue
         if parent in gone:
             name = cfg.name or f"{parent}-{cfg.kind}"
             gone.add(name)
             skipped.append(f"{name}: its input was left out")
             continue
-        if isinstance(cfg, ExportConfig) and cfg.format == "onnx":
+        if isinstance(cfg, ExportConfig):
             if made[parent] != "checkpoint":
                 raise RecipeError(f"{where}: export reads a checkpoint, but its input {parent!r} is {made[parent]}")
-            name = cfg.name or ("onnx-fp32" if parent == REFERENCE else f"{parent}-onnx-fp32")
-            add(Seq2SeqStep(cfg, name, parent, "export"), "onnx-fp32", where)
+            fmt = cfg.format
+            name = cfg.name or (f"{fmt}-fp32" if parent == REFERENCE else f"{parent}-{fmt}-fp32")
+            add(Seq2SeqStep(cfg, name, parent, "export" if fmt == "onnx" else "export-tflite"), f"{fmt}-fp32", where)
         elif isinstance(cfg, DistillSeq2SeqConfig):
             if made[parent] != "checkpoint":
                 raise RecipeError(f"{where}: distill-seq2seq reads a checkpoint, but {parent!r} is {made[parent]}")
             add(Seq2SeqStep(cfg, cfg.name or "student", parent, "distill"), "checkpoint", where)
+        elif made[parent] == "tflite-fp32":
+            if not (isinstance(cfg, QuantizeConfig) and cfg.method == "dynamic"):
+                raise RecipeError(
+                    f"{where}: a LiteRT encoder-decoder takes quantize (method dynamic: ai-edge-quantizer's dynamic "
+                    "int8); int4 and the per-part search are for the ONNX export"
+                )
+            name = cfg.name or f"{parent.removesuffix('-fp32')}-int8"
+            add(Seq2SeqStep(cfg, name, parent, "tflite-int8", ("int8", "int8")), "tflite-q", where)
         else:
             scheme = _scheme_of(cfg, where)
             if made[parent] != "onnx-fp32":
@@ -203,10 +210,10 @@ def parity(model, onnx_dir: Path, sources: list, atol: float) -> dict:
 
     import torch
 
-    from edgekit.generation.seq2seq import Seq2SeqOptions, Seq2SeqSession, stream
+    from edgekit.generation.seq2seq import Seq2SeqOptions, open_seq2seq, stream
     from edgekit.generation.seq2seq_measure import _Torch
 
-    sess = Seq2SeqSession(onnx_dir, threads=2)
+    sess = open_seq2seq(onnx_dir, threads=2)
     ref_gen = _Torch("", 0, model=model)
     diff, scale, greedy_same, beam_same = 0.0, 0.0, 0, 0
     with torch.no_grad(), warnings.catch_warnings():
@@ -240,22 +247,25 @@ def parity(model, onnx_dir: Path, sources: list, atol: float) -> dict:
     }
     if diff > record["tolerance"] or greedy_same < len(sources) or beam_same < len(sources):
         raise ParityError(
-            f"ONNX encoder-decoder export: decoder logits differ from PyTorch by {diff:.2e} (tolerance "
-            f"{record['tolerance']:.2e}); greedy outputs identical on {greedy_same}/{len(sources)}, beam-"
-            f"{PARITY_BEAMS} outputs on {beam_same}/{len(sources)}"
+            f"{sess.facts.get('format', 'onnx')} encoder-decoder export: decoder logits differ from PyTorch by "
+            f"{diff:.2e} (tolerance {record['tolerance']:.2e}); greedy outputs identical on {greedy_same}/"
+            f"{len(sources)}, beam-{PARITY_BEAMS} outputs on {beam_same}/{len(sources)}"
         )
     return record
 
 
 def _model_bytes(d: Path) -> int:
-    return sum(p.stat().st_size for p in d.glob("*.onnx")) or sum(p.stat().st_size for p in d.glob("*.safetensors"))
+    for pattern in ("*.onnx", "*.tflite", "*.safetensors"):
+        size = sum(p.stat().st_size for p in d.glob(pattern))
+        if size:
+            return size
+    return 0
 
 
 def quantize_parts(src: Path, out: Path, schemes: tuple[str, str]) -> None:
     """``src``'s encoder and decoder graphs each at its scheme into ``out`` (fp32 parts are copied)."""
-    from edgekit.generation.audio import AUDIO_JSON, MEL_FILTERS
     from edgekit.generation.quantize import quantize_int4, quantize_int8
-    from edgekit.generation.seq2seq import DECODER, ENCODER, SEQ2SEQ_JSON
+    from edgekit.generation.seq2seq import DECODER, ENCODER
     from edgekit_converters.base import quiet_export
 
     out.mkdir(parents=True, exist_ok=True)
@@ -269,10 +279,39 @@ def quantize_parts(src: Path, out: Path, schemes: tuple[str, str]) -> None:
             else:
                 assert isinstance(cfg, Int4Config)
                 quantize_int4(src, out, bits=cfg.bits, block_size=cfg.block_size, model_name=graph)
-    for name in (SEQ2SEQ_JSON, AUDIO_JSON, MEL_FILTERS):  # the shape facts and a speech model's front end
+    _copy_companions(src, out)
+
+
+def _copy_companions(src: Path, out: Path) -> None:
+    """What an artifact carries beside its graphs: the shape facts, a speech model's front end, the tokenizer."""
+    from edgekit.generation.audio import AUDIO_JSON, MEL_FILTERS
+    from edgekit.generation.seq2seq import SEQ2SEQ_JSON
+
+    for name in (SEQ2SEQ_JSON, AUDIO_JSON, MEL_FILTERS):
         if (src / name).is_file():
             shutil.copy2(src / name, out / name)
     _copy_tokenizer(src, out)
+
+
+def quantize_tflite(src: Path, out: Path) -> None:
+    """``src``'s LiteRT encoder and decoder at ai-edge-quantizer's dynamic int8 into ``out``, with the shape facts,
+    front end and tokenizer."""
+    from edgekit_converters.base import quiet_export
+
+    out.mkdir(parents=True, exist_ok=True)
+    with quiet_export():
+        for graph in (litert_seq2seq.ENCODER_TFLITE, litert_seq2seq.DECODER_TFLITE):
+            litert_seq2seq.quantize_file(src / graph, out / graph)
+    _copy_companions(src, out)
+
+
+def _checkpoint_companions(src: Path, out: Path, task) -> None:
+    """An export's companions from its checkpoint: the tokenizer and, for a speech model, its log-mel front end."""
+    _copy_tokenizer(src, out)
+    if task.modality == "audio":
+        from edgekit.generation.audio import write_frontend
+
+        write_frontend(src, out)
 
 
 def _precision(schemes: tuple[str, str]) -> str:
@@ -340,17 +379,29 @@ def compress_seq2seq(
                     src = checkpoints[st.parent]
                     model = load_seq2seq(src)
                     export_seq2seq(model, staged, opset=st.config.opset)  # type: ignore[attr-defined]
-                    _copy_tokenizer(src, staged)
-                    if task.modality == "audio":
-                        from edgekit.generation.audio import write_frontend
-
-                        write_frontend(src, staged)
+                    _checkpoint_companions(src, staged, task)
                     extra = {
                         "exporter": "torch.onnx (TorchScript trace; encoder + cross K/V, decoder with a KV cache)",
                         "validation": parity(model, staged, sources[:PARITY_INPUTS], st.config.atol),  # type: ignore[attr-defined]
                     }
                     fmt, precision, model_file = "onnx", "fp32", "decoder.onnx"
                     fp32_of[st.name] = st.name
+                elif st.kind == "export-tflite":
+                    src = checkpoints[st.parent]
+                    model = load_seq2seq(src)
+                    litert_seq2seq.convert(model, staged)
+                    _checkpoint_companions(src, staged, task)
+                    extra = {
+                        "exporter": "litert-torch (fixed shapes: encoder + cross K/V; decoder over all its tokens)",
+                        "validation": parity(model, staged, sources[:PARITY_INPUTS], st.config.atol),  # type: ignore[attr-defined]
+                    }
+                    fmt, precision, model_file = "tflite", "fp32", litert_seq2seq.DECODER_TFLITE
+                    fp32_of[st.name] = st.name
+                elif st.kind == "tflite-int8":
+                    quantize_tflite(parent.path, staged)
+                    fmt, precision, model_file = "tflite", "int8", litert_seq2seq.DECODER_TFLITE
+                    extra = {"schemes": {"encoder": "int8", "decoder": "int8"}}
+                    fp32_of[st.name] = fp32_of[st.parent]
                 else:
                     quantize_parts(parent.path, staged, st.schemes)
                     fmt, precision, model_file = "onnx", _precision(st.schemes), "decoder.onnx"
@@ -399,8 +450,8 @@ def _measure_all(ckpt, artifacts, checkpoints, fp32_of, bench, sources, test, ou
         if name != REFERENCE:
             targets.append((name, "torch", str(out.tree / name)))
     for name, a in artifacts.items():
-        if a.format == "onnx":
-            targets.append((name, "onnx", str(a.path)))
+        if a.format in ("onnx", "tflite"):
+            targets.append((name, a.format, str(a.path)))
     results = {}
     for name, kind, path in tqdm(targets, desc="measure", unit="model", disable=not progress):
         spec = {
@@ -408,7 +459,7 @@ def _measure_all(ckpt, artifacts, checkpoints, fp32_of, bench, sources, test, ou
             "path": path,
             "threads": bench.threads,
             "sources": str(source_file),
-            "timed": bench.timed if (kind == "onnx" or name == REFERENCE and bench.reference) else 1,
+            "timed": bench.timed if (kind != "torch" or name == REFERENCE and bench.reference) else 1,
             "num_beams": bench.num_beams,
             "scored_beams": sorted({1, widest}),
             "max_new_tokens": bench.max_new_tokens,
@@ -433,7 +484,7 @@ def _measure_all(ckpt, artifacts, checkpoints, fp32_of, bench, sources, test, ou
                 "name": name,
                 "format": a.format if a is not None else "pytorch",
                 "precision": a.precision if a is not None else "fp32",
-                "runtime": "onnxruntime" if a is not None else "pytorch",
+                "runtime": ({"onnx": "onnxruntime", "tflite": "litert"}.get(a.format, a.format) if a else "pytorch"),
                 "path": str(out.final(name)) if name != REFERENCE else str(ckpt.path),
                 "size_bytes": _model_bytes(Path(r["path"])),
                 "schemes": (a.meta.get("schemes") if a is not None else None),
@@ -459,14 +510,16 @@ def _measure_all(ckpt, artifacts, checkpoints, fp32_of, bench, sources, test, ou
 
 
 def _promote(rows: list[dict], fp32_of: dict, bench: Seq2SeqBenchConfig) -> None:
-    """Mark the fastest artifact end to end at the widest beam that keeps the metric budget and is faster than the
-    fp32 export it comes from."""
+    """Mark the fastest ONNX artifact end to end at the widest beam that keeps the metric budget and is faster than
+    the fp32 export it comes from (LiteRT rows are measured beside it for comparison)."""
     widest = str(max(bench.num_beams))
     by_name = {r["name"]: r for r in rows}
     best = None
     for r in rows:
         r["within_budget"] = r["metric_drop"] <= bench.max_metric_drop
         r["promoted"] = False
+        if r["format"] == "tflite":
+            r["why_not"] = "LiteRT: for comparison (bundles and serve carry ONNX)"
         if r["format"] != "onnx" or not r["within_budget"]:
             continue
         base = fp32_of.get(r["name"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edgekit.generation.audio import LogMel
 from edgekit.generation.runtime import text_pieces, tokenizer_and_defaults
-from edgekit.generation.seq2seq import Seq2SeqOptions, Seq2SeqSession, stream
+from edgekit.generation.seq2seq import Seq2SeqOptions, open_seq2seq, stream
 
 
 class SpeechRecognizer:
@@ -24,7 +24,7 @@ class SpeechRecognizer:
 
     def __init__(self, model_dir: str | Path, threads: int = 2, providers: Sequence[str] | None = None) -> None:
         model_dir = Path(model_dir)
-        self.session = Seq2SeqSession(model_dir, threads, providers)
+        self.session = open_seq2seq(model_dir, threads, providers)
         self.features = LogMel(model_dir)
         self.engine_name = "python"
         self._lock = threading.Lock()

@@ -23,6 +23,10 @@ stages:
     input: pytorch-fp32
     format: tflite
   - kind: quantize
+    name: tflite-int8
+    input: tflite-fp32
+    method: dynamic
+  - kind: quantize
     name: onnx-int8
     input: onnx-fp32
     method: dynamic
@@ -130,10 +134,10 @@ def test_beam_search_options_match_transformers(options, tiny_t5, tmp_path):
 
 def test_compress_report(tiny_t5_compressed):
     """Every artifact measured end to end at each beam width and scored by BLEU against PyTorch fp32's; the
-    fp32 export reproduces PyTorch's beams; LiteRT is left out with its reason."""
+    fp32 exports (ONNX and LiteRT) reproduce PyTorch's beams."""
     out, report = tiny_t5_compressed
     rows = {r["name"]: r for r in report["rows"]}
-    assert set(rows) == {"pytorch-fp32", "onnx-fp32", "onnx-int8", "onnx-int4"}
+    assert set(rows) == {"pytorch-fp32", "onnx-fp32", "tflite-fp32", "tflite-int8", "onnx-int8", "onnx-int4"}
     assert report["kind"] == "seq2seq" and report["model"]["task"] == "text2text-generation"
     for r in rows.values():
         assert set(r["end_to_end_ms"]) == {"1", "2"} and all(v > 0 for v in r["end_to_end_ms"].values())
@@ -144,7 +148,16 @@ def test_compress_report(tiny_t5_compressed):
     assert rows["onnx-fp32"]["parity"]["beam_identical"] and rows["onnx-fp32"]["parity"]["greedy_identical"]
     assert rows["onnx-int8"]["schemes"] == {"encoder": "int8", "decoder": "int8"}
     assert rows["onnx-int8"]["size_bytes"] < rows["onnx-fp32"]["size_bytes"] / 1.8
-    assert "LiteRT export of encoder-decoders is not supported yet" in report["recipe"]["skipped"][0]
+    lite = rows["tflite-fp32"]
+    assert lite["runtime"] == "litert" and lite["parity"]["beam_identical"] and lite["parity"]["greedy_identical"]
+    assert lite["parity"]["decoder_max_abs_diff"] < 1e-4 * lite["parity"]["logit_scale"]
+    assert lite["beam_exact_match"] == 1.0 and lite["metric_drop"] == 0 and not report["recipe"]["skipped"]
+    assert {"encoder.tflite", "decoder.tflite", "tokenizer.json"} <= set(
+        json.loads((out / "tflite-fp32" / "manifest.json").read_text())["files"]
+    )
+    q = rows["tflite-int8"]
+    assert q["runtime"] == "litert" and q["precision"] == "int8" and q["size_bytes"] < 0.75 * lite["size_bytes"]
+    assert not q["promoted"] and not lite["promoted"]  # promotion is over the ONNX artifacts
     assert sum(r["promoted"] for r in rows.values()) <= 1
     md = (out / "report.md").read_text()
     assert "ms/request beam 2" in md and "onnx-int8" in md
@@ -189,11 +202,27 @@ def test_serve_generate(tiny_t5_compressed):
     assert code == 400 and "length_penalty" in body
 
 
+def test_litert_generation_limits(tiny_t5_compressed):
+    """A LiteRT encoder-decoder generates as far as its longest decoder signature and says so past it."""
+    from edgekit.errors import InputError
+    from edgekit.generation.seq2seq import LiteRTSeq2SeqSession, Text2TextGenerator
+
+    out, _ = tiny_t5_compressed
+    lite, onnx = Text2TextGenerator(out / "tflite-fp32"), Text2TextGenerator(out / "onnx-fp32")
+    assert isinstance(lite.session, LiteRTSeq2SeqSession) and lite.session.target_limit == 128
+    text = "we the people of the united states"
+    assert lite.generate(text, max_new_tokens=20, num_beams=2) == onnx.generate(text, max_new_tokens=20, num_beams=2)
+    with pytest.raises(InputError, match=r"max_new_tokens 200 is more than this model generates \(at most 127\)"):
+        lite.generate(text, max_new_tokens=200)
+    with pytest.raises(InputError, match="the model takes at most 128"):
+        lite.generate("word " * 300, max_new_tokens=4)
+
+
 @pytest.mark.parametrize(
     "case, recipe, says",
     [
         ("decoder-recipe", "decoder", "does not apply to encoder-decoder models"),
-        ("tflite", "tflite.yaml", "LiteRT export of encoder-decoders is not supported yet"),
+        ("tflite-int4", "tflite.yaml", "a LiteRT encoder-decoder takes quantize (method dynamic"),
         ("no-tokenizer", "seq2seq", "no tokenizer.json"),
         ("bad-budget", "perplexity.yaml", "an encoder-decoder search's budget is max_metric_drop"),
     ],
@@ -202,7 +231,9 @@ def test_bad_seq2seq_input(case, recipe, says, tiny_t5, tmp_path, run_cli):
     """One line on stderr, exit 2, nothing written."""
     import shutil
 
-    (tmp_path / "tflite.yaml").write_text("version: 1\nname: t\nstages:\n  - kind: export\n    format: tflite\n")
+    (tmp_path / "tflite.yaml").write_text(
+        "version: 1\nname: t\nstages:\n  - kind: export\n    format: tflite\n  - kind: int4\n"
+    )
     (tmp_path / "perplexity.yaml").write_text(
         "version: 1\nname: p\nstages:\n  - kind: export\n  - kind: search\n    budget:\n"
         "      max_perplexity_increase: 0.1\n"
