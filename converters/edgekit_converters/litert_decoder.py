@@ -39,6 +39,7 @@ FAMILIES: dict[str, dict] = {
     "Phi3ForCausalLM": {"acts": ("silu",), "act": "SILU_GLU", "fused": True},
 }
 ARCHITECTURES = tuple(FAMILIES)
+PREFILL_LENS = (32, 128, 256)
 
 
 def supported(config: dict) -> str | None:
@@ -155,7 +156,7 @@ def convert(
     checkpoint: Path,
     out_dir: Path,
     quantize: str = "none",
-    prefill_lens: tuple[int, ...] = (32, 128, 256),
+    prefill_lens: tuple[int, ...] = PREFILL_LENS,
     kv_cache_max_len: int | None = None,
 ) -> Path:
     """Write ``out_dir/model.tflite`` and ``decoder.json``; returns the model path."""

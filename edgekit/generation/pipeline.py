@@ -359,6 +359,7 @@ def compress_decoder(
         checkpoints = {REFERENCE: ckpt.path}  # checkpoint artifacts (the input, students) by name
         references: dict[str, str] = {}  # artifact -> the checkpoint it was exported from
         fp32_of: dict[str, str] = {}  # artifact -> the fp32 export it is (or was quantized from)
+        prefill_of: dict[str, tuple[int, ...]] = {}  # LiteRT artifact -> its prefill signature lengths
         with tqdm(steps, desc="compress", unit="stage", disable=not progress) as bar:
             for st in bar:
                 bar.set_postfix_str(f"{st.config.kind} -> {st.name}")  # type: ignore[attr-defined]
@@ -410,7 +411,12 @@ def compress_decoder(
                         f"dynamic_int4_block{getattr(st.config, 'block_size', 32)}",
                     )
                     kv_max = min(int(ckpt.max_positions or 512), 2048)
-                    litert_decoder.convert(src, staged, quant, kv_cache_max_len=kv_max)
+                    prefill_of[st.name] = (
+                        st.config.given_seq_lens() or litert_decoder.PREFILL_LENS  # type: ignore[attr-defined]
+                        if st.kind == "export-tflite"
+                        else prefill_of[st.parent]
+                    )
+                    litert_decoder.convert(src, staged, quant, prefill_of[st.name], kv_cache_max_len=kv_max)
                     _copy_tokenizer(src, staged)
                     fmt, model_file = "tflite", "model.tflite"
                     precision = {"none": "fp32", "dynamic_int8": "int8"}.get(quant, "int4")

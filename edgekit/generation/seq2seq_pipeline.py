@@ -389,7 +389,8 @@ def compress_seq2seq(
                 elif st.kind == "export-tflite":
                     src = checkpoints[st.parent]
                     model = load_seq2seq(src)
-                    litert_seq2seq.convert(model, staged)
+                    lens = st.config.given_seq_lens() or litert_seq2seq.DECODER_LENGTHS  # type: ignore[attr-defined]
+                    litert_seq2seq.convert(model, staged, decoder_lengths=lens)
                     _checkpoint_companions(src, staged, task)
                     extra = {
                         "exporter": "litert-torch (fixed shapes: encoder + cross K/V; decoder over all its tokens)",

@@ -51,10 +51,18 @@ class ExportConfig(StageConfig):
         default_factory=lambda: [128],
         min_length=1,
         description="TFLite only: one static-shape signature per sequence-length bucket; `auto`: buckets chosen "
-        "from the calibration and held-out texts' lengths (powers of two up to the bench stage's seq_len)",
+        "from the calibration and held-out texts' lengths (powers of two up to the bench stage's seq_len). "
+        "Generative models: a decoder's prefill lengths, an encoder-decoder's decoder lengths (unset: the "
+        "converter's own)",
     )
     atol: float = Field(1e-4, gt=0, description="max abs difference allowed against PyTorch")
     min_cosine: float = Field(0.99999, gt=0, le=1)
+
+    def given_seq_lens(self) -> tuple[int, ...] | None:
+        """The recipe's own ``seq_lens`` list, or None when it left them to the default or to ``auto``."""
+        if "seq_lens" not in self.model_fields_set or self.seq_lens == "auto":
+            return None
+        return tuple(self.seq_lens)
 
     @field_validator("format", mode="before")
     @classmethod

@@ -48,6 +48,7 @@ stages:
     name: tflite-fp32
     input: pytorch-fp32
     format: tflite
+    seq_lens: [32]  # one prefill signature (longer prompts are prefilled in chunks): a faster conversion
   - kind: quantize
     name: tflite-int8
     input: tflite-fp32
