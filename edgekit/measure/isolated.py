@@ -25,6 +25,8 @@ import numpy as np
 from edgekit.errors import InternalError
 from edgekit.measure.timing import Latency, summarize, timed
 
+ANSWER_TIMEOUT_S = 600.0  # loading a model, or one slice of timed runs
+
 
 def _worker(spec_file: str) -> None:
     import os
@@ -47,8 +49,15 @@ def _worker(spec_file: str) -> None:
         print(json.dumps([round(float(t), 4) for t in times]), file=proto, flush=True)
 
 
-def _read_line(proc: subprocess.Popen, what: str, log: Path) -> str:
+def _read_line(proc: subprocess.Popen, what: str, log: Path, timeout_s: float = ANSWER_TIMEOUT_S) -> str:
+    """The worker's next line (it writes one line per request, so nothing waits in the reader's buffer)."""
+    import select
+
     assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    if not ready:
+        proc.kill()
+        raise InternalError(f"timing {what} in its own process: no answer in {timeout_s:.0f} s")
     line = proc.stdout.readline()
     if not line:
         proc.wait(timeout=30)

@@ -27,3 +27,16 @@ def test_a_worker_that_cannot_load_its_model_is_an_error_naming_the_model(tmp_pa
     bad = tmp_path / "missing.onnx"
     with pytest.raises(InternalError, match="missing.onnx"):
         time_isolated([("onnx", bad, {"x": np.zeros((1, 64), np.float32)})], tmp_path / "w", 1, 1, 3)
+
+
+def test_a_worker_that_does_not_answer_is_stopped(tmp_path):
+    import subprocess
+    import sys
+
+    from edgekit.measure.isolated import _read_line
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    with pytest.raises(InternalError, match="no answer in 1 s"):
+        _read_line(proc, "m.onnx", tmp_path / "none.log", timeout_s=1)
+    assert proc.wait(timeout=10) != 0  # killed, not left behind
+    proc.stdout.close()
