@@ -14,7 +14,8 @@ tokens so far [1, L] (padded at the end), the source mask and the cross keys/val
 [1, L, vocab] out. There is no self-attention cache: each step runs the decoder over every token so far, in
 the smallest signature that holds them (the causal mask keeps the padding from touching earlier positions).
 That costs O(L^2) per output instead of O(L), which is what the static shapes buy; the ONNX export keeps
-the cache. ``quantize`` ``dynamic_int8`` applies ai-edge-quantizer's dynamic int8 recipe to both graphs.
+the cache. Both graphs are written in float32; the seq2seq pipeline's ``quantize`` stage runs edgekit's TFLite
+quantize backend on each.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from edgekit_converters.onnx_seq2seq import SEQ2SEQ_JSON, _encoder_module, decoder_call, seq2seq_facts
 
-REQUIRES = ("litert_torch", "ai_edge_litert", "ai_edge_quantizer")
+REQUIRES = ("litert_torch", "ai_edge_litert", "ai_edge_quantizer")  # the last for the quantize stage
 ENCODER_TFLITE, DECODER_TFLITE = "encoder.tflite", "decoder.tflite"
 DECODER_LENGTHS = (16, 32, 64, 128)
 SOURCE_LENGTH = 128
@@ -58,24 +59,14 @@ def _decoder_module(model, layers: int, d_model: int, masked: bool):
     return DecoderFull(model).eval()
 
 
-def quantize_file(src: Path, dst: Path) -> None:
-    """ai-edge-quantizer's dynamic int8 recipe (int8 weights, int8 compute where the kernels have it)."""
-    from ai_edge_quantizer import quantizer, recipe
-
-    q = quantizer.Quantizer(str(src))
-    q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
-    q.quantize(enable_progress_report=False).export_model(str(dst), overwrite=True)
-
-
 def convert(
     model,
     out_dir: Path,
-    quantize: str = "none",
     source_length: int = SOURCE_LENGTH,
     decoder_lengths: tuple[int, ...] = DECODER_LENGTHS,
 ) -> tuple[Path, Path]:
     """Write ``out_dir/encoder.tflite``, ``out_dir/decoder.tflite`` and ``seq2seq.json`` for ``model`` (eager
-    attention); ``quantize`` is ``none`` or ``dynamic_int8``."""
+    attention), in float32 (edgekit's TFLite quantize backend quantizes them)."""
     import tempfile
 
     import torch
@@ -117,15 +108,12 @@ def convert(
         assert converter is not None
         converter.convert().export(str(raw_dec))
         for raw, path in ((raw_enc, enc_path), (raw_dec, dec_path)):
-            if quantize == "dynamic_int8":
-                quantize_file(raw, path)
-            else:
-                shutil.move(str(raw), path)
+            shutil.move(str(raw), path)
     facts.update(
         format="tflite",
         source_length=source,
         decoder_lengths=lens,
-        exporter=f"litert-torch, fixed shapes, no self-attention cache ({quantize})",
+        exporter="litert-torch, fixed shapes, no self-attention cache",
     )
     (out_dir / SEQ2SEQ_JSON).write_text(json.dumps(facts, indent=2) + "\n")
     return enc_path, dec_path

@@ -293,15 +293,15 @@ def _copy_companions(src: Path, out: Path) -> None:
     _copy_tokenizer(src, out)
 
 
-def quantize_tflite(src: Path, out: Path) -> None:
-    """``src``'s LiteRT encoder and decoder at ai-edge-quantizer's dynamic int8 into ``out``, with the shape facts,
-    front end and tokenizer."""
-    from edgekit_converters.base import quiet_export
+def quantize_tflite(config: QuantizeConfig, src: Path, out: Path) -> None:
+    """``src``'s LiteRT encoder and decoder quantized by the TFLite quantize backend (``config``: method dynamic,
+    ai-edge-quantizer's dynamic int8, as for an encoder's TFLite file) into ``out``, with the shape facts, front
+    end and tokenizer."""
+    from edgekit.stages.quantize import tflite_backend
 
     out.mkdir(parents=True, exist_ok=True)
-    with quiet_export():
-        for graph in (litert_seq2seq.ENCODER_TFLITE, litert_seq2seq.DECODER_TFLITE):
-            litert_seq2seq.quantize_file(src / graph, out / graph)
+    for graph in (litert_seq2seq.ENCODER_TFLITE, litert_seq2seq.DECODER_TFLITE):
+        tflite_backend.quantize(config, src / graph, out / graph, ctx=None)  # dynamic: no calibration context
     _copy_companions(src, out)
 
 
@@ -399,7 +399,8 @@ def compress_seq2seq(
                     fmt, precision, model_file = "tflite", "fp32", litert_seq2seq.DECODER_TFLITE
                     fp32_of[st.name] = st.name
                 elif st.kind == "tflite-int8":
-                    quantize_tflite(parent.path, staged)
+                    assert isinstance(st.config, QuantizeConfig)  # the plan admits method dynamic only
+                    quantize_tflite(st.config, parent.path, staged)
                     fmt, precision, model_file = "tflite", "int8", litert_seq2seq.DECODER_TFLITE
                     extra = {"schemes": {"encoder": "int8", "decoder": "int8"}}
                     fp32_of[st.name] = fp32_of[st.parent]
