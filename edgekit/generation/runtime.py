@@ -127,6 +127,27 @@ class DecoderSession:
         return _logprobs(logits, ids)
 
 
+def litert_interpreter(path: Path, threads: int, what: str):
+    """LiteRT's interpreter for ``path`` (XNNPACK, ``threads``), its tensors allocated; an InputError naming
+    ``what`` without ai-edge-litert."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise InputError(f"{what} needs ai-edge-litert (pip install 'edgekit-ml[litert]')") from None
+    from edgekit_runtimes.base import native_stderr_silenced
+
+    with native_stderr_silenced():  # allocating applies the delegate, which prints "Created TensorFlow Lite XNNPACK"
+        interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
+    return interpreter
+
+
+def signature_runners(interpreter, prefix: str) -> dict:
+    """The interpreter's ``<prefix><length>`` signature runners by length (``prefill_32``, ``decode_16``, ...)."""
+    names = [n for n in interpreter.get_signature_list() if n.startswith(prefix)]
+    return {int(n[len(prefix) :]): interpreter.get_signature_runner(n) for n in names}
+
+
 class LiteRTDecoderSession:
     """A LiteRT decoder (``model.tflite`` with ``prefill_<L>`` and ``decode`` signatures, litert-torch's
     generative layout) behind the same interface as :class:`DecoderSession`; batch 1. A prompt is prefilled
@@ -134,27 +155,19 @@ class LiteRTDecoderSession:
     are masked, then overwritten by the following steps)."""
 
     def __init__(self, model_dir: str | Path, threads: int = 2) -> None:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise InputError("a .tflite decoder needs ai-edge-litert (pip install 'edgekit-ml[litert]')") from None
-        from edgekit_runtimes.base import native_stderr_silenced
-
         model_dir = Path(model_dir)
         self.facts = json.loads((model_dir / DECODER_JSON).read_text())
-        with native_stderr_silenced():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
-            self.interpreter = Interpreter(model_path=str(model_dir / "model.tflite"), num_threads=threads)
-            sigs = self.interpreter.get_signature_list()
-            self.prefills = {
-                int(n.split("_")[-1]): self.interpreter.get_signature_runner(n) for n in sigs if n.startswith("prefill")
-            }
-            self.decode = self.interpreter.get_signature_runner("decode")
+        self.interpreter = litert_interpreter(model_dir / "model.tflite", threads, "a .tflite decoder")
+        self.prefills = signature_runners(self.interpreter, "prefill_")
+        self.decode = self.interpreter.get_signature_runner("decode")
         details = self.decode.get_input_details()
         self.kv_specs = {k: (tuple(v["shape"]), v["dtype"]) for k, v in details.items() if k.startswith("kv_cache_")}
         self.context = int(self.facts["context_length"])
         self.eos = tuple(self.facts.get("eos_token_ids") or ())
         self.layers = self.facts["num_layers"]
         self.past_names = sorted(self.kv_specs)
+        from edgekit_runtimes.base import native_stderr_silenced
+
         with native_stderr_silenced():  # the delegate is applied, and announced, on the first run
             self.decode(tokens=np.zeros((1, 1), np.int32), input_pos=np.zeros(1, np.int32), **self.empty_past(1))
 

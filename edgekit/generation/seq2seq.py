@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import InputError
-from edgekit.generation.runtime import GenerationOptions, _pick, text_pieces, tokenizer_and_defaults
+from edgekit.generation.runtime import (
+    GenerationOptions,
+    _pick,
+    litert_interpreter,
+    signature_runners,
+    text_pieces,
+    tokenizer_and_defaults,
+)
 
 SEQ2SEQ_JSON = "seq2seq.json"
 ENCODER, DECODER = "encoder.onnx", "decoder.onnx"
@@ -128,25 +135,13 @@ class LiteRTSeq2SeqSession(Seq2SeqSession):
     the decoder over all of them in the smallest ``decode_<L>`` signature that holds them (rows one by one)."""
 
     def __init__(self, model_dir: str | Path, threads: int = 2, providers: Sequence[str] | None = None) -> None:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise InputError(
-                "a .tflite encoder-decoder needs ai-edge-litert (pip install 'edgekit-ml[litert]')"
-            ) from None
-        from edgekit_runtimes.base import native_stderr_silenced
-
         model_dir = Path(model_dir)
         self._read_facts(model_dir, (ENCODER_TFLITE, DECODER_TFLITE))
-        with native_stderr_silenced():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
-            enc = Interpreter(model_path=str(model_dir / ENCODER_TFLITE), num_threads=threads)
-            dec = Interpreter(model_path=str(model_dir / DECODER_TFLITE), num_threads=threads)
-            self.encoder = enc.get_signature_runner("encode")
-            self.decoders = {
-                int(n.rsplit("_", 1)[1]): dec.get_signature_runner(n)
-                for n in dec.get_signature_list()
-                if n.startswith("decode_")
-            }
+        what = "a .tflite encoder-decoder"
+        enc = litert_interpreter(model_dir / ENCODER_TFLITE, threads, what)
+        dec = litert_interpreter(model_dir / DECODER_TFLITE, threads, what)
+        self.encoder = enc.get_signature_runner("encode")
+        self.decoders = signature_runners(dec, "decode_")
         self._interpreters = (enc, dec)
         self.source_length = int(self.facts["source_length"])
         if not self.features:
