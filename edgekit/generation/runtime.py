@@ -248,6 +248,27 @@ def _pick(logits: np.ndarray, opts: GenerationOptions, rng: np.random.Generator)
     return int(rng.choice(len(p), p=p))
 
 
+def _top(total: np.ndarray, keep: int) -> np.ndarray:
+    """Indices of the ``keep`` largest of ``total`` (1-D), best first, ties in index order. A select over the
+    whole array (numpy's argpartition: ~140 us for 4 beams x 4k vocabulary, a tenth of a small decoder's step)
+    is avoided: the scores within a margin of the best one (widened until at least ``keep``) hold the top
+    ``keep``, and those few are sorted."""
+    if keep >= total.size:
+        return np.argsort(-total, kind="stable")
+    best = float(total.max())
+    near = 4.0
+    while np.isfinite(best) and near < 1e4:
+        cand = np.flatnonzero(total >= best - near)  # every score above the cut: the top `keep` are among them
+        if cand.size >= keep:
+            if cand.size > 512:  # (a trained model's log-probs crowd ~10 nats below its best few)
+                vals = total[cand]
+                cand = cand[vals >= -np.partition(-vals, keep - 1)[keep - 1]]  # ties at the k-th value kept
+            return cand[np.argsort(-total[cand], kind="stable")[:keep]]
+        near *= 1.25
+    cand = np.flatnonzero(total >= -np.partition(-total, keep - 1)[keep - 1])
+    return cand[np.argsort(-total[cand], kind="stable")[:keep]]
+
+
 def check_prompt(dec: DecoderSession, prompt_ids: Sequence[int], max_new_tokens: int) -> np.ndarray:
     ids = np.asarray(prompt_ids, dtype=np.int64).reshape(1, -1)
     if ids.shape[1] == 0:
@@ -296,7 +317,7 @@ def beam_search(dec: DecoderSession, prompt_ids: Sequence[int], opts: Generation
         logp = last - last.max(-1, keepdims=True)
         logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
         total = (scores[:, None] + logp).ravel()
-        order = np.argsort(-total)[: 2 * k]
+        order = _top(total, 2 * k)
         keep_rows, keep_tokens, keep_scores = [], [], []
         for flat in order:
             row, token = divmod(int(flat), logp.shape[1])

@@ -22,6 +22,7 @@ from edgekit.errors import InputError
 from edgekit.generation.runtime import (
     GenerationOptions,
     _pick,
+    _top,
     litert_interpreter,
     signature_runners,
     text_pieces,
@@ -260,9 +261,10 @@ def _banned(seq: list[int], n: int) -> set[int]:
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float32)
-    m = x.max(-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+    x = x.astype(np.float32)  # a copy: the caller's logits stay as they were
+    x -= x.max(-1, keepdims=True)
+    x -= np.log(np.exp(x).sum(-1, keepdims=True))
+    return x
 
 
 def beam_search(sess: Seq2SeqSession, source, opts: GenerationOptions) -> list[int]:
@@ -277,34 +279,38 @@ def beam_search(sess: Seq2SeqSession, source, opts: GenerationOptions) -> list[i
     ngram = int(getattr(opts, "no_repeat_ngram_size", 0))
     early = getattr(opts, "early_stopping", False)
     stops = set(opts.stop_token_ids) | set(sess.eos)
+    stop_ids = np.asarray(sorted(stops), np.int64)
     keep = max(2, 1 + len(stops)) * k
     prompt = len(sess.prompt)
     max_length = prompt + opts.max_new_tokens  # the decoder prompt, then the new tokens
-    cross, mask = sess.encode(x)
-    cross = [np.repeat(c, k, 0) for c in cross]
-    mask = None if mask is None else np.repeat(mask, k, 0)
-    past = sess.empty_past(k)
-    running: list[list[int]] = [list(sess.prompt) for _ in range(k)]
-    scores = np.full(k, -1e9, np.float32)
-    scores[0] = 0.0
+    cross1, mask1 = sess.encode(x)
+    # the k beams start as one: the first step runs it alone (transformers runs k copies, all but one scored
+    # -1e9, so its candidates are the same), then its cache is copied into the k beams the first step picks
+    past = sess.empty_past(1)
+    running: list[list[int]] = [list(sess.prompt)]
+    scores = np.zeros(1, np.float32)
     finished: list[tuple[float, list[int]]] = []
     improvable = True
     cur_len = prompt
-    last = np.tile(np.asarray(sess.prompt, np.int64), (k, 1))
+    last = np.asarray([sess.prompt], np.int64)
+    cross, mask = cross1, mask1
     while True:
         logits, past = sess.step(last, mask, past, cross)
+        if cur_len == prompt:
+            cross = [np.repeat(c, k, 0) for c in cross1]
+            mask = None if mask1 is None else np.repeat(mask1, k, 0)
         logp = sess.suppressed(_log_softmax(logits[:, -1]), cur_len == prompt)
         if ngram:
             for row, seq in enumerate(running):
                 for t in _banned(seq, ngram):
                     logp[row, t] = -np.inf
-        total = (logp + scores[:, None]).ravel()
-        part = np.argpartition(-total, keep - 1)[:keep] if keep < total.size else np.arange(total.size)
-        top = part[np.argsort(-total[part], kind="stable")]  # the best `keep`, best first (no full sort)
+        logp += scores[:, None]
+        total = logp.ravel()
+        top = _top(total, keep)  # the best `keep`, best first
         vocab = logp.shape[1]
         top_scores = total[top]
         top_rows, top_tokens = top // vocab, top % vocab
-        hits = np.array([int(t) in stops or cur_len + 1 >= max_length for t in top_tokens])
+        hits = (top_tokens[:, None] == stop_ids).any(1) | (cur_len + 1 >= max_length)
         # finished: ends among the top k, scored with the length penalty, while they can still improve
         full = len(finished) == k and early is True
         if improvable and not full:

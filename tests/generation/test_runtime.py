@@ -138,3 +138,34 @@ def test_builder_refuses_what_it_cannot_build():
 
     assert supported({"architectures": ["LlamaForCausalLM"]}) is None
     assert "does not build GPT2LMHeadModel" in supported({"architectures": ["GPT2LMHeadModel"]})
+
+
+@pytest.mark.parametrize("keep", [1, 2, 8, 16])
+def test_top_candidates_equal_a_full_sort(keep):
+    """Beam search's top-k select (scores near the best first, a full select only as a fallback) returns what a
+    stable full sort returns: on peaked log-probs (a trained model: a few tokens, then thousands ~10 nats down),
+    flat ones, ties, -inf (suppressed tokens, finished beams) and an all -inf row."""
+    from edgekit.generation.runtime import _top
+
+    rng = np.random.default_rng(keep)
+    cases = []
+    for _ in range(20):
+        peaked = rng.normal(-12, 1.5, 4 * 4096)
+        peaked[rng.integers(0, peaked.size, 5)] = -rng.random(5)
+        cases.append(peaked)
+    cases.append(rng.normal(0, 3, 4096))  # flat
+    ties = np.round(rng.normal(-3, 1, 4096), 1)
+    cases.append(ties)
+    suppressed = rng.normal(-5, 2, 2 * 4096)
+    suppressed[rng.integers(0, suppressed.size, 3000)] = -np.inf
+    cases.append(suppressed)
+    cases.append(np.full(4096, -np.inf))
+    cases.append(np.concatenate([rng.normal(-1, 1, 4096), rng.normal(-1e9, 1, 3 * 4096)]))  # beams not started
+    for total in cases:
+        for dtype in (np.float32, np.float64):
+            t = total.astype(dtype)
+            want = np.argsort(-t, kind="stable")[:keep]
+            got = _top(t, keep)
+            assert np.array_equal(t[got], t[want])  # the same scores, best first
+            if np.isfinite(t[want]).all():
+                assert np.array_equal(got, want)  # and ties broken by index, as the stable sort does
