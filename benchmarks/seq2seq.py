@@ -7,7 +7,7 @@ measured in one run, each model in its own process (2 threads, batch 1).
    punctuation and capitals of State of the Union passages (held-out speeches 1985, 2005, 2015 are the test set).
 2. `edgekit compress TEACHER -r benchmarks/recipes/seq2seq-bench.yaml`: the fp32 export (parity-checked), the
    built-in per-part search (int8 dynamic of both graphs, of the decoder or the encoder only, 8-bit and int4
-   block-wise weight-only), a student with one decoder layer distilled from the teacher and quantized int8;
+   block-wise weight-only), a student with two of the four decoder layers distilled from the teacher and quantized int8;
    PyTorch fp32 eager `generate` (KV cache, the same beam-search settings) measured beside them: encoder ms,
    time to first token, decode tokens/s, ms per request end to end at beam 1 and beam 4 (12 test inputs, median
    of 3 runs), peak memory; BLEU and chrF of the beam-4 outputs on 120 test pairs, and how many beam-4 outputs
