@@ -148,6 +148,61 @@ def signature_runners(interpreter, prefix: str) -> dict:
     return {int(n[len(prefix) :]): interpreter.get_signature_runner(n) for n in names}
 
 
+class _InPlaceDecode:
+    """A LiteRT decoder's ``decode`` signature run over its own input buffers: the KV cache stays in the
+    signature's input tensors between steps, and each step copies only the cache row it wrote (position
+    ``input_pos``) from the output tensors back into them. The public signature runner instead resizes and
+    re-allocates its tensors and copies the whole cache in and out on every call (2 MB a token for the demo
+    decoder: half of each step). ai-edge-litert's runner exposes no in-place call, so this reads its
+    interpreter wrapper and subgraph index; when a release lacks them, ``open`` returns None and the runner is
+    used. The session hands itself out as the ``past`` of the next step; any other ``past`` (a dict of arrays:
+    empty, or a prefill's) is copied in first."""
+
+    def __init__(self, interpreter, runner, kv_specs: dict, axis: int) -> None:
+        self._base, self._wrapper, self._sub = interpreter, runner._interpreter_wrapper, int(runner._subgraph_index)
+        ins = {k: int(v["index"]) for k, v in runner.get_input_details().items()}
+        outs = {k: int(v["index"]) for k, v in runner.get_output_details().items()}
+        self._tokens, self._pos, self._logits = ins["tokens"], ins["input_pos"], outs["logits"]
+        self._kv = [(ins[k], outs[k]) for k in sorted(kv_specs)]
+        self._names = sorted(kv_specs)
+        self._axis = axis
+        self._len = -1  # cache rows filled in the input buffers (-1: nothing of ours there yet)
+
+    @classmethod
+    def open(cls, interpreter, runner, kv_specs: dict, context: int) -> _InPlaceDecode | None:
+        wrapper = getattr(runner, "_interpreter_wrapper", None)
+        if wrapper is None or not hasattr(runner, "_subgraph_index") or not hasattr(wrapper, "tensor"):
+            return None
+        outs = runner.get_output_details()
+        shapes = {tuple(int(d) for d in shape) for shape, _ in kv_specs.values()}
+        if "logits" not in outs or any(k not in outs for k in kv_specs) or len(shapes) != 1:
+            return None
+        axes = [i for i, d in enumerate(next(iter(shapes))) if d == context]
+        return cls(interpreter, runner, kv_specs, axes[0]) if len(axes) == 1 else None
+
+    def _view(self, index: int) -> np.ndarray:
+        return self._wrapper.tensor(self._base, index, self._sub)
+
+    def arrays(self) -> dict:
+        """The cache as a dict of arrays (copies), as the runner's outputs would be."""
+        return {name: np.array(self._view(i)) for name, (i, _) in zip(self._names, self._kv)}
+
+    def step(self, ids: np.ndarray, past, pos: int) -> np.ndarray:
+        if past is not self:
+            for name, (i, _) in zip(self._names, self._kv):
+                self._view(i)[...] = past[name]
+        elif self._len != pos:
+            raise InputError(f"a LiteRT decoder's cache holds {self._len} tokens, not {pos}")
+        self._wrapper.SetTensor(self._tokens, np.asarray(ids, np.int32).reshape(1, 1), self._sub)
+        self._wrapper.SetTensor(self._pos, np.array([pos], np.int32), self._sub)
+        self._wrapper.Invoke(self._sub)
+        row = (slice(None),) * self._axis + (pos,)
+        for i, o in self._kv:
+            self._view(i)[row] = self._view(o)[row]
+        self._len = pos + 1
+        return self._wrapper.GetTensor(self._logits, self._sub)[:, :1]
+
+
 class LiteRTDecoderSession:
     """A LiteRT decoder (``model.tflite`` with ``prefill_<L>`` and ``decode`` signatures, litert-torch's
     generative layout) behind the same interface as :class:`DecoderSession`; batch 1. A prompt is prefilled
@@ -170,18 +225,25 @@ class LiteRTDecoderSession:
 
         with native_stderr_silenced():  # the delegate is applied, and announced, on the first run
             self.decode(tokens=np.zeros((1, 1), np.int32), input_pos=np.zeros(1, np.int32), **self.empty_past(1))
+        self._inplace = _InPlaceDecode.open(self.interpreter, self.decode, self.kv_specs, self.context)
 
     def empty_past(self, batch: int) -> dict:
         if batch != 1:
             raise InputError("a LiteRT decoder runs batch 1")
         return {k: np.zeros(shape, dtype) for k, (shape, dtype) in self.kv_specs.items()}
 
-    def forward(self, ids: np.ndarray, past: dict, past_len: int) -> tuple[np.ndarray, dict]:
+    def forward(
+        self, ids: np.ndarray, past: dict | _InPlaceDecode, past_len: int
+    ) -> tuple[np.ndarray, dict | _InPlaceDecode]:
         batch, n = ids.shape
         if batch != 1:
             raise InputError("a LiteRT decoder runs batch 1")
         if past_len + n > self.context:
             raise InputError(f"{past_len + n} tokens exceed the model's context of {self.context}")
+        if n == 1 and self._inplace is not None:
+            return self._inplace.step(ids, past, past_len), self._inplace
+        if isinstance(past, _InPlaceDecode):
+            past = past.arrays()
         if n == 1:
             out = self.decode(tokens=ids.astype(np.int32), input_pos=np.array([past_len], np.int32), **past)
             return out["logits"][:, :1], {k: out[k] for k in self.kv_specs}

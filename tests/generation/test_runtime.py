@@ -169,3 +169,42 @@ def test_top_candidates_equal_a_full_sort(keep):
             assert np.array_equal(t[got], t[want])  # the same scores, best first
             if np.isfinite(t[want]).all():
                 assert np.array_equal(got, want)  # and ties broken by index, as the stable sort does
+
+
+@pytest.mark.parametrize("artifact", ["tflite-fp32", "tflite-int8"])
+def test_litert_decode_in_place_equals_the_signature_runner(tiny_decoder_compressed, artifact):
+    """A LiteRT decoder's decode steps over its own input buffers (only the written cache row copied back) give
+    the public signature runner's logits bit for bit: greedy continuations, decode steps after a prefill, a
+    multi-token forward after decode steps (the cache read back out) and decode steps after it; a stale cache
+    handle is refused."""
+    from edgekit.generation.runtime import GenerationOptions, LiteRTDecoderSession, stream
+
+    out, _ = tiny_decoder_compressed
+    fast = LiteRTDecoderSession(out / artifact, threads=1)
+    slow = LiteRTDecoderSession(out / artifact, threads=1)
+    assert fast._inplace is not None  # the installed ai-edge-litert offers what the in-place path reads
+    slow._inplace = None
+    prompt = list(range(5, 25))
+    opts = GenerationOptions(max_new_tokens=24)
+    assert list(stream(fast, prompt, opts)) == list(stream(slow, prompt, opts))
+
+    def steps(s):
+        logits, past = s.forward(np.array([prompt]), s.empty_past(1), 0)
+        n, seen = len(prompt), []
+        for _ in range(12):
+            logits, past = s.forward(np.array([[int(logits[0, -1].argmax())]]), past, n)
+            n += 1
+            seen.append(logits[:, -1].copy())
+        logits, past = s.forward(np.array([[7, 8, 9]]), past, n)
+        n += 3
+        seen.append(logits[:, -1].copy())
+        for tok in (10, 11):
+            logits, past = s.forward(np.array([[tok]]), past, n)
+            n += 1
+            seen.append(logits[:, -1].copy())
+        return np.concatenate(seen), past, n
+
+    (a, past, n), (b, _, _) = steps(fast), steps(slow)
+    assert np.array_equal(a, b)
+    with pytest.raises(InputError, match="cache holds"):
+        fast.forward(np.array([[3]]), past, n - 1)  # a handle whose cache has moved on
