@@ -41,11 +41,13 @@ def is_decoder_bundle(path: Path) -> bool:
 
 
 def pick(report: dict, names: list[str] | None) -> list[dict]:
-    rows = {r["name"]: r for r in report["rows"] if r["format"] == "onnx"}
+    rows = {r["name"]: r for r in report["rows"] if r["format"] in ("onnx", "tflite")}
     if names:
         unknown = [n for n in names if n not in rows]
         if unknown:
-            raise InputError(f"no ONNX artifact named {', '.join(unknown)} in the run (have: {', '.join(rows)})")
+            raise InputError(
+                f"no ONNX or LiteRT artifact named {', '.join(unknown)} in the run (have: {', '.join(rows)})"
+            )
         chosen = [rows[n] for n in names]
     else:
         chosen = [r for r in rows.values() if r.get("promoted")]

@@ -65,13 +65,18 @@ def verified_artifact(path: Path) -> dict:
             raise ArtifactError(f"{path}: {rel} was modified after it was made (sha256 differs from manifest.json)")
     task = manifest.get("task")
     needed = NEEDED_BY_TASK.get(task, NEEDED)
-    if task not in NEEDED_BY_TASK or [n for n in needed if n not in files]:
+    if task not in NEEDED_BY_TASK or [n for n in needed if n not in files and _litert_form(n) not in files]:
         raise ArtifactError(
             f"{path}: not a generative artifact (a decoder needs {', '.join(NEEDED)} and task text-generation; "
-            f"an encoder-decoder {', '.join(NEEDED_BY_TASK['text2text-generation'])} and task text2text-generation; "
-            "a speech recogniser also audio.json and mel_filters.npy)"
+            f"an encoder-decoder {', '.join(NEEDED_BY_TASK['text2text-generation'])} and task text2text-generation "
+            "(LiteRT: .tflite for .onnx); a speech recogniser also audio.json and mel_filters.npy)"
         )
     return manifest
+
+
+def _litert_form(name: str) -> str:
+    """The LiteRT file that stands for an ONNX graph in an artifact (``model.onnx`` -> ``model.tflite``)."""
+    return name[: -len(".onnx")] + ".tflite" if name.endswith(".onnx") else name
 
 
 def open_generator(path: Path, threads: int = 2, engine: str = "auto"):

@@ -27,7 +27,10 @@ def test_report(tiny_decoder_compressed):
         assert r["peak_rss_mb"] > 10
     assert rows["onnx-int4-rtn"]["size_bytes"] < 0.6 * fp32["size_bytes"]
     promoted = [r for r in rows.values() if r["promoted"]]
-    assert len(promoted) <= 1 and all(r["format"] == "onnx" and r["within_budget"] for r in promoted)
+    assert len(promoted) <= 1 and all(r["format"] in ("onnx", "tflite") and r["within_budget"] for r in promoted)
+    for r in promoted:  # a quantized artifact is promoted only when faster than the fp32 export it comes from
+        base = {"onnx": "onnx-fp32", "tflite": "tflite-fp32"}[r["format"]]
+        assert r["name"] == base or r["decode_tokens_per_s"]["16"] > rows[base]["decode_tokens_per_s"]["16"]
     retimed = {n: r["retimed_decode_tokens_per_s"] for n, r in rows.items() if "retimed_decode_tokens_per_s" in r}
     if retimed:  # more than one candidate passed: the promoted one is the best re-timed median
         assert len(retimed) >= 2 and promoted and retimed[promoted[0]["name"]] == max(retimed.values()) > 0

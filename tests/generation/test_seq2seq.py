@@ -170,6 +170,8 @@ def test_run_generate_bundle_and_check(tiny_t5_compressed, tmp_path, run_cli):
     assert r.exit_code == 0, r.stderr
     beam = json.loads(r.output)
     assert beam["artifact"] == "onnx-fp32" and beam["completion_tokens"] >= 1
+    r = run_cli("run", str(out / "tflite-int8"), "--generate", "the state of the union", "--max-new-tokens", "4")
+    assert r.exit_code == 0 and json.loads(r.output)["artifact"] == "tflite-int8", r.stderr
     r = run_cli("bundle", str(out), "-a", "onnx-int8", "-o", str(tmp_path / "b"))
     assert r.exit_code == 0, r.stderr
     r = run_cli("run", str(tmp_path / "b"), "--check")

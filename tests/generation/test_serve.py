@@ -129,7 +129,7 @@ def test_decoder_bundle(tiny_decoder_compressed, tmp_path, run_cli):
     changed byte is refused."""
     out, report = tiny_decoder_compressed
     b = tmp_path / "bundle"
-    result = run_cli("bundle", str(out), "-o", str(b), "-a", "onnx-int8", "-a", "onnx-int4-rtn", "--json")
+    result = run_cli("bundle", str(out), "-o", str(b), "-a", "onnx-int8", "-a", "tflite-int8", "--json")
     assert result.exit_code == 0, result.stderr
     desc = json.loads((b / "bundle.json").read_text())
     assert [v["name"] for v in desc["variants"]] and desc["task"] == "text-generation"
@@ -138,6 +138,8 @@ def test_decoder_bundle(tiny_decoder_compressed, tmp_path, run_cli):
     assert check.exit_code == 0 and json.loads(check.output)["check"]["reproduced"] == 3, check.stderr
     gen = run_cli("run", str(b), "--generate", "We", "--variant", "onnx-int8", "--max-new-tokens", "3")
     assert gen.exit_code == 0 and json.loads(gen.output)["artifact"] == "onnx-int8"
+    lite = run_cli("run", str(b), "--generate", "We", "--variant", "tflite-int8", "--max-new-tokens", "3")
+    assert lite.exit_code == 0 and json.loads(lite.output)["artifact"] == "tflite-int8", lite.stderr
     desc["reference"]["greedy"][desc["variants"][0]["name"]][0] = "something else"
     (b / "bundle.json").write_text(json.dumps(desc))
     tampered = run_cli("run", str(b), "--check")
