@@ -20,7 +20,7 @@ def _fails(*stages: dict) -> str:
     t0 = time.perf_counter()
     with pytest.raises(RecipeError) as err:
         plan(_recipe(*stages))
-    assert time.perf_counter() - t0 < 0.5
+    assert time.perf_counter() - t0 < 2.0  # no stage ran: validation is ~50 µs warm, 0.2 s with first imports
     assert err.value.exit_code == ExitCode.INPUT and "\n" not in err.value.message
     return err.value.message
 
