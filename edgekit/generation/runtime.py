@@ -163,8 +163,7 @@ class _InPlaceDecode:
         ins = {k: int(v["index"]) for k, v in runner.get_input_details().items()}
         outs = {k: int(v["index"]) for k, v in runner.get_output_details().items()}
         self._tokens, self._pos, self._logits = ins["tokens"], ins["input_pos"], outs["logits"]
-        self._kv = [(ins[k], outs[k]) for k in sorted(kv_specs)]
-        self._names = sorted(kv_specs)
+        self._kv = [(name, ins[name], outs[name]) for name in sorted(kv_specs)]
         self._axis = axis
         self._len = -1  # cache rows filled in the input buffers (-1: nothing of ours there yet)
 
@@ -185,11 +184,11 @@ class _InPlaceDecode:
 
     def arrays(self) -> dict:
         """The cache as a dict of arrays (copies), as the runner's outputs would be."""
-        return {name: np.array(self._view(i)) for name, (i, _) in zip(self._names, self._kv)}
+        return {name: np.array(self._view(i)) for name, i, _ in self._kv}
 
     def step(self, ids: np.ndarray, past, pos: int) -> np.ndarray:
         if past is not self:
-            for name, (i, _) in zip(self._names, self._kv):
+            for name, i, _ in self._kv:
                 self._view(i)[...] = past[name]
         elif self._len != pos:
             raise InputError(f"a LiteRT decoder's cache holds {self._len} tokens, not {pos}")
@@ -197,7 +196,7 @@ class _InPlaceDecode:
         self._wrapper.SetTensor(self._pos, np.array([pos], np.int32), self._sub)
         self._wrapper.Invoke(self._sub)
         row = (slice(None),) * self._axis + (pos,)
-        for i, o in self._kv:
+        for _, i, o in self._kv:
             self._view(i)[row] = self._view(o)[row]
         self._len = pos + 1
         return self._wrapper.GetTensor(self._logits, self._sub)[:, :1]
