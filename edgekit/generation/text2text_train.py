@@ -304,6 +304,7 @@ def distill_seq2seq(
         "teacher_heldout_loss": heldout_loss(teacher, test_src, test_tgt),
         "parameters": int(sum(p.numel() for p in student.parameters())),
         "teacher_parameters": int(sum(p.numel() for p in teacher.parameters())),
+        "device": str(trainer.device),
     }
 
 

@@ -275,4 +275,5 @@ def distill_decoder(
         "heldout_perplexity": history[-1]["heldout_perplexity"] if history else perplexity(student, held),
         "parameters": int(sum(p.numel() for p in student.parameters())),
         "teacher_parameters": int(sum(p.numel() for p in teacher.parameters())),
+        "device": str(trainer.device),
     }
