@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from edgekit.errors import ArtifactError, InputError
+from edgekit.generation.runtime import RUNNABLE_FORMATS
 
 KIND = "edgekit-decoder-bundle"
 FILE = "bundle.json"
@@ -41,7 +42,7 @@ def is_decoder_bundle(path: Path) -> bool:
 
 
 def pick(report: dict, names: list[str] | None) -> list[dict]:
-    rows = {r["name"]: r for r in report["rows"] if r["format"] in ("onnx", "tflite")}
+    rows = {r["name"]: r for r in report["rows"] if r["format"] in RUNNABLE_FORMATS}
     if names:
         unknown = [n for n in names if n not in rows]
         if unknown:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from edgekit.artifact import Artifact, write_manifest
 from edgekit.checkpoint import Checkpoint
 from edgekit.errors import CheckpointError, ParityError, RecipeError
+from edgekit.generation.runtime import RUNNABLE_FORMATS
 from edgekit.recipe.config import (
     BenchConfig,
     DistillDecoderConfig,
@@ -83,7 +84,7 @@ class DecoderPlan:
 
 def _kind(cfg, parent_kind: str, where: str) -> str:
     tflite = parent_kind.startswith("tflite")
-    if isinstance(cfg, ExportConfig) and cfg.format in ("onnx", "tflite"):
+    if isinstance(cfg, ExportConfig) and cfg.format in RUNNABLE_FORMATS:
         return "export" if cfg.format == "onnx" else "export-tflite"
     if isinstance(cfg, QuantizeConfig) and cfg.method == "dynamic":
         return "tflite-int8" if tflite else "int8"
@@ -494,7 +495,7 @@ def _measure_all(ckpt, artifacts, checkpoints, fp32_of, bench, windows, prompts,
         if name != REFERENCE:
             targets.append((name, "torch", str(out.tree / name), "pytorch", "fp32"))
     for name, a in artifacts.items():
-        if a.format in ("onnx", "tflite"):
+        if a.format in RUNNABLE_FORMATS:
             runtime = "litert" if a.format == "tflite" else "onnxruntime"
             targets.append((name, "onnx", str(a.path), runtime, a.precision))
     if not bench.reference:  # perplexity is still measured against PyTorch fp32: the budget needs it
@@ -628,7 +629,7 @@ def _promote(rows: list[dict], fp32_of: dict, bench: GenerateBenchConfig, first:
         r["promoted"] = False
     candidates = []
     for r in rows:
-        if r["format"] not in ("onnx", "tflite") or not r["within_budget"]:
+        if r["format"] not in RUNNABLE_FORMATS or not r["within_budget"]:
             continue
         base = fp32_of.get(r["name"])
         speed = r["decode_tokens_per_s"].get(first, 0)

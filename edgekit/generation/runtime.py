@@ -19,6 +19,9 @@ import numpy as np
 from edgekit.errors import InputError
 
 DECODER_JSON = "decoder.json"
+# the formats a generative artifact runs in on a device (ONNX Runtime, LiteRT): the ones exported, measured,
+# promoted, bundled and served
+RUNNABLE_FORMATS = ("onnx", "tflite")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from edgekit.errors import CheckpointError, ParityError, RecipeError
 
 # the same tokenizer and generation-config files, distillation stage and report framing as decoders
 from edgekit.generation.pipeline import _copy_tokenizer, distill_stage, report_head, write_report
+from edgekit.generation.runtime import RUNNABLE_FORMATS
 from edgekit.recipe.config import (
     DistillSeq2SeqConfig,
     ExportConfig,
@@ -98,7 +99,7 @@ def plan_seq2seq(recipe: Recipe) -> Seq2SeqPlan:
     """Every stage of ``recipe`` checked against what encoder-decoders support, before any work starts."""
     for i, cfg in enumerate(recipe.stages):  # kinds first: a decoder's or an encoder's recipe is named as such
         ok = (
-            (isinstance(cfg, ExportConfig) and cfg.format in ("onnx", "tflite"))
+            (isinstance(cfg, ExportConfig) and cfg.format in RUNNABLE_FORMATS)
             or (isinstance(cfg, QuantizeConfig) and cfg.method == "dynamic")
             or isinstance(cfg, (Int4Config, SearchConfig, DistillSeq2SeqConfig, Seq2SeqBenchConfig))
         )
@@ -452,7 +453,7 @@ def _measure_all(ckpt, artifacts, checkpoints, fp32_of, bench, sources, test, ou
         if name != REFERENCE:
             targets.append((name, "torch", str(out.tree / name)))
     for name, a in artifacts.items():
-        if a.format in ("onnx", "tflite"):
+        if a.format in RUNNABLE_FORMATS:
             targets.append((name, a.format, str(a.path)))
     results = {}
     for name, kind, path in tqdm(targets, desc="measure", unit="model", disable=not progress):
