@@ -12,17 +12,18 @@ Four training jobs, each through edgekit's own functions (the ones ``edgekit fin
 3. the demo encoder-decoder (``sotu-bart`` on ``sotu-punct``, SEQ2SEQ_SETTINGS), trained from scratch;
 4. its student (the ``seq2seq-distill-int8`` recipe's distill stage: 2 of 4 decoder layers).
 
-Each row has the job's wall time (its evaluations included), steps, and the quality it reaches (held-out
-perplexity, held-out loss, test BLEU). Beside them, from the committed CPU benchmark runs (2 cores, the same
-settings and seed): the decoder teacher's held-out perplexity and training time (``decoder_run4.json``) and the
-encoder-decoder teacher's held-out loss and BLEU (``seq2seq_rerun.json``). Nothing is cached here: every job
-trains in a fresh temporary directory.
+Each row has the job's wall time (its evaluations and its tokenizer's training included), steps, and the
+quality it reaches (held-out perplexity, held-out loss, test BLEU). Beside them, from the committed CPU
+benchmark runs (2 cores, the same settings and seed): the decoder teacher's held-out perplexity and training
+time (``decoder_run4.json``) and the encoder-decoder teacher's held-out loss and BLEU (``seq2seq_rerun.json``).
+Nothing is cached here: every job trains in a fresh temporary directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import tempfile
 import time
@@ -32,7 +33,8 @@ HERE = Path(__file__).parent
 
 
 def _steps(n_examples: int, batch: int, epochs: float) -> int:
-    return max(1, int(round(n_examples * epochs / batch)))
+    """The trainer's step count (edgekit.training.loop.Trainer), where a record has no history."""
+    return max(1, int(round(math.ceil(n_examples / batch) * epochs)))
 
 
 def jobs():
@@ -111,8 +113,11 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--output", type=Path, default=HERE / "results" / "train_generative_device.json")
+    ap.add_argument("--output", type=Path, help="default: results/train_generative_device.json (cuda), _cpu.json (cpu)")
     args = ap.parse_args()
+    if args.output is None:
+        suffix = "" if args.device == "cuda" else "_cpu"
+        args.output = HERE / "results" / f"train_generative_device{suffix}.json"
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgekit-train-device-") as tmp:
         teacher: dict[str, Path] = {}  # the teacher each family's student distils from: the one trained here
@@ -121,7 +126,8 @@ def main() -> int:
             secs, rec = timed(run, out, settings, teacher.get(family), args.device)
             if family not in teacher:
                 teacher[family] = out
-            steps = _steps(examples, settings.batch_size, settings.epochs)
+            history = rec.get("history") or []
+            steps = history[-1]["step"] if history else _steps(examples, settings.batch_size, settings.epochs)
             row = {
                 "job": name,
                 "epochs": settings.epochs,

@@ -19,8 +19,8 @@ import numpy as np
 from edgekit.errors import InputError
 
 DECODER_JSON = "decoder.json"
-# the formats a generative artifact runs in on a device (ONNX Runtime, LiteRT): the ones exported, measured,
-# promoted, bundled and served
+# the formats a generative artifact runs in on a device (ONNX Runtime, LiteRT): the ones exported and measured,
+# and for decoders promoted, bundled and served (an encoder-decoder promotes ONNX: LiteRT caps its length)
 RUNNABLE_FORMATS = ("onnx", "tflite")
 
 
