@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import tempfile
 import time
@@ -32,62 +31,43 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
-def _steps(n_examples: int, batch: int, epochs: float) -> int:
-    """The trainer's step count (edgekit.training.loop.Trainer), where a record has no history."""
-    return max(1, int(round(math.ceil(n_examples / batch) * epochs)))
-
-
 def jobs():
-    """(family, name, examples per epoch, settings, run(out, settings, teacher) -> record) for the four jobs."""
-    from edgekit.generation.corpus import blocks, corpus_files, documents, token_stream, train_tokenizer
-    from edgekit.generation.text2text_data import pairs
+    """(family, name, epochs, batch size, run(out, teacher) -> record) for the four jobs, at the shipped settings."""
     from edgekit.generation.text2text_train import SEQ2SEQ_SETTINGS, distill_seq2seq, train_seq2seq
-    from edgekit.generation.train import DECODER_SETTINGS, VOCAB_SIZE, distill_decoder, train_decoder
+    from edgekit.generation.train import DECODER_SETTINGS, distill_decoder, train_decoder
     from edgekit.recipe import load_recipe
-    from edgekit.training.loop import TrainSettings
 
-    train_file, _ = corpus_files("sotu")
-    docs = documents(train_file)
-    dec_examples = len(blocks(token_stream(train_tokenizer(docs, VOCAB_SIZE), docs), DECODER_SETTINGS.max_len))
-    s2s_examples = len(pairs("sotu-punct")[0])
     dd = next(s for s in load_recipe("decoder-distill-int4").stages if s.kind == "distill-decoder")
     ds = next(s for s in load_recipe("seq2seq-distill-int8").stages if s.kind == "distill-seq2seq")
-
-    def as_settings(cfg) -> TrainSettings:
-        t = cfg.train
-        return TrainSettings(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, max_len=t.max_len)
-
-    def with_epochs(cfg, settings: TrainSettings):
-        return cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": settings.epochs})})
-
+    dec, s2s = DECODER_SETTINGS, SEQ2SEQ_SETTINGS
     return [
         (
             "decoder",
             "decoder teacher (sotu-llama on sotu)",
-            dec_examples,
-            DECODER_SETTINGS,
-            lambda out, st, _t: train_decoder("sotu-llama", "sotu", out, settings=st, progress=False),
+            dec.epochs,
+            dec.batch_size,
+            lambda out, _t: train_decoder("sotu-llama", "sotu", out, settings=dec, progress=False),
         ),
         (
             "decoder",
             "decoder student (decoder-distill-int4: 2 of 4 layers)",
-            dec_examples,
-            as_settings(dd),
-            lambda out, st, t: distill_decoder(t, with_epochs(dd, st), out, progress=False),
+            dd.train.epochs,
+            dd.train.batch_size,
+            lambda out, t: distill_decoder(t, dd, out, progress=False),
         ),
         (
             "seq2seq",
             "encoder-decoder teacher (sotu-bart on sotu-punct)",
-            s2s_examples,
-            SEQ2SEQ_SETTINGS,
-            lambda out, st, _t: train_seq2seq("sotu-bart", "sotu-punct", out, settings=st, progress=False),
+            s2s.epochs,
+            s2s.batch_size,
+            lambda out, _t: train_seq2seq("sotu-bart", "sotu-punct", out, settings=s2s, progress=False),
         ),
         (
             "seq2seq",
             "encoder-decoder student (seq2seq-distill-int8: 2 of 4 decoder layers)",
-            s2s_examples,
-            as_settings(ds),
-            lambda out, st, t: distill_seq2seq(t, with_epochs(ds, st), out, progress=False),
+            ds.train.epochs,
+            ds.train.batch_size,
+            lambda out, t: distill_seq2seq(t, ds, out, progress=False),
         ),
     ]
 
@@ -95,14 +75,14 @@ def jobs():
 QUALITY = ("heldout_perplexity", "teacher_heldout_perplexity", "heldout_loss", "teacher_heldout_loss", "test_bleu")
 
 
-def timed(run, out: Path, settings, teacher: Path | None, device: str) -> tuple[float, dict]:
+def timed(run, out: Path, teacher: Path | None, device: str) -> tuple[float, dict]:
     import torch
 
     os.environ["EDGEKIT_TRAIN_DEVICE"] = device
     if device != "cpu":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    record = run(out, settings, teacher)
+    record = run(out, teacher)
     if device != "cpu":
         torch.cuda.synchronize()
     return time.perf_counter() - t0, record
@@ -121,17 +101,16 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgekit-train-device-") as tmp:
         teacher: dict[str, Path] = {}  # the teacher each family's student distils from: the one trained here
-        for i, (family, name, examples, settings, run) in enumerate(jobs()):
+        for i, (family, name, epochs, batch_size, run) in enumerate(jobs()):
             out = Path(tmp) / f"{i}-{family}"
-            secs, rec = timed(run, out, settings, teacher.get(family), args.device)
+            secs, rec = timed(run, out, teacher.get(family), args.device)
             if family not in teacher:
                 teacher[family] = out
-            history = rec.get("history") or []
-            steps = history[-1]["step"] if history else _steps(examples, settings.batch_size, settings.epochs)
+            steps = rec["history"][-1]["step"]  # the trainer's own count (it evaluates at the end of training)
             row = {
                 "job": name,
-                "epochs": settings.epochs,
-                "batch_size": settings.batch_size,
+                "epochs": epochs,
+                "batch_size": batch_size,
                 "steps": steps,
                 "seconds": round(secs, 1),
                 "seconds_per_step": round(secs / steps, 4),
