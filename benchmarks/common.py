@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: picking the best artifact, writing and printing results."""
+"""What the benchmark scripts share: picking the best artifact, writing and printing results, the matmul
+models of the peak micro-benchmarks."""
 
 from __future__ import annotations
 
@@ -24,3 +25,24 @@ def finish(output: Path, result: dict, rows: list[dict], summary: dict) -> None:
             f"size {r['size_bytes'] / 1e6:6.1f} MB  cos {r['fidelity'].get('cosine_mean', 1.0):.4f}"
         )
     print(json.dumps(summary, indent=2))
+
+
+def matmul_onnx(w, m: int, out: Path) -> tuple[Path, Path]:
+    """An ONNX model of ``x [m x k] @ w [k x n]`` at ``out`` and its dynamically quantized int8 twin (ONNX
+    Runtime's MatMulInteger, per-tensor int8 weights) beside it; returns both paths."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    k, n = w.shape
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), out)
+    int8 = out.with_name(out.stem + "-int8.onnx")
+    quantize_dynamic(str(out), str(int8), weight_type=QuantType.QInt8)
+    return out, int8

@@ -115,9 +115,7 @@ def _times(fn, n: int) -> list[float]:
 
 def peak_gmacs() -> dict:
     """Practical int8 and fp32 matmul peak at THREADS threads on this CPU (see the module text)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from common import matmul_onnx
 
     from edgekit.plugins import runtime_for_format
 
@@ -128,17 +126,7 @@ def peak_gmacs() -> dict:
     x = rng.standard_normal((m, k)).astype(np.float32)
     out: dict = {"shape": f"[{m} x {k}] x [{k} x {n}]", "threads": THREADS}
     with tempfile.TemporaryDirectory() as tmp:
-        graph = helper.make_graph(
-            [helper.make_node("MatMul", ["x", "w"], ["y"])],
-            "g",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
-            initializer=[numpy_helper.from_array(w, "w")],
-        )
-        fp32 = Path(tmp) / "mm.onnx"
-        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), fp32)
-        int8 = Path(tmp) / "mm-int8.onnx"
-        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+        fp32, int8 = matmul_onnx(w, m, Path(tmp) / "mm.onnx")
         ort = runtime_for_format("onnx")
         for name, path in (("onnxruntime fp32", fp32), ("onnxruntime int8", int8)):
             s = ort.load(path, threads=THREADS)
