@@ -79,6 +79,12 @@ class OptimizeConfig(StageConfig):
     kind: Literal["optimize"]
     fusions: Literal["transformer", "basic"] = "transformer"
     gelu_approximation: bool = Field(False, description="replace erf Gelu by the faster tanh approximation")
+    skip_layer_norm: bool = Field(
+        True,
+        description="fuse each residual add and LayerNorm into ONNX Runtime's SkipLayerNormalization, as Optimum "
+        "does; false writes Add, Add, LayerNormalization in an order ONNX Runtime does not re-fuse when it loads "
+        "the model (its CPU SkipLayerNormalization kernel is several times slower than the three ops)",
+    )
     atol: float = Field(1e-3, gt=0)
     min_cosine: float = Field(0.9999, gt=0, le=1)
 

@@ -65,6 +65,8 @@ def run_optimize(config: OptimizeConfig, parent, ctx, out_dir) -> StageResult:
         )
         if not out.exists():
             shutil.copy2(parent.model_path, out)
+    if not config.skip_layer_norm:
+        fused["SkipLayerNormalization unfused"] = unfuse_skip_layer_norm(out)
     session = get_runtime("onnxruntime").load(out, threads=ctx.threads)
     validation = ctx.check_parity(session, "optimize", config.atol, config.min_cosine)
     return StageResult(
@@ -75,3 +77,50 @@ def run_optimize(config: OptimizeConfig, parent, ctx, out_dir) -> StageResult:
         extra={"fused_operators": fused},
         session=session,
     )
+
+
+def unfuse_skip_layer_norm(path) -> int:
+    """Rewrite each ``SkipLayerNormalization`` of the ONNX model at ``path`` as ``Add(input, skip)``, then
+    ``Add(sum, bias)`` when it has a bias, then ``LayerNormalization``; returns how many it rewrote.
+
+    The same function, and faster on a CPU: ONNX Runtime's SkipLayerNormalization kernel took 253 µs for
+    128 x 384 at one thread where the three ops took 51 (148 vs 84 µs at two; benchmarks/skip_layer_norm.py),
+    and MiniLM's dynamic int8 ran 1.18x faster without it. The order matters: ONNX
+    Runtime's load-time SkipLayerNormFusion matches a bias added first (MatMul output + bias, then the
+    residual) and would fuse the graph back; with the 1-D bias added last it leaves the three ops alone."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 17:  # LayerNormalization is an ONNX op from opset 17: an older graph keeps the fused node
+        return 0
+    nodes, count = [], 0
+    for node in model.graph.node:
+        if node.op_type != "SkipLayerNormalization":
+            nodes.append(node)
+            continue
+        ins = list(node.input) + [""] * (5 - len(node.input))
+        outs = list(node.output) + [""] * (4 - len(node.output))
+        if outs[1] or outs[2]:  # the mean / inverse std outputs: no plain op writes them, leave the node
+            nodes.append(node)
+            continue
+        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-12)
+        base = node.name or outs[0]
+        total = f"{base}/skip_sum"
+        nodes.append(helper.make_node("Add", ins[:2], [total], name=f"{base}/skip_add"))
+        if ins[4]:
+            nodes.append(helper.make_node("Add", [total, ins[4]], [f"{total}_bias"], name=f"{base}/bias_add"))
+            total = f"{total}_bias"
+        if outs[3]:  # input + skip + bias, read by later nodes
+            nodes.append(helper.make_node("Identity", [total], [outs[3]], name=f"{base}/sum"))
+        norm_in = [total, ins[2]] + ([ins[3]] if ins[3] else [])
+        nodes.append(
+            helper.make_node("LayerNormalization", norm_in, [outs[0]], name=f"{base}/ln", axis=-1, epsilon=eps)
+        )
+        count += 1
+    if count:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+        onnx.save(model, str(path))
+    return count

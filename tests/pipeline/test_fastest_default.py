@@ -58,9 +58,10 @@ def test_a_missing_exporter_leaves_out_its_stages_and_the_search_keeps_the_rest(
         "openvino-int8-static (quantize): built on openvino-fp32, left out",
     ]
     assert _names(recipe) == [
-        "onnx-fp32", "onnx-fp32-opt", "onnx-int8-dynamic", "tflite-fp32", "executorch-fp32", "search-best"
+        "onnx-fp32", "onnx-fp32-opt", "onnx-int8-dynamic", "onnx-fp32-fast", "tflite-fp32", "executorch-fp32",
+        "search-best",
     ]  # fmt: skip
-    assert recipe.stages[-2].targets == ["tflite-fp32", "onnx-fp32-opt", "executorch-fp32"]
+    assert recipe.stages[-2].targets == ["tflite-fp32", "onnx-fp32-fast", "executorch-fp32"]
     plan(recipe)
 
 
@@ -69,7 +70,7 @@ def test_a_missing_quantizer_drops_its_stage_and_its_search_target():
         recipe, skipped = without_unavailable(load_recipe("fastest"))
     assert skipped == ["openvino-int8-static (quantize): needs edgekit_no_such_module"]
     assert "openvino-fp32" in _names(recipe)
-    assert recipe.stages[-2].targets == ["tflite-fp32", "onnx-fp32-opt", "executorch-fp32"]
+    assert recipe.stages[-2].targets == ["tflite-fp32", "onnx-fp32-fast", "executorch-fp32"]
 
 
 def test_a_model_type_the_exporter_gets_wrong_is_left_out_not_refused():
@@ -77,7 +78,7 @@ def test_a_model_type_the_exporter_gets_wrong_is_left_out_not_refused():
     with mock.patch.object(TFLiteConverter, "unsupported", {"deberta-v2": "it gets it wrong"}):
         recipe, skipped = without_unavailable(load_recipe("fastest"), checkpoint=ckpt)
     assert skipped == ["tflite-fp32 (export): needs an exporter for this model (it gets it wrong)"]
-    assert recipe.stages[-2].targets == ["onnx-fp32-opt", "openvino-fp32", "executorch-fp32"]
+    assert recipe.stages[-2].targets == ["onnx-fp32-fast", "openvino-fp32", "executorch-fp32"]
 
 
 def test_a_search_with_every_target_gone_is_left_out_and_other_recipes_are_untouched():
@@ -104,4 +105,4 @@ def test_compress_without_a_recipe_promotes_the_fastest_faithful_artifact(tmp_pa
     assert res.exit_code in (0, 3), res.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["recipe"]["name"] == "fastest"
-    assert {t["target"] for t in report["search"]["trials"]} >= {"tflite-fp32", "onnx-fp32-opt"}
+    assert {t["target"] for t in report["search"]["trials"]} >= {"tflite-fp32", "onnx-fp32-fast"}
