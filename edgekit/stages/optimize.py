@@ -66,7 +66,10 @@ def run_optimize(config: OptimizeConfig, parent, ctx, out_dir) -> StageResult:
         if not out.exists():
             shutil.copy2(parent.model_path, out)
     if not config.skip_layer_norm:
-        fused["SkipLayerNormalization unfused"] = unfuse_skip_layer_norm(out)
+        n = unfuse_skip_layer_norm(out)
+        left = fused.pop("SkipLayerNormalization", 0) - n
+        fused.update({"SkipLayerNormalization": left} if left > 0 else {})
+        fused["SkipLayerNormalization unfused"] = n
     session = get_runtime("onnxruntime").load(out, threads=ctx.threads)
     validation = ctx.check_parity(session, "optimize", config.atol, config.min_cosine)
     return StageResult(
