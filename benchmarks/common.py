@@ -1,9 +1,10 @@
-"""What the benchmark scripts share: picking the best artifact, writing and printing results, the matmul
-models of the peak micro-benchmarks."""
+"""What the benchmark scripts share: picking the best artifact, writing and printing results, timing loops, the
+matmul models of the peak micro-benchmarks and MiniLM's multiply-accumulates."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 MIN_COSINE = 0.99
@@ -46,3 +47,62 @@ def matmul_onnx(w, m: int, out: Path) -> tuple[Path, Path]:
     int8 = out.with_name(out.stem + "-int8.onnx")
     quantize_dynamic(str(out), str(int8), weight_type=QuantType.QInt8)
     return out, int8
+
+
+def matmul_tflite(w, x, out: Path) -> tuple[Path, Path]:
+    """A LiteRT model of ``x @ w`` (``w`` is [k x n], converted by litert-torch at ``x``'s shape) at ``out`` and
+    its dynamic-range int8 twin by ai-edge-quantizer (int8 weights, int8 activations at run time) beside it."""
+    import litert_torch
+    import torch
+    from ai_edge_quantizer import quantizer, recipe
+
+    lin = torch.nn.Linear(*w.shape, bias=False)
+    lin.weight.data = torch.from_numpy(w.T.copy())
+    litert_torch.convert(lin.eval(), (torch.from_numpy(x),)).export(str(out))
+    q = quantizer.Quantizer(str(out))
+    q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+    int8 = out.with_name(out.stem + "-int8.tflite")
+    q.quantize().export_model(str(int8))
+    return out, int8
+
+
+def times_ms(fn, n: int) -> list[float]:
+    """Milliseconds of each of ``n`` calls of ``fn``."""
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def alternate_us(sessions: dict, feed: dict, rounds: int, runs: int, warmup: int) -> dict:
+    """Microseconds per run of each ONNX Runtime session in ``sessions`` on ``feed``, timed in turn each round
+    (``warmup`` untimed runs, then ``runs`` timed), all in this process; per round and the median."""
+    import numpy as np
+
+    times: dict[str, list[float]] = {n: [] for n in sessions}
+    for _ in range(rounds):
+        for name, sess in sessions.items():
+            for _ in range(warmup):
+                sess.run(None, feed)
+            t0 = time.perf_counter()
+            for _ in range(runs):
+                sess.run(None, feed)
+            times[name].append(round((time.perf_counter() - t0) / runs * 1e6, 2))
+    return {"us_per_run": times, "median_us": {n: float(np.median(v)) for n, v in times.items()}}
+
+
+def minilm_macs(seq: int) -> dict[str, int]:
+    """Multiply-accumulates of one MiniLM forward pass at batch 1 and ``seq`` tokens, by matmul (from its
+    config): Q/K/V/output projections, FFN up and down, attention scores and context."""
+    from edgekit.checkpoint import load_checkpoint
+
+    c = load_checkpoint("minilm").config
+    h, i, layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    return {
+        "qkvo": layers * 4 * seq * h * h,
+        "ffn_up": layers * seq * h * i,
+        "ffn_down": layers * seq * i * h,
+        "attention": layers * 2 * seq * seq * h,
+    }

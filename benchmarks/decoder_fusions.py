@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import alternate_us
 
 HERE = Path(__file__).resolve().parent
 THREADS = 2
@@ -46,20 +47,6 @@ def _session(nodes, inits, inputs, outputs):
     so.intra_op_num_threads = THREADS
     so.log_severity_level = 4
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-
-
-def _alternate(sessions: dict, feed: dict, rounds: int, runs: int) -> dict:
-    """Microseconds per run of each session, timed in turn each round after a warm-up (one process)."""
-    times: dict[str, list[float]] = {n: [] for n in sessions}
-    for _ in range(rounds):
-        for name, sess in sessions.items():
-            for _ in range(runs // 10):
-                sess.run(None, feed)
-            t0 = time.perf_counter()
-            for _ in range(runs):
-                sess.run(None, feed)
-            times[name].append(round((time.perf_counter() - t0) / runs * 1e6, 2))
-    return {"us_per_run": times, "median_us": {n: float(np.median(v)) for n, v in times.items()}}
 
 
 def cpu_kernels() -> dict[str, str]:
@@ -163,7 +150,7 @@ def qmoe_vs_chain(bits: int, rounds: int = 3, runs: int = 3000) -> dict:
         )
     feed = {"x": rng.standard_normal((1, HIDDEN)).astype(np.float32)}
     a, b = (sessions[n].run(None, feed)[0] for n in ("five_nodes", "qmoe"))
-    return _alternate(sessions, feed, rounds, runs) | {
+    return alternate_us(sessions, feed, rounds, runs, warmup=runs // 10) | {
         "relative_difference": float(np.abs(a - b).max() / np.abs(a - feed["x"]).max())
     }
 
@@ -196,7 +183,7 @@ def norms_alone(rounds: int = 4, runs: int = 5000) -> dict:
     out = [helper.make_tensor_value_info(x, TensorProto.FLOAT, None)]
     sessions = {n: _session(nodes, [gamma], ins, out) for n, nodes in graphs.items()}
     feed = {n: rng.standard_normal((1, 1, HIDDEN)).astype(np.float32) for n in ("x", "s")}
-    return _alternate(sessions, feed, rounds, runs)
+    return alternate_us(sessions, feed, rounds, runs, warmup=runs // 10)
 
 
 def unfuse_norms(src: Path, dst: Path) -> int:

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import matmul_onnx, matmul_tflite, minilm_macs, times_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 THREADS = 2
@@ -83,7 +84,7 @@ def worker(conn, kind: str, path: str, fmt: str) -> None:
                 conn.send(None)
                 continue
             session.run(f)
-            conn.send(_times(lambda f=f: session.run(f), 20))
+            conn.send(times_ms(lambda f=f: session.run(f), 20))
         elif cmd == "real":
             out = []
             for f in own[arg::ROUNDS]:
@@ -101,22 +102,11 @@ def worker(conn, kind: str, path: str, fmt: str) -> None:
             conn.send((n, time.perf_counter() - t0))
 
 
-def _times(fn, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1e3)
-    return out
-
-
 # --- the peak micro-benchmark ----------------------------------------------------------------------------------
 
 
 def peak_gmacs() -> dict:
     """Practical int8 and fp32 matmul peak at THREADS threads on this CPU (see the module text)."""
-    from common import matmul_onnx
-
     from edgekit.plugins import runtime_for_format
 
     m, k, n = 512, 2048, 2048
@@ -131,7 +121,7 @@ def peak_gmacs() -> dict:
         for name, path in (("onnxruntime fp32", fp32), ("onnxruntime int8", int8)):
             s = ort.load(path, threads=THREADS)
             s.run({"x": x})
-            p50 = float(np.median(_times(lambda s=s: s.run({"x": x}), 20)))
+            p50 = float(np.median(times_ms(lambda s=s: s.run({"x": x}), 20)))
             out[name] = round(macs / (p50 / 1e3) / 1e9, 1)
         out["litert fp32"], out["litert int8"] = _litert_peak(w, x, tmp)
     out["fp32_gmac_s"] = max(v for k2, v in out.items() if k2.endswith("fp32") and v)
@@ -142,49 +132,21 @@ def peak_gmacs() -> dict:
 def _litert_peak(w: np.ndarray, x: np.ndarray, tmp: str) -> tuple[float | None, float | None]:
     """The same matmul as a LiteRT model (fp32, and dynamic-range int8 by ai-edge-quantizer)."""
     try:
-        import litert_torch
-        import torch
-
         from edgekit.plugins import runtime_for_format
 
-        class MM(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.w = torch.nn.Parameter(torch.from_numpy(w.T.copy()))
-
-            def forward(self, x):
-                return torch.nn.functional.linear(x, self.w)
-
-        fp32 = Path(tmp) / "mm.tflite"
-        litert_torch.convert(MM().eval(), (torch.from_numpy(x),)).export(str(fp32))
-        from ai_edge_quantizer import quantizer, recipe
-
-        q = quantizer.Quantizer(str(fp32))
-        q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
-        int8 = Path(tmp) / "mm-int8.tflite"
-        q.quantize().export_model(str(int8))
+        fp32, int8 = matmul_tflite(w, x, Path(tmp) / "mm.tflite")
         res = []
         adapter = runtime_for_format("tflite")
         for path in (fp32, int8):
             s = adapter.load(path, threads=THREADS)
             feeds = {s.inputs[0].name: x}
             s.run(feeds)
-            p50 = float(np.median(_times(lambda s=s, f=feeds: s.run(f), 20)))
+            p50 = float(np.median(times_ms(lambda s=s, f=feeds: s.run(f), 20)))
             res.append(round(x.shape[0] * w.shape[0] * w.shape[1] / (p50 / 1e3) / 1e9, 1))
         return res[0], res[1]
     except Exception as err:  # noqa: BLE001 - the LiteRT peak is optional; say why it is missing
         print(f"LiteRT peak not measured: {err}", file=sys.stderr)
         return None, None
-
-
-def minilm_macs(seq: int) -> int:
-    """Multiply-accumulates of one MiniLM forward pass at ``seq`` tokens (batch 1), from its config."""
-    from edgekit.checkpoint import load_checkpoint
-
-    c = load_checkpoint("minilm").config
-    h, i, layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
-    per_layer = 4 * seq * h * h + 2 * seq * seq * h + 2 * seq * h * i  # QKV+O, scores+context, FFN
-    return layers * per_layer
 
 
 # --- the coordinator -----------------------------------------------------------------------------------------
@@ -243,7 +205,7 @@ def main() -> int:
         conn.send(("stop", None))
 
     peak = peak_gmacs()
-    macs128 = minilm_macs(128)
+    macs128 = sum(minilm_macs(128).values())
     p50 = {n: float(np.median(padded[n][128])) for n in workers}
     ref = next(n for n, r in rows.items() if r.get("is_reference"))
     promoted = (report.get("search") or {}).get("winner") and "search-best"

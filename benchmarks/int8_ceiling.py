@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import matmul_onnx, matmul_tflite, minilm_macs, times_ms
 
 HERE = Path(__file__).resolve().parent
 THREADS = 2
@@ -49,12 +50,7 @@ ENGINES = ("litert-int8", "ort-int8", "openvino-int8", "torch-int8", "torch-fp32
 def _p50_ms(fn, n: int) -> float:
     fn()
     fn()
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(out))
+    return float(np.median(times_ms(fn, n)))
 
 
 def _data(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -67,28 +63,13 @@ def _data(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build(work: Path) -> None:
-    import torch
-    from common import matmul_onnx
+    import nncf
+    import openvino as ov
 
     for name, shape in SHAPES.items():
         w, x = _data(shape)
-        m, k, n = shape
-        fp32, _ = matmul_onnx(w, m, work / f"{name}.onnx")
-
-        import litert_torch
-        from ai_edge_quantizer import quantizer, recipe
-
-        lin = torch.nn.Linear(k, n, bias=False)
-        lin.weight.data = torch.from_numpy(w.T.copy())
-        tfl = work / f"{name}.tflite"
-        litert_torch.convert(lin.eval(), (torch.from_numpy(x),)).export(str(tfl))
-        q = quantizer.Quantizer(str(tfl))
-        q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
-        q.quantize().export_model(str(work / f"{name}-int8.tflite"))
-
-        import nncf
-        import openvino as ov
-
+        fp32, _ = matmul_onnx(w, shape[0], work / f"{name}.onnx")
+        matmul_tflite(w, x, work / f"{name}.tflite")
         ovm = ov.convert_model(str(fp32))
         qm = nncf.quantize(ovm, nncf.Dataset([x]), preset=nncf.QuantizationPreset.PERFORMANCE)
         ov.save_model(qm, str(work / f"{name}-int8.xml"))
@@ -150,21 +131,6 @@ def minilm_ms(artifact: str | None) -> float:
     return round(_p50_ms(lambda: session.run(feeds), 30), 3)
 
 
-def minilm_macs(seq: int = 128) -> dict[str, int]:
-    """MiniLM's multiply-accumulates at batch 1 and ``seq`` tokens, by matmul shape (from its config)."""
-    from edgekit.checkpoint import load_checkpoint
-
-    c = load_checkpoint("minilm").config
-    h, i, layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
-    assert (h, i, seq) == (384, 1536, 128), "SHAPES hold MiniLM-L6's own matmuls"
-    return {
-        "qkvo": layers * 4 * seq * h * h,
-        "ffn_up": layers * seq * h * i,
-        "ffn_down": layers * seq * i * h,
-        "attention": layers * 2 * seq * seq * h,  # scores and context, counted at the large matmul's rate
-    }
-
-
 # --- the coordinator ------------------------------------------------------------------------------------------
 
 
@@ -192,7 +158,11 @@ def main() -> int:
         kind, *rest = args.job
         print(json.dumps(minilm_ms(rest[0] if rest else None) if kind == "minilm" else gemm_gmacs(kind, args.work)))
         return 0
-    macs = minilm_macs()
+    from edgekit.checkpoint import load_checkpoint
+
+    c = load_checkpoint("minilm").config
+    assert (c["hidden_size"], c["intermediate_size"]) == (384, 1536), "SHAPES hold MiniLM-L6's own matmuls"
+    macs = minilm_macs(128)  # attention (scores and context) is counted at the large matmul's rate
     total = sum(macs.values())
     with tempfile.TemporaryDirectory(prefix="edgekit-ceiling-") as tmp:
         work = Path(tmp)

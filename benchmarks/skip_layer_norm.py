@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
+from common import alternate_us
 
 HERE = Path(__file__).resolve().parent
 SHAPE = (1, 128, 384)
@@ -67,18 +67,10 @@ def main() -> int:
     for threads in (1, 2):
         sess = sessions(threads)
         a, b = (s.run(None, feed)[0] for s in sess.values())
-        times: dict[str, list[float]] = {n: [] for n in sess}
-        for _ in range(6):
-            for name, s in sess.items():
-                for _ in range(100):
-                    s.run(None, feed)
-                t0 = time.perf_counter()
-                for _ in range(2000):
-                    s.run(None, feed)
-                times[name].append(round((time.perf_counter() - t0) / 2000 * 1e6, 1))
-        med = {n: float(np.median(v)) for n, v in times.items()}
+        timed = alternate_us(sess, feed, rounds=6, runs=2000, warmup=100)
+        med = timed["median_us"]
         result[f"threads_{threads}"] = {
-            "us_per_run": times,
+            "us_per_run": timed["us_per_run"],
             "median_us": med,
             "fused_over_unfused": round(med["SkipLayerNormalization"] / med["Add+Add+LayerNormalization"], 2),
             "max_abs_diff": float(np.abs(a - b).max()),

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from edgekit.recipe.config import Recipe, load_recipe, recipe_from_dict
+
+
+def onnx_ops(path) -> Counter:
+    """How many nodes of each op type the ONNX model at ``path`` has (its top-level graph)."""
+    import onnx
+
+    return Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
+
 
 FAST_BENCH = {"kind": "bench", "runs": 5, "warmup": 1, "fidelity_samples": 24, "threads": 1, "seq_len": 32}
 

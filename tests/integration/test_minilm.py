@@ -2,14 +2,13 @@
 
 import subprocess
 import sys
-from collections import Counter
 
 import onnx
 import pytest
 
 from edgekit.pipeline.run import compress
 from tests.conftest import read_json, requires_minilm
-from tests.helpers import fast_recipe
+from tests.helpers import fast_recipe, onnx_ops
 
 pytestmark = [pytest.mark.integration, requires_minilm]
 
@@ -35,7 +34,7 @@ def test_fusions_and_quantized_ops(dynamic):
     opt = dynamic.artifacts["onnx-fp32-opt"]
     assert opt.meta["fused_operators"]["Attention"] == 6
     assert opt.meta["fused_operators"]["EmbedLayerNormalization"] == 1
-    ops = Counter(n.op_type for n in onnx.load(str(dynamic.artifacts["onnx-int8-dynamic"].model_path)).graph.node)
+    ops = onnx_ops(dynamic.artifacts["onnx-int8-dynamic"].model_path)
     assert ops["QAttention"] == 6 and ops["QEmbedLayerNormalization"] == 1 and ops["MatMulInteger"] == 18
 
 

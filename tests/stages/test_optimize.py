@@ -7,10 +7,7 @@ import onnxruntime as ort
 from edgekit.artifact import Artifact
 from edgekit.recipe.config import OptimizeConfig
 from edgekit.stages.optimize import run_optimize, unfuse_skip_layer_norm
-
-
-def _ops(path) -> Counter:
-    return Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+from tests.helpers import onnx_ops
 
 
 def _loaded_ops(path, tmp_path) -> Counter:
@@ -19,7 +16,7 @@ def _loaded_ops(path, tmp_path) -> Counter:
     so.optimized_model_filepath = str(tmp_path / "as-loaded.onnx")
     so.log_severity_level = 3
     ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return _ops(tmp_path / "as-loaded.onnx")
+    return onnx_ops(tmp_path / "as-loaded.onnx")
 
 
 def _run(path, feeds):
@@ -34,7 +31,7 @@ def test_unfused_skip_layer_norm_stays_unfused_and_computes_the_same(ctx, tiny_c
     run_optimize(OptimizeConfig(kind="optimize"), export, ctx, fused_dir)
     res = run_optimize(OptimizeConfig(kind="optimize", skip_layer_norm=False), export, ctx, plain_dir)
 
-    fused, plain = _ops(fused_dir / "model.onnx"), _ops(plain_dir / "model.onnx")
+    fused, plain = onnx_ops(fused_dir / "model.onnx"), onnx_ops(plain_dir / "model.onnx")
     n = fused["SkipLayerNormalization"]
     assert n == 4  # 2 layers x (attention, FFN)
     assert plain["SkipLayerNormalization"] == 0 and plain["LayerNormalization"] == n
@@ -71,7 +68,7 @@ def test_unfused_recipe_quantizes_and_benches(tiny_ckpt, tmp_path):
     out = tmp_path / "out"
     compress(tiny_ckpt, recipe, out, progress=False)
     int8 = Artifact.load(out / "onnx-int8-dynamic")
-    ops = _ops(int8.model_path)
+    ops = onnx_ops(int8.model_path)
     assert ops["SkipLayerNormalization"] == 0 and ops["LayerNormalization"] == 4
     assert ops["QAttention"] == 2 and ops["MatMulInteger"] >= 4
     assert int8.meta["validation"]["cosine_mean"] > 0.99

@@ -9,6 +9,7 @@ from edgekit.errors import GateFailed, RecipeError
 from edgekit.recipe.config import QuantizeConfig
 from edgekit.stages.quantize import run_quantize
 from edgekit.stages.quantize.onnx_backend import op_types
+from tests.helpers import onnx_ops
 
 
 @pytest.fixture
@@ -16,13 +17,9 @@ def fused(tiny_compressed):
     return Artifact.load(tiny_compressed / "onnx-fp32-opt")
 
 
-def _ops(path):
-    return Counter(n.op_type for n in onnx.load(str(path)).graph.node)
-
-
 def test_dynamic_quantizes_attention_and_embeddings(ctx, fused, tmp_path):
     res = run_quantize(QuantizeConfig(kind="quantize", method="dynamic"), fused, ctx, tmp_path)
-    ops = _ops(tmp_path / "model.onnx")
+    ops = onnx_ops(tmp_path / "model.onnx")
     assert ops["QAttention"] == 2 and ops["QEmbedLayerNormalization"] == 1 and ops["MatMulInteger"] >= 4
     assert res.precision == "int8" and res.validation["cosine_mean"] > 0.99
 
@@ -56,7 +53,7 @@ def test_static_on_an_unoptimized_export(ctx, tiny_compressed, tmp_path, monkeyp
     out.mkdir()
     cfg = QuantizeConfig(kind="quantize", method="static", calibration={"samples": 8, "seq_len": 16})
     res = run_quantize(cfg, Artifact.load(tiny_compressed / "onnx-fp32"), ctx, out)
-    assert _ops(out / "model.onnx")["QuantizeLinear"] > 0
+    assert onnx_ops(out / "model.onnx")["QuantizeLinear"] > 0
     assert res.precision == "int8" and res.validation["cosine_mean"] > 0.99
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
