@@ -17,6 +17,9 @@ Runtime GenAI's model builder, all measured in one run, each model in its own pr
    at each precision against the builder's is the ratio quoted.
 4. `edgekit compress TEACHER -r decoder-distill-int4`: a 2-layer student distilled from the teacher and
    quantized to int4; its decode speed against the teacher's PyTorch fp32 and its perplexity against the teacher's.
+5. `edgekit compress TEACHER -r decoder-distill-int8`: a 2-layer student distilled for four epochs, at 8-bit and
+   int4; each, when within #15's budget over the teacher's PyTorch fp32 perplexity (2% at int8, 6% at int4), is
+   re-timed side by side with the builder's artifact of the teacher at the same precision (5 rounds, as in 3).
 """
 
 from __future__ import annotations
@@ -81,6 +84,42 @@ def spec_for(path: Path, s: dict, work: Path, eos: int, windows: bool) -> dict:
     return spec
 
 
+def side_by_side(ours: dict, precision: str, a: dict) -> tuple[str, dict]:
+    """``ours`` (name -> artifact folder) and the builder's artifact at ``precision``, alternating, each in its own
+    process, ``ROUNDS`` rounds: the edgekit artifact with the best median decode speed, and the medians."""
+    from edgekit.generation.measure import measure_in_process
+
+    work = a["work"]
+    entries = [*ours.items(), ("ortgenai", work / f"ortgenai-{precision}")]
+    runs_of: dict = {n: [] for n, _ in entries}
+    for i in range(ROUNDS):  # the order rotates every round
+        for j, (n, path) in enumerate(entries[i % len(entries) :] + entries[: i % len(entries)]):
+            runs_of[n].append(measure_in_process(spec_for(path, a["s"], work, a["eos"], False), work / f"p-{i}-{j}"))
+    theirs = runs_of.pop("ortgenai")
+    alternatives = {n: _med([x["decode_tokens_per_s"][FIRST] for x in xs]) for n, xs in runs_of.items()}
+    winner = max(alternatives, key=lambda n: alternatives[n])
+    mine = runs_of[winner]
+    pr: dict = {
+        "rounds": ROUNDS,
+        "edgekit_candidates_decode_tokens_per_s": alternatives,
+        "edgekit": {k: _med([x[k][FIRST] for x in mine]) for k in ("decode_tokens_per_s", "ttft_ms")}
+        | {"ttft_ms_all": {p: _med([x["ttft_ms"][p] for x in mine]) for p in mine[0]["ttft_ms"]}},
+        "ortgenai": {k: _med([x[k][FIRST] for x in theirs]) for k in ("decode_tokens_per_s", "ttft_ms")}
+        | {"ttft_ms_all": {p: _med([x["ttft_ms"][p] for x in theirs]) for p in theirs[0]["ttft_ms"]}},
+        "per_round_x_ortgenai": [
+            round(m["decode_tokens_per_s"][FIRST] / t["decode_tokens_per_s"][FIRST], 3) for m, t in zip(mine, theirs)
+        ],
+    }
+    pr["x_ortgenai_same_precision"] = round(
+        pr["edgekit"]["decode_tokens_per_s"] / pr["ortgenai"]["decode_tokens_per_s"], 3
+    )
+    pr["ttft_x_ortgenai"] = {
+        p: round(pr["edgekit"]["ttft_ms_all"][p] / pr["ortgenai"]["ttft_ms_all"][p], 3)
+        for p in pr["ortgenai"]["ttft_ms_all"]
+    }
+    return winner, pr
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--output", type=Path, default=HERE / "results" / "decoder.json")
@@ -140,6 +179,7 @@ def main() -> None:
     def speed(r):
         return r["decode_tokens_per_s"][FIRST]
 
+    pair_args = {"s": s, "work": work, "eos": tok.eos_token_id}
     best: dict = {}
     # side by side: the two fastest edgekit artifacts within budget at each precision (by the compress run's
     # measurement) and the builder's, alternating, each in its own process; the better edgekit median is the best
@@ -152,29 +192,8 @@ def main() -> None:
         if not top:
             best[precision] = None
             continue
-        runs_of: dict = {r["name"]: [] for r in top}
-        theirs = []
-        for i in range(ROUNDS):
-            for j, r in enumerate(top):
-                runs_of[r["name"]].append(
-                    measure_in_process(spec_for(out / r["name"], s, work, tok.eos_token_id, False), work / f"p-{i}-{j}")
-                )
-            b = measure_in_process(
-                spec_for(work / f"ortgenai-{precision}", s, work, tok.eos_token_id, False), work / f"p-{i}-b"
-            )
-            theirs.append(b)
-        alternatives = {n: _med([x["decode_tokens_per_s"][FIRST] for x in xs]) for n, xs in runs_of.items()}
-        winner = max(alternatives, key=lambda n: alternatives[n])
+        winner, paired[precision] = side_by_side({r["name"]: out / r["name"] for r in top}, precision, pair_args)
         best[precision] = rows[winner]
-        ours = runs_of[winner]
-        paired[precision] = {
-            "rounds": ROUNDS,
-            "edgekit_candidates_decode_tokens_per_s": alternatives,
-            "edgekit": {k: _med([x[k][FIRST] for x in ours]) for k in ("decode_tokens_per_s", "ttft_ms")}
-            | {"ttft_ms_all": {p: _med([x["ttft_ms"][p] for x in ours]) for p in ours[0]["ttft_ms"]}},
-            "ortgenai": {k: _med([x[k][FIRST] for x in theirs]) for k in ("decode_tokens_per_s", "ttft_ms")}
-            | {"ttft_ms_all": {p: _med([x["ttft_ms"][p] for x in theirs]) for p in theirs[0]["ttft_ms"]}},
-        }
     figures = {
         "pytorch_fp32_decode_tokens_per_s": speed(torch_row),
         "pytorch_fp32_ttft_ms": torch_row["time_to_first_token_ms"],
@@ -196,24 +215,22 @@ def main() -> None:
             "top1_agreement": r["top1_agreement"],
             "ortgenai_perplexity_increase_pct": round(og["perplexity_increase"] * 100, 3),
             "paired": pr,
-            "x_ortgenai_same_precision": round(
-                pr["edgekit"]["decode_tokens_per_s"] / pr["ortgenai"]["decode_tokens_per_s"], 3
-            ),
-            "ttft_x_ortgenai": {
-                p: round(pr["edgekit"]["ttft_ms_all"][p] / pr["ortgenai"]["ttft_ms_all"][p], 3)
-                for p in pr["ortgenai"]["ttft_ms_all"]
-            },
+            "x_ortgenai_same_precision": pr["x_ortgenai_same_precision"],
+            "ttft_x_ortgenai": pr["ttft_x_ortgenai"],
         }
     result.update(edgekit_report=report, ortgenai=og_rows, figures=figures)
-    if not args.skip_distill:
-        sout = work / "student"
-        result["distill_compress_s"] = round(
-            edgekit("compress", str(teacher), "-r", "decoder-distill-int4", "-o", str(sout), "--overwrite", "-q"), 1
+
+    def compress_with(recipe: str, out_dir: Path, seconds_key: str, report_key: str) -> dict:
+        """``edgekit compress TEACHER -r recipe``: its wall time and report into ``result``; its rows by name."""
+        result[seconds_key] = round(
+            edgekit("compress", str(teacher), "-r", recipe, "-o", str(out_dir), "--overwrite", "-q"), 1
         )
-        srep = json.loads((sout / "report.json").read_text())
-        srows = {r["name"]: r for r in srep["rows"]}
+        result[report_key] = json.loads((out_dir / "report.json").read_text())
+        return {r["name"]: r for r in result[report_key]["rows"]}
+
+    if not args.skip_distill:
+        srows = compress_with("decoder-distill-int4", work / "student", "distill_compress_s", "student_report")
         int4 = srows["student-onnx-int4"]
-        result["student_report"] = srep
         result["figures"]["student_int4"] = {
             "decode_tokens_per_s": speed(int4),
             "x_teacher_pytorch_fp32": round(speed(int4) / speed(srows["pytorch-fp32"]), 2),
@@ -221,6 +238,32 @@ def main() -> None:
             "teacher_perplexity": int4["perplexity_fp32"],
             "perplexity_increase_pct": round(int4["perplexity_increase"] * 100, 2),
         }
+    if not args.skip_distill:
+        # the same budgets, with distillation allowed: a half-depth student of the checkpoint at 8-bit and int4
+        # (decoder-distill-int8), each against the builder's artifact of the checkpoint at that precision
+        dout = work / "distilled"
+        drows = compress_with("decoder-distill-int8", dout, "distill_int8_compress_s", "distill_int8_report")
+        budget = {"int8": 0.02, "int4": 0.06}  # #15's perplexity budgets over the checkpoint's PyTorch fp32
+        for precision in ("int8", "int4"):
+            r = drows[f"student-onnx-{precision}"]
+            if r["perplexity_increase"] > budget[precision]:
+                result["figures"][f"distilled_{precision}"] = {"artifact": r["name"], "within_budget": False}
+                continue
+            _, pr = side_by_side({r["name"]: dout / r["name"]}, precision, pair_args)
+            result["figures"][f"distilled_{precision}"] = {
+                "artifact": r["name"],
+                "within_budget": True,
+                "decode_tokens_per_s": speed(r),
+                "x_pytorch_fp32": round(speed(r) / speed(drows["pytorch-fp32"]), 2),
+                "perplexity": r["perplexity"],
+                "teacher_perplexity": r["perplexity_fp32"],
+                "perplexity_increase_pct": round(r["perplexity_increase"] * 100, 3),
+                "top1_agreement": r["top1_agreement"],
+                "greedy_exact_match": r["greedy_exact_match"],
+                "paired": pr,
+                "x_ortgenai_same_precision": pr["x_ortgenai_same_precision"],
+                "ttft_x_ortgenai": pr["ttft_x_ortgenai"],
+            }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["figures"], indent=2))

@@ -164,6 +164,17 @@ def test_decoder_search_plan():
     assert "scaled rotary embeddings" in plan_decoder(load_recipe("decoder"), longrope).skipped[0]
     student = plan_decoder(load_recipe("decoder-distill-int4"))
     assert [s.kind for s in student.steps][0] == "distill" and student.steps[-1].kind == "int4"
+    both = plan_decoder(load_recipe("decoder-distill-int8"))  # the checkpoint's own graphs beside its student's
+    assert [s.name for s in both.steps] == [
+        "onnx-fp32",
+        "onnx-int8",
+        "onnx-int4",
+        "student",
+        "student-onnx-fp32",
+        "student-onnx-int8",
+        "student-onnx-int4",
+    ]
+    assert both.bench.max_perplexity_increase == 0.02 and not both.skipped
     bad = {
         "version": 1,
         "name": "x",

@@ -31,7 +31,7 @@ DISTILL = {"kind": "distill", "train": {"epochs": 20}}  # an hour of training, i
 
 
 # planned by edgekit.generation.pipeline and seq2seq_pipeline (tests/generation)
-GENERATIVE = {"decoder", "decoder-distill-int4", "seq2seq", "seq2seq-distill-int8"}
+GENERATIVE = {"decoder", "decoder-distill-int4", "decoder-distill-int8", "seq2seq", "seq2seq-distill-int8"}
 
 
 def test_decoder_recipes_are_refused_for_encoders_before_any_work():

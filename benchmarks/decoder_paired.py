@@ -1,0 +1,140 @@
+"""Decode speed of ONNX Runtime GenAI model folders side by side: each folder measured in its own process by
+edgekit's harness (`edgekit.generation.measure`, ONNX Runtime GenAI's loop, greedy, batch 1), the order rotating
+every round, each process optionally pinned to a set of CPUs; medians, and per-round ratios against the first
+folder (the baseline).
+
+    python benchmarks/decoder_paired.py NAME=DIR [NAME=DIR ...] [--rounds 10] [--threads 2] [--cpus 2,3]
+        [--prompt-lens 32 448] [--new-tokens 64] [--runs 5] [--output benchmarks/results/decoder_paired.json]
+
+It needs only numpy and onnxruntime-genai beside this checkout (no torch, no transformers), so it also runs on a
+machine that has nothing else, such as a lent GPU machine's quiet CPUs, where `benchmarks/decoder.py`'s paired
+re-timing is too noisy on a shared 2-core VM to separate equal graphs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def measure(path: Path, args: argparse.Namespace, work: Path) -> dict:
+    """One measurement of ``path`` in a fresh process (pinned to ``args.cpus`` when given)."""
+    vocab = json.loads((path / "genai_config.json").read_text())["model"]["vocab_size"]
+    spec = {
+        "kind": "ortgenai",
+        "path": str(path),
+        "threads": args.threads,
+        "vocab_size": vocab,
+        "new_tokens": args.new_tokens,
+        "runs": args.runs,
+        "prompt_lens": args.prompt_lens,
+        "batch_sizes": [1],
+    }
+    spec_file, out_file = work / "spec.json", work / "result.json"
+    spec_file.write_text(json.dumps(spec))
+    out_file.unlink(missing_ok=True)
+    cpus = args.cpus
+
+    def pin() -> None:
+        if cpus:
+            try:
+                os.sched_setaffinity(0, cpus)
+            except OSError:  # a sandbox without affinity: the threads setting still holds
+                pass
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgekit.generation.measure", str(spec_file), str(out_file)],
+        capture_output=True,
+        text=True,
+        preexec_fn=pin,
+        env=env,
+        timeout=1800,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"measuring {path} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out_file.read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folders", nargs="+", help="NAME=DIR, the first is the baseline")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cpus", type=lambda s: {int(c) for c in s.split(",")}, default=None)
+    ap.add_argument("--prompt-lens", type=int, nargs="+", default=[32, 448])
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--output", type=Path, default=HERE / "results" / "decoder_paired.json")
+    args = ap.parse_args()
+    named = dict(f.split("=", 1) for f in args.folders)
+    names = list(named)
+    first = str(args.prompt_lens[0])
+    rounds: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="edgekit-paired-") as tmp:
+        for i in range(args.rounds):
+            order = names[i % len(names) :] + names[: i % len(names)]
+            row = {n: measure(Path(named[n]), args, Path(tmp)) for n in order}
+            rounds.append({"order": order} | {n: row[n] for n in names})
+            print(
+                f"round {i + 1}/{args.rounds}: "
+                + ", ".join(f"{n} {row[n]['decode_tokens_per_s'][first]:.0f} tok/s" for n in names),
+                flush=True,
+            )
+    base = names[0]
+    summary: dict = {}
+    for n in names:
+        tps = [r[n]["decode_tokens_per_s"][first] for r in rounds]
+        ratio = [r[n]["decode_tokens_per_s"][first] / r[base]["decode_tokens_per_s"][first] for r in rounds]
+        summary[n] = {
+            "folder": named[n],
+            "decode_tokens_per_s_median": round(float(np.median(tps)), 1),
+            "decode_tokens_per_s_min_max": [round(min(tps), 1), round(max(tps), 1)],
+            "x_baseline_decode_median": round(float(np.median(ratio)), 3),
+            "x_baseline_decode_min_max": [round(min(ratio), 3), round(max(ratio), 3)],
+            "rounds_at_least_baseline": sum(x >= 1.0 for x in ratio),
+            "ttft_ms_median": {
+                p: round(float(np.median([r[n]["ttft_ms"][str(p)] for r in rounds])), 3) for p in args.prompt_lens
+            },
+            "ttft_x_baseline_median": {
+                p: round(float(np.median([r[n]["ttft_ms"][str(p)] / r[base]["ttft_ms"][str(p)] for r in rounds])), 3)
+                for p in args.prompt_lens
+            },
+            "peak_rss_mb_median": round(float(np.median([r[n]["peak_rss_mb"] for r in rounds])), 1),
+        }
+    result = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "machine": {"cpu": _cpu_name(), "cpus_online": os.cpu_count(), "python": platform.python_version()},
+        "settings": {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items() if k != "output"},
+        "baseline": base,
+        "summary": summary,
+        "rounds": rounds,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
