@@ -238,7 +238,6 @@ def main() -> None:
             "teacher_perplexity": int4["perplexity_fp32"],
             "perplexity_increase_pct": round(int4["perplexity_increase"] * 100, 2),
         }
-    if not args.skip_distill:
         # the same budgets, with distillation allowed: a half-depth student of the checkpoint at 8-bit and int4
         # (decoder-distill-int8), each against the builder's artifact of the checkpoint at that precision
         dout = work / "distilled"
