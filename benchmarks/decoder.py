@@ -84,17 +84,16 @@ def spec_for(path: Path, s: dict, work: Path, eos: int, windows: bool) -> dict:
     return spec
 
 
-def side_by_side(ours: dict, precision: str, a: dict) -> tuple[str, dict]:
+def side_by_side(ours: dict, precision: str, s: dict, work: Path, eos: int) -> tuple[str, dict]:
     """``ours`` (name -> artifact folder) and the builder's artifact at ``precision``, alternating, each in its own
     process, ``ROUNDS`` rounds: the edgekit artifact with the best median decode speed, and the medians."""
     from edgekit.generation.measure import measure_in_process
 
-    work = a["work"]
     entries = [*ours.items(), ("ortgenai", work / f"ortgenai-{precision}")]
     runs_of: dict = {n: [] for n, _ in entries}
     for i in range(ROUNDS):  # the order rotates every round
         for j, (n, path) in enumerate(entries[i % len(entries) :] + entries[: i % len(entries)]):
-            runs_of[n].append(measure_in_process(spec_for(path, a["s"], work, a["eos"], False), work / f"p-{i}-{j}"))
+            runs_of[n].append(measure_in_process(spec_for(path, s, work, eos, False), work / f"p-{i}-{j}"))
     theirs = runs_of.pop("ortgenai")
     alternatives = {n: _med([x["decode_tokens_per_s"][FIRST] for x in xs]) for n, xs in runs_of.items()}
     winner = max(alternatives, key=lambda n: alternatives[n])
@@ -118,6 +117,22 @@ def side_by_side(ours: dict, precision: str, a: dict) -> tuple[str, dict]:
         for p in pr["ortgenai"]["ttft_ms_all"]
     }
     return winner, pr
+
+
+def paired_figures(r: dict, pr: dict, torch_speed: float) -> dict:
+    """The quoted figures of report row ``r`` re-timed beside the builder's artifact (``pr``, from side_by_side)."""
+    return {
+        "artifact": r["name"],
+        "decode_tokens_per_s": r["decode_tokens_per_s"][FIRST],
+        "x_pytorch_fp32": round(r["decode_tokens_per_s"][FIRST] / torch_speed, 2),
+        "perplexity": r["perplexity"],
+        "perplexity_increase_pct": round(r["perplexity_increase"] * 100, 3),
+        "greedy_exact_match": r["greedy_exact_match"],
+        "top1_agreement": r["top1_agreement"],
+        "paired": pr,
+        "x_ortgenai_same_precision": pr["x_ortgenai_same_precision"],
+        "ttft_x_ortgenai": pr["ttft_x_ortgenai"],
+    }
 
 
 def main() -> None:
@@ -179,7 +194,6 @@ def main() -> None:
     def speed(r):
         return r["decode_tokens_per_s"][FIRST]
 
-    pair_args = {"s": s, "work": work, "eos": tok.eos_token_id}
     best: dict = {}
     # side by side: the two fastest edgekit artifacts within budget at each precision (by the compress run's
     # measurement) and the builder's, alternating, each in its own process; the better edgekit median is the best
@@ -192,7 +206,9 @@ def main() -> None:
         if not top:
             best[precision] = None
             continue
-        winner, paired[precision] = side_by_side({r["name"]: out / r["name"] for r in top}, precision, pair_args)
+        winner, paired[precision] = side_by_side(
+            {r["name"]: out / r["name"] for r in top}, precision, s, work, tok.eos_token_id
+        )
         best[precision] = rows[winner]
     figures = {
         "pytorch_fp32_decode_tokens_per_s": speed(torch_row),
@@ -203,20 +219,9 @@ def main() -> None:
         if r is None:
             figures[f"best_{precision}"] = None
             continue
-        og, pr = og_rows[precision], paired[precision]
-        figures[f"best_{precision}"] = {
-            "artifact": r["name"],
-            "decode_tokens_per_s": speed(r),
-            "x_pytorch_fp32": round(speed(r) / speed(torch_row), 2),
-            "perplexity": r["perplexity"],
-            "perplexity_increase_pct": round(r["perplexity_increase"] * 100, 3),
-            "greedy_exact_match": r["greedy_exact_match"],
+        figures[f"best_{precision}"] = paired_figures(r, paired[precision], speed(torch_row)) | {
             "greedy_common_prefix_tokens": r["greedy_common_prefix_tokens"],
-            "top1_agreement": r["top1_agreement"],
-            "ortgenai_perplexity_increase_pct": round(og["perplexity_increase"] * 100, 3),
-            "paired": pr,
-            "x_ortgenai_same_precision": pr["x_ortgenai_same_precision"],
-            "ttft_x_ortgenai": pr["ttft_x_ortgenai"],
+            "ortgenai_perplexity_increase_pct": round(og_rows[precision]["perplexity_increase"] * 100, 3),
         }
     result.update(edgekit_report=report, ortgenai=og_rows, figures=figures)
 
@@ -248,20 +253,10 @@ def main() -> None:
             if r["perplexity_increase"] > budget[precision]:
                 result["figures"][f"distilled_{precision}"] = {"artifact": r["name"], "within_budget": False}
                 continue
-            _, pr = side_by_side({r["name"]: dout / r["name"]}, precision, pair_args)
-            result["figures"][f"distilled_{precision}"] = {
-                "artifact": r["name"],
+            _, pr = side_by_side({r["name"]: dout / r["name"]}, precision, s, work, tok.eos_token_id)
+            result["figures"][f"distilled_{precision}"] = paired_figures(r, pr, speed(drows["pytorch-fp32"])) | {
                 "within_budget": True,
-                "decode_tokens_per_s": speed(r),
-                "x_pytorch_fp32": round(speed(r) / speed(drows["pytorch-fp32"]), 2),
-                "perplexity": r["perplexity"],
                 "teacher_perplexity": r["perplexity_fp32"],
-                "perplexity_increase_pct": round(r["perplexity_increase"] * 100, 3),
-                "top1_agreement": r["top1_agreement"],
-                "greedy_exact_match": r["greedy_exact_match"],
-                "paired": pr,
-                "x_ortgenai_same_precision": pr["x_ortgenai_same_precision"],
-                "ttft_x_ortgenai": pr["ttft_x_ortgenai"],
             }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")

@@ -6,9 +6,9 @@ folder (the baseline).
     python benchmarks/decoder_paired.py NAME=DIR [NAME=DIR ...] [--rounds 10] [--threads 2] [--cpus 2,3]
         [--prompt-lens 32 448] [--new-tokens 64] [--runs 5] [--output benchmarks/results/decoder_paired.json]
 
-It needs only numpy and onnxruntime-genai beside this checkout (no torch, no transformers), so it also runs on a
-machine that has nothing else, such as a lent GPU machine's quiet CPUs, where `benchmarks/decoder.py`'s paired
-re-timing is too noisy on a shared 2-core VM to separate equal graphs.
+It needs only numpy and onnxruntime-genai beside this checkout (no torch, no transformers; run it from the
+checkout's root with `PYTHONPATH=.` where edgekit is not installed), so it also runs on a machine that has nothing
+else, such as a lent GPU machine's CPUs; and it takes more rounds than `benchmarks/decoder.py`'s paired re-timing.
 """
 
 from __future__ import annotations
@@ -17,21 +17,21 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from edgekit.generation.measure import measure_in_process
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 
 
-def measure(path: Path, args: argparse.Namespace, work: Path) -> dict:
-    """One measurement of ``path`` in a fresh process (pinned to ``args.cpus`` when given)."""
+def spec_of(path: Path, args: argparse.Namespace) -> dict:
+    """The harness's spec for one decode measurement of the GenAI folder ``path``."""
     vocab = json.loads((path / "genai_config.json").read_text())["model"]["vocab_size"]
-    spec = {
+    return {
         "kind": "ortgenai",
         "path": str(path),
         "threads": args.threads,
@@ -41,30 +41,6 @@ def measure(path: Path, args: argparse.Namespace, work: Path) -> dict:
         "prompt_lens": args.prompt_lens,
         "batch_sizes": [1],
     }
-    spec_file, out_file = work / "spec.json", work / "result.json"
-    spec_file.write_text(json.dumps(spec))
-    out_file.unlink(missing_ok=True)
-    cpus = args.cpus
-
-    def pin() -> None:
-        if cpus:
-            try:
-                os.sched_setaffinity(0, cpus)
-            except OSError:  # a sandbox without affinity: the threads setting still holds
-                pass
-
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgekit.generation.measure", str(spec_file), str(out_file)],
-        capture_output=True,
-        text=True,
-        preexec_fn=pin,
-        env=env,
-        timeout=1800,
-    )
-    if proc.returncode != 0:
-        sys.exit(f"measuring {path} failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(out_file.read_text())
 
 
 def main() -> None:
@@ -85,7 +61,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgekit-paired-") as tmp:
         for i in range(args.rounds):
             order = names[i % len(names) :] + names[: i % len(names)]
-            row = {n: measure(Path(named[n]), args, Path(tmp)) for n in order}
+            row = {
+                n: measure_in_process(spec_of(Path(named[n]), args), Path(tmp) / f"{i}-{n}", cpus=args.cpus)
+                for n in order
+            }
             rounds.append({"order": order} | {n: row[n] for n in names})
             print(
                 f"round {i + 1}/{args.rounds}: "

@@ -225,17 +225,32 @@ def run_spec(spec: dict) -> dict:
 
 
 def measure_in_process(
-    spec: dict, work: Path, timeout: float = 3600, module: str = "edgekit.generation.measure"
+    spec: dict,
+    work: Path,
+    timeout: float = 3600,
+    module: str = "edgekit.generation.measure",
+    cpus: set[int] | None = None,
 ) -> dict:
-    """Run ``module``'s ``run_spec`` (by default this module's) on ``spec`` in a fresh Python process; its result."""
+    """Run ``module``'s ``run_spec`` (by default this module's) on ``spec`` in a fresh Python process; its result.
+    ``cpus``: the process runs on these CPUs only, where the system lets a process choose (Linux)."""
+    import os
+
     work.mkdir(parents=True, exist_ok=True)
     spec_file, out_file = work / "spec.json", work / "result.json"
     spec_file.write_text(json.dumps(spec))
+
+    def pin() -> None:
+        try:
+            os.sched_setaffinity(0, cpus or ())
+        except (AttributeError, OSError):  # no affinity here: the threads setting still holds
+            pass
+
     proc = subprocess.run(
         [sys.executable, "-m", module, str(spec_file), str(out_file)],
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=pin if cpus else None,
     )
     if proc.returncode != 0 or not out_file.is_file():
         tail = (proc.stderr or "").strip().splitlines()[-3:]
