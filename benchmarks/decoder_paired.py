@@ -43,9 +43,17 @@ def spec_of(path: Path, args: argparse.Namespace) -> dict:
     }
 
 
+def _named_folder(text: str) -> tuple[str, str]:
+    """``NAME=DIR`` with DIR an ONNX Runtime GenAI folder; else argparse's one-line error, exit 2."""
+    name, sep, folder = text.partition("=")
+    if not (name and sep and (Path(folder) / "genai_config.json").is_file()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=DIR with DIR holding a genai_config.json")
+    return name, folder
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folders", nargs="+", help="NAME=DIR, the first is the baseline")
+    ap.add_argument("folders", nargs="+", type=_named_folder, help="NAME=DIR, the first is the baseline")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cpus", type=lambda s: {int(c) for c in s.split(",")}, default=None)
@@ -54,7 +62,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--output", type=Path, default=HERE / "results" / "decoder_paired.json")
     args = ap.parse_args()
-    named = dict(f.split("=", 1) for f in args.folders)
+    named = dict(args.folders)
     names = list(named)
     first = str(args.prompt_lens[0])
     rounds: list[dict] = []
